@@ -1,0 +1,78 @@
+//! # ringpool
+//!
+//! Offload CPU-bound jobs from an io_uring event loop to a pool of worker
+//! threads, and get the results back **as completions on the loop's own
+//! ring**: one `io_uring_enter` waits for network I/O and job results alike,
+//! and the next I/O can be queued right after the results arrive.
+//!
+//! ```
+//! use io_uring::IoUring;
+//! use ringpool::Pool;
+//!
+//! let pool = Pool::builder().workers(2).build()?;      // probes, picks a handoff
+//! let mut ring = IoUring::new(64)?;                    // your ring, your flags
+//! let mut lp = pool.register::<u64>(&mut ring)?;       // this thread's handle
+//! lp.try_submit(|| (1..=10u64).sum()).unwrap();
+//! while lp.in_flight() > 0 {
+//!     lp.submit_and_wait(&mut ring, 1)?;               // flush + (spin) + enter
+//!     lp.reap(&mut ring, |_my_io_cqe| {});             // pool CQEs handled here
+//! }
+//! assert_eq!(lp.completions().next().unwrap().result.unwrap(), 55);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Handoff mechanisms
+//!
+//! Every mechanism is a complete implementation behind the same API, chosen
+//! by [`PoolBuilder::handoff`] or `RINGPOOL_HANDOFF=<name>`; see [`Handoff`]
+//! for the table of what each needs. [`Handoff::Auto`] probes the kernel
+//! ([`Capabilities`]) and falls back along [`Handoff::AUTO_ORDER`];
+//! [`Pool::selection`] says what it chose and why it skipped the others.
+//! `RINGPOOL_UNSUPPORTED=futex,msg-ring-sync` pretends those are missing, to
+//! exercise fallbacks.
+//!
+//! ## Guarantees
+//!
+//! * **No lost wakeup.** Workers sleep through a Dekker handshake on a
+//!   per-worker state word; the loop is announced to through a doorbell word
+//!   with at most one announcement outstanding (see `docs/design/handoff.md`).
+//! * **No CQ overflow.** In the default [`Announce::Batch`] mode the pool
+//!   never has more than [`POOL_CQ_RESERVE`] CQEs in the loop's CQ;
+//!   with [`Announce::PerJob`] the in-flight limit must fit in the CQ.
+//! * **Every job ends exactly once**: a value, [`JobError::Panicked`], or
+//!   [`JobError::Cancelled`] handing the job back. A panic never kills a
+//!   worker.
+//! * **Visible to ThreadSanitizer.** Each hand-off carries a release/acquire
+//!   edge on the job cell, including the ones the kernel orders.
+//!
+//! Linux only. Kernel requirements are per mechanism; the pool itself needs
+//! io_uring with `IORING_FEAT_NODROP` (5.5) on the loop's ring.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(
+    missing_docs,
+    clippy::undocumented_unsafe_blocks,
+    clippy::missing_safety_doc
+)]
+
+mod caps;
+mod error;
+mod handoff;
+mod pool;
+mod sync;
+mod sys;
+mod tag;
+
+pub use caps::Capabilities;
+pub use error::{Error, ErrorKind, JobError, SubmitError, Task, TrySubmitError};
+pub use handoff::{Handoff, Selection};
+pub use pool::{
+    Announce, Completion, Completions, JobId, LoopHandle, LoopStats, Pool, PoolBuilder, PoolStats,
+    Shutdown, POOL_CQ_RESERVE,
+};
+pub use tag::is_pool_user_data;
+
+/// Fault injection at the system-call layer, for tests (feature
+/// `fault-injection`).
+#[cfg(feature = "fault-injection")]
+pub use sys::fault;

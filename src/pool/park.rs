@@ -1,0 +1,119 @@
+//! The worker sleep/wake protocol, shared by every backend whose workers
+//! can sleep (`futex`, `msg-ring`, `msg-ring-sync`, `eventfd`).
+//!
+//! Each worker has a state word (`AWAKE`, `SLEEPING`, `NOTIFIED`) that is
+//! also its futex word, and the pool counts sleepers. It is a Dekker
+//! handshake:
+//!
+//! * worker: `state = SLEEPING; sleepers += 1` (SeqCst), then re-check the
+//!   job queue; sleep only if it is still empty.
+//! * loop: push jobs, `fence(SeqCst)`, then read `sleepers`; for each job
+//!   that needs a worker, claim one by `CAS(SLEEPING → NOTIFIED)` and wake it.
+//!
+//! Either the worker sees the job or the loop sees the sleeper, so a job is
+//! never left with every worker asleep. Only the claimer of a worker sends it
+//! a wake, so at most one wake is in flight per sleep, and a wake is skipped
+//! entirely while workers are awake or spinning. `tests/loom.rs` checks this
+//! code exhaustively under `--cfg loom`.
+
+use crate::sync::{fence, AtomicU32, AtomicUsize, Ordering::SeqCst};
+
+/// The worker is running or spinning.
+pub(crate) const AWAKE: u32 = 0;
+/// The worker is asleep (or about to be) and must be woken for new work.
+pub(crate) const SLEEPING: u32 = 1;
+/// A waker claimed the worker; the wake is on its way.
+pub(crate) const NOTIFIED: u32 = 2;
+
+/// What [`Sleepers::prepare`] decided.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Prepared {
+    /// Sleep, then loop on [`still_sleeping`] around the wait primitive.
+    Sleep,
+    /// Work (or shutdown) appeared: do not sleep. `stale_wake` is true when a
+    /// waker had already claimed this worker, so one spurious wake may still
+    /// arrive later.
+    Abort { stale_wake: bool },
+}
+
+/// The pool-wide count of sleeping workers.
+#[derive(Default)]
+pub(crate) struct Sleepers {
+    count: AtomicUsize,
+}
+
+impl Sleepers {
+    pub(crate) fn new() -> Sleepers {
+        Sleepers {
+            count: AtomicUsize::new(0),
+        }
+    }
+
+    /// Worker side: announce the intent to sleep, then re-check for work.
+    pub(crate) fn prepare(&self, me: &AtomicU32, has_work: impl FnOnce() -> bool) -> Prepared {
+        me.store(SLEEPING, SeqCst);
+        self.count.fetch_add(1, SeqCst);
+        if !has_work() {
+            return Prepared::Sleep;
+        }
+        if me.compare_exchange(SLEEPING, AWAKE, SeqCst, SeqCst).is_ok() {
+            self.count.fetch_sub(1, SeqCst);
+            Prepared::Abort { stale_wake: false }
+        } else {
+            // A waker claimed us between our announcement and the re-check;
+            // it already took us out of the count and its wake will come.
+            me.store(AWAKE, SeqCst);
+            Prepared::Abort { stale_wake: true }
+        }
+    }
+
+    /// Loop side: after pushing work, claim up to `want` sleeping workers,
+    /// calling `wake(index)` for each one claimed. Returns how many.
+    pub(crate) fn claim<'a>(
+        &self,
+        states: impl IntoIterator<Item = &'a AtomicU32>,
+        want: usize,
+        mut wake: impl FnMut(usize),
+    ) -> usize {
+        if want == 0 {
+            return 0;
+        }
+        fence(SeqCst);
+        if self.count.load(SeqCst) == 0 {
+            return 0;
+        }
+        let mut claimed = 0;
+        for (i, s) in states.into_iter().enumerate() {
+            if s.load(SeqCst) == SLEEPING
+                && s.compare_exchange(SLEEPING, NOTIFIED, SeqCst, SeqCst)
+                    .is_ok()
+            {
+                self.count.fetch_sub(1, SeqCst);
+                wake(i);
+                claimed += 1;
+                if claimed == want {
+                    break;
+                }
+            }
+        }
+        claimed
+    }
+
+    /// Current number of sleepers (a hint; for stats and tests).
+    pub(crate) fn count(&self) -> usize {
+        self.count.load(SeqCst)
+    }
+}
+
+/// Worker side, after its wait primitive returned: keep waiting while this
+/// is true (spurious and stale wakes leave the state `SLEEPING`).
+#[inline]
+pub(crate) fn still_sleeping(me: &AtomicU32) -> bool {
+    me.load(SeqCst) == SLEEPING
+}
+
+/// Worker side, once woken: back to work.
+#[inline]
+pub(crate) fn wake_up(me: &AtomicU32) {
+    me.store(AWAKE, SeqCst);
+}

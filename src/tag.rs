@@ -1,0 +1,102 @@
+//! The `user_data` tag that marks the pool's own completions on the loop's
+//! ring.
+//!
+//! Layout of a pool `user_data` (most significant bits first):
+//!
+//! | bits  | field                                                   |
+//! |-------|---------------------------------------------------------|
+//! | 63–48 | magic `0x5250` ("RP")                                   |
+//! | 47–40 | [`Kind`]                                                |
+//! | 39–32 | registration id (tells apart several pools on one ring) |
+//! | 31–0  | payload (slot index, buffer index, ...)                 |
+//!
+//! Any other value belongs to the user. Users must not issue SQEs whose
+//! `user_data` has `0x5250` in its top 16 bits; [`is_pool_user_data`] tells.
+
+/// Magic in the top 16 bits of every pool `user_data`.
+pub const MAGIC: u64 = 0x5250;
+
+/// What a pool CQE is about.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Kind {
+    /// A batch doorbell: results wait in the loop's queue (msg-ring, msg-ring-sync).
+    Doorbell = 1,
+    /// One job's result (`Announce::PerJob`); the payload is its slot.
+    Result = 2,
+    /// The eventfd's multishot poll fired.
+    Poll = 3,
+    /// The loop's `IORING_OP_FUTEX_WAIT` on its doorbell word completed.
+    FutexWait = 4,
+    /// A batched `IORING_OP_FUTEX_WAKE` to a worker failed (success is skipped).
+    FutexWake = 5,
+    /// A read of result pointers from the result pipe completed.
+    PipeRead = 6,
+    /// A write of job pointers into the job pipe completed; payload = buffer.
+    PipeWrite = 7,
+    /// A wake message to a worker's ring failed (success is skipped).
+    WakeMsg = 8,
+    /// An `IORING_OP_ASYNC_CANCEL` issued by `LoopHandle::close`.
+    Cancel = 9,
+}
+
+impl Kind {
+    fn from_u8(v: u8) -> Option<Kind> {
+        Some(match v {
+            1 => Kind::Doorbell,
+            2 => Kind::Result,
+            3 => Kind::Poll,
+            4 => Kind::FutexWait,
+            5 => Kind::FutexWake,
+            6 => Kind::PipeRead,
+            7 => Kind::PipeWrite,
+            8 => Kind::WakeMsg,
+            9 => Kind::Cancel,
+            _ => return None,
+        })
+    }
+}
+
+/// Builds a pool `user_data`.
+#[inline]
+pub(crate) const fn encode(kind: Kind, reg: u8, payload: u32) -> u64 {
+    (MAGIC << 48) | ((kind as u64) << 40) | ((reg as u64) << 32) | payload as u64
+}
+
+/// Splits a pool `user_data` into (kind, registration id, payload).
+#[inline]
+pub(crate) fn decode(user_data: u64) -> Option<(Kind, u8, u32)> {
+    if user_data >> 48 != MAGIC {
+        return None;
+    }
+    let kind = Kind::from_u8((user_data >> 40) as u8)?;
+    Some((kind, (user_data >> 32) as u8, user_data as u32))
+}
+
+/// `true` if `user_data` lies in the range ringpool reserves for itself.
+///
+/// A loop that owns several [`LoopHandle`](crate::LoopHandle)s, or that keeps
+/// reading CQEs after a handle is gone, can use this to ignore the pool's
+/// completions.
+#[inline]
+pub fn is_pool_user_data(user_data: u64) -> bool {
+    user_data >> 48 == MAGIC
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        for kind in [Kind::Doorbell, Kind::Result, Kind::PipeWrite, Kind::Cancel] {
+            let ud = encode(kind, 7, 0xdead_beef);
+            assert!(is_pool_user_data(ud));
+            assert_eq!(decode(ud), Some((kind, 7, 0xdead_beef)));
+        }
+        assert_eq!(decode(42), None);
+        assert!(!is_pool_user_data(u64::MAX >> 1));
+        // An unknown kind inside the magic range is not ours either.
+        assert_eq!(decode(MAGIC << 48 | 0xff << 40), None);
+    }
+}
