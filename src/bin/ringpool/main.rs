@@ -1,1 +1,37 @@
-fn main() {}
+//! `ringpool`: probe the kernel, and benchmark every handoff mechanism
+//! against the peers users pick today.
+//!
+//! With no arguments it runs the quick benchmark (about a minute).
+
+mod bench;
+mod probe;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "ringpool", version, about = "io_uring loop <-> worker pool handoff: probe and benchmark")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// What this kernel supports, which mechanism `auto` picks and why.
+    Probe,
+    /// Every mechanism against the peers, side by side.
+    Bench(bench::BenchArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Some(Cmd::Probe) => probe::run(),
+        Some(Cmd::Bench(args)) => bench::run(args),
+        None => bench::run(bench::BenchArgs::quick()),
+    };
+    if let Err(e) = r {
+        eprintln!("ringpool: {e}");
+        std::process::exit(1);
+    }
+}
