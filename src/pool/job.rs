@@ -128,6 +128,27 @@ impl JobRef {
         self.header().state.store(DONE, Ordering::Release);
     }
 
+    /// Loop side, before the pointer leaves through the kernel (a pipe
+    /// write): a release store that [`JobRef::acquire`] pairs with.
+    ///
+    /// The kernel already orders the hand-off (the pipe's lock), but
+    /// ThreadSanitizer cannot see inside a syscall; this edge is what makes
+    /// the hand-off visible to it. `--cfg ringpool_no_bridge` removes it, so
+    /// that the TSan stage can prove it would report the race without it.
+    #[inline]
+    pub(crate) fn publish(&self) {
+        #[cfg(not(ringpool_no_bridge))]
+        self.header().state.store(QUEUED, Ordering::Release);
+    }
+
+    /// Worker side, after receiving the pointer from the kernel: pairs with
+    /// [`JobRef::publish`].
+    #[inline]
+    pub(crate) fn acquire(&self) {
+        #[cfg(not(ringpool_no_bridge))]
+        let _ = self.header().state.load(Ordering::Acquire);
+    }
+
     /// Marks the job cancelled (the closure stays in the cell).
     pub(crate) fn cancel(&self) {
         self.header().state.store(CANCELLED, Ordering::Release);

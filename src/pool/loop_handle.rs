@@ -320,7 +320,10 @@ impl<R: Send + 'static> LoopHandle<R> {
         s.id = id;
         self.stats.submitted += 1;
         match &mut self.arm {
-            Arm::Pipe(p) => p.batch.push(job.into_raw()),
+            Arm::Pipe(p) => {
+                job.publish();
+                p.batch.push(job.into_raw());
+            }
             _ => {
                 self.owner.shared.jobs.push(job);
                 self.pending_wake += 1;

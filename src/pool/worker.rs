@@ -160,10 +160,15 @@ pub(crate) fn run_pipe(pool: &PoolShared, ctx: &mut WorkerCtx) {
     };
     loop {
         match sys::pipe::read_u64(rx) {
-            // SAFETY: every message in the job pipe is a `JobRef::into_raw`
+            // Every message in the job pipe is a `JobRef::into_raw`
             // written by a loop, each read by exactly one worker (8-byte reads
             // of 8-byte writes are atomic), so ownership arrives exactly once.
-            Ok(Some(raw)) => deliver(pool, ctx, unsafe { JobRef::from_raw(raw) }),
+            Ok(Some(raw)) => {
+                // SAFETY: see above.
+                let job = unsafe { JobRef::from_raw(raw) };
+                job.acquire();
+                deliver(pool, ctx, job);
+            }
             Ok(None) => return, // every write end closed: the pool is gone
             Err(_) => {
                 pool.workers[ctx.idx]

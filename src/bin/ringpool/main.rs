@@ -9,7 +9,11 @@ mod probe;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "ringpool", version, about = "io_uring loop <-> worker pool handoff: probe and benchmark")]
+#[command(
+    name = "ringpool",
+    version,
+    about = "io_uring loop <-> worker pool handoff: probe and benchmark"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Option<Cmd>,
