@@ -55,24 +55,160 @@
     clippy::missing_safety_doc
 )]
 
+// Under `--cfg loom` only the sleep/wake protocol modules are compiled (see
+// `__loom` below and `tests/loom.rs`); everything else needs std primitives
+// and the kernel.
+#[cfg(not(loom))]
 mod caps;
+#[cfg(not(loom))]
 mod error;
+#[cfg(not(loom))]
 mod handoff;
+#[cfg(not(loom))]
 mod pool;
 mod sync;
+#[cfg(not(loom))]
 mod sys;
+#[cfg(not(loom))]
 mod tag;
 
+#[cfg(not(loom))]
 pub use caps::Capabilities;
+#[cfg(not(loom))]
 pub use error::{Error, ErrorKind, JobError, SubmitError, Task, TrySubmitError};
+#[cfg(not(loom))]
 pub use handoff::{Handoff, Selection};
+#[cfg(not(loom))]
 pub use pool::{
     Announce, Completion, Completions, JobId, LoopHandle, LoopStats, Pool, PoolBuilder, PoolStats,
     Shutdown, POOL_CQ_RESERVE,
 };
+#[cfg(not(loom))]
 pub use tag::is_pool_user_data;
 
 /// Fault injection at the system-call layer, for tests (feature
 /// `fault-injection`).
-#[cfg(feature = "fault-injection")]
+#[cfg(all(feature = "fault-injection", not(loom)))]
 pub use sys::fault;
+
+/// Under `--cfg loom`: the real protocol modules, on loom's primitives.
+#[cfg(loom)]
+mod pool {
+    pub(crate) mod doorbell;
+    pub(crate) mod park;
+}
+
+/// The sleep/wake protocols, exposed for the loom model checker only
+/// (`RUSTFLAGS="--cfg loom" cargo test --test loom`). Thin public wrappers
+/// around the crate-private code in `pool::park` and `pool::doorbell`, which
+/// is compiled unchanged against loom's atomics (`crate::sync`).
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod __loom {
+    use crate::pool::{doorbell, park};
+    use crate::sync::AtomicU32;
+
+    /// [`park::AWAKE`].
+    pub const AWAKE: u32 = park::AWAKE;
+    /// [`park::SLEEPING`].
+    pub const SLEEPING: u32 = park::SLEEPING;
+    /// [`park::NOTIFIED`].
+    pub const NOTIFIED: u32 = park::NOTIFIED;
+
+    /// What [`Sleepers::prepare`] decided (mirrors `park::Prepared`).
+    #[derive(Debug, PartialEq, Eq)]
+    pub enum Prepared {
+        /// Sleep, looping on [`still_sleeping`] around the wait.
+        Sleep,
+        /// Do not sleep; `stale_wake` if a waker had already claimed us.
+        Abort {
+            /// A wake may still arrive for this (aborted) sleep.
+            stale_wake: bool,
+        },
+    }
+
+    /// The pool-wide sleeper count (`park::Sleepers`).
+    pub struct Sleepers(park::Sleepers);
+
+    impl Sleepers {
+        /// A count of zero.
+        #[allow(clippy::new_without_default)]
+        pub fn new() -> Sleepers {
+            Sleepers(park::Sleepers::new())
+        }
+
+        /// Worker side: `park::Sleepers::prepare`.
+        pub fn prepare(&self, me: &AtomicU32, has_work: impl FnOnce() -> bool) -> Prepared {
+            match self.0.prepare(me, has_work) {
+                park::Prepared::Sleep => Prepared::Sleep,
+                park::Prepared::Abort { stale_wake } => Prepared::Abort { stale_wake },
+            }
+        }
+
+        /// Waker side: `park::Sleepers::claim`.
+        pub fn claim<'a>(
+            &self,
+            states: impl IntoIterator<Item = &'a AtomicU32>,
+            want: usize,
+            wake: impl FnMut(usize),
+        ) -> usize {
+            self.0.claim(states, want, wake)
+        }
+
+        /// `park::Sleepers::count`.
+        pub fn count(&self) -> usize {
+            self.0.count()
+        }
+    }
+
+    /// `park::still_sleeping`.
+    pub fn still_sleeping(me: &AtomicU32) -> bool {
+        park::still_sleeping(me)
+    }
+
+    /// `park::wake_up`.
+    pub fn wake_up(me: &AtomicU32) {
+        park::wake_up(me)
+    }
+
+    /// The loop's doorbell word (`doorbell::Doorbell`).
+    pub struct Doorbell(doorbell::Doorbell);
+
+    impl Doorbell {
+        /// A doorbell at `0`.
+        #[allow(clippy::new_without_default)]
+        pub fn new() -> Doorbell {
+            Doorbell(doorbell::Doorbell::new())
+        }
+
+        /// Worker side: `Doorbell::should_ring`.
+        pub fn should_ring(&self) -> bool {
+            self.0.should_ring()
+        }
+
+        /// Worker side: `Doorbell::unring`.
+        pub fn unring(&self) {
+            self.0.unring()
+        }
+
+        /// Loop side: `Doorbell::ack`.
+        pub fn ack(&self) {
+            self.0.ack()
+        }
+
+        /// Loop side: `Doorbell::claim`.
+        pub fn claim(&self) -> bool {
+            self.0.claim()
+        }
+
+        /// Loop side: `Doorbell::release`.
+        pub fn release(&self) {
+            self.0.release()
+        }
+
+        /// The word itself (the futex the `futex` backend's loop waits on).
+        pub fn word(&self) -> &AtomicU32 {
+            self.0.word()
+        }
+    }
+}

@@ -5,6 +5,9 @@
 //! types and the protocol code in `pool::park`/`pool::doorbell` is checked
 //! exhaustively by `tests/loom.rs`; otherwise they are std's.
 
+// Under loom only the protocol modules are compiled, which use a subset.
+#![cfg_attr(loom, allow(unused_imports, dead_code))]
+
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize};
 #[cfg(loom)]

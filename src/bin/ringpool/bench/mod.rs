@@ -1,18 +1,232 @@
-//! `ringpool bench` (placeholder until the benchmark lands).
+//! `ringpool bench`: every handoff mechanism, the answer's design, the peers
+//! and the floors, on the same workloads in the same process run.
+//!
+//! Modules, one job each:
+//! * [`contenders`]: the engine interface and the list of contenders;
+//! * [`ringpool_engine`], [`answer`], [`peers`], [`floors`]: the contenders;
+//! * [`work`]: the calibrated job; [`cpu`]: CPU clocks, pinning, syscall counting;
+//! * [`scenarios`]: ping-pong, throughput, idle cost;
+//! * [`plan`]: what quick / full / smoke run;
+//! * [`report`]: terminal tables; [`targets`]: the targets;
+//! * [`json`], [`charts`]: machine-readable output and SVG charts;
+//! * [`header`]: machine, kernel, commit, date.
 
+mod answer;
+mod charts;
+mod contenders;
+mod cpu;
+mod floors;
+mod header;
+mod json;
+mod peers;
+mod plan;
+mod report;
+mod ringpool_engine;
+mod scenarios;
+mod targets;
+mod work;
+
+use contenders::{Contender, EngineCfg, LoopRing};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use plan::Plan;
+use scenarios::{Bed, Idle, PingPong, Throughput, Variant};
+use serde::Serialize;
 use std::error::Error;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
 
-/// Benchmark options.
-#[derive(clap::Args, Debug, Clone)]
-pub struct BenchArgs {}
+/// Benchmark options. With neither `--full` nor `--smoke` it runs the quick
+/// configuration (about a minute on two cores).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct BenchArgs {
+    /// Run everything: depths 1, 8, 64, 256; job costs 0, 1, 10, 100 µs;
+    /// 1 and N workers; longer windows (several minutes).
+    #[arg(long, conflicts_with = "smoke")]
+    pub full: bool,
+    /// Tiny iteration counts, every contender once (a few seconds; for CI).
+    #[arg(long)]
+    pub smoke: bool,
+    /// Only these contenders (comma-separated names; see `--list`).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// List the contenders and exit.
+    #[arg(long)]
+    pub list: bool,
+    /// Write the results as JSON to this file (`-` for stdout; the tables
+    /// then go to stderr).
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+    /// Draw SVG charts into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub svg_dir: Option<PathBuf>,
+    /// Setup flags of the loop ring the bench builds for ringpool.
+    #[arg(long, value_enum, default_value_t = LoopRing::Answer)]
+    pub loop_ring: LoopRing,
+    /// Do not pin threads.
+    #[arg(long)]
+    pub no_pin: bool,
+}
 
 impl BenchArgs {
     /// The quick run that `cargo run --release` does.
     pub fn quick() -> Self {
-        BenchArgs {}
+        BenchArgs {
+            loop_ring: LoopRing::Answer,
+            ..BenchArgs::default()
+        }
     }
 }
 
-pub fn run(_args: BenchArgs) -> Result<(), Box<dyn Error>> {
-    Err("the benchmark is not built yet".into())
+/// Everything one run measured.
+#[derive(Debug, Default, Serialize)]
+pub struct Results {
+    /// Ping-pong latencies.
+    pub ping_pong: Vec<PingPong>,
+    /// Throughput and CPU per job.
+    pub throughput: Vec<Throughput>,
+    /// Idle cost.
+    pub idle: Vec<Idle>,
+    /// Measurements that failed, with the reason.
+    pub errors: Vec<String>,
 }
+
+fn selected(args: &BenchArgs) -> Result<Vec<Contender>, Box<dyn Error>> {
+    let all = Contender::all();
+    if args.only.is_empty() {
+        return Ok(all);
+    }
+    let names: Vec<String> = all.iter().map(|c| c.name()).collect();
+    for n in &args.only {
+        if !names.iter().any(|x| x == n.trim()) {
+            return Err(format!("unknown contender {n:?}; known: {}", names.join(", ")).into());
+        }
+    }
+    Ok(all
+        .into_iter()
+        .filter(|c| args.only.iter().any(|n| n.trim() == c.name()))
+        .collect())
+}
+
+/// Runs the benchmark described by `args` and prints (and writes) the report.
+pub fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
+    let contenders = selected(&args)?;
+    if args.list {
+        for c in Contender::all() {
+            println!("{:<18} {}", c.name(), c.family());
+        }
+        return Ok(());
+    }
+    let started = Instant::now();
+    let machine0 = cpu::MachineSnap::now();
+    let loadavg_at_start = header::loadavg();
+    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let plan = Plan::new(&args, ncpu);
+    let pin = !args.no_pin;
+    // Calibrate on the loop's CPU, where nothing else runs yet.
+    let calib = std::thread::spawn(move || {
+        if pin {
+            let _ = cpu::pin(0);
+        }
+        work::Calibration::measure(20)
+    })
+    .join()
+    .map_err(|_| "calibration panicked")?;
+    let syscalls = std::thread::spawn(cpu::SyscallCounter::probe)
+        .join()
+        .map_err(|_| "syscall counter probe panicked")?;
+    let auto = ringpool::Pool::builder()
+        .workers(1)
+        .build()
+        .map(|p| p.selection().to_string())
+        .unwrap_or_else(|e| format!("unavailable: {e}"));
+    let mut hdr = header::Header {
+        kernel: header::kernel_release(),
+        cpu_model: header::cpu_model(),
+        cores: ncpu,
+        commit: header::git_commit(),
+        date: header::utc_now(),
+        auto_selection: auto,
+        loop_ring: format!("{:?}: {}", args.loop_ring, args.loop_ring.describe()),
+        pinning: if pin {
+            "loop thread on CPU 0; worker i on CPU (1 + i) % cores, for every contender".into()
+        } else {
+            "none".into()
+        },
+        iters_per_ns: calib.iters_per_ns,
+        syscall_counting: match &syscalls {
+            Ok(()) => "perf counter on raw_syscalls:sys_enter, loop thread only".into(),
+            Err(e) => format!("unavailable ({e}); ringpool figures from LoopStats only"),
+        },
+        cpu_method: "loop: getrusage(RUSAGE_THREAD); workers: CLOCK_PROCESS_CPUTIME_ID minus the loop thread".into(),
+        foreign_load_pct: 0.0,
+        loadavg_at_start,
+    };
+
+    let steps = plan.steps(&contenders);
+    let bar = ProgressBar::with_draw_target(Some(steps.len() as u64), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+            .map_err(|e| e.to_string())?
+            .progress_chars("=> "),
+    );
+    let mut res = Results::default();
+    for step in &steps {
+        bar.set_message(step.label());
+        let bed = Bed {
+            loop_cpu: pin.then_some(0),
+            cfg: EngineCfg {
+                workers: step.workers,
+                worker_cpus: if pin {
+                    (0..step.workers).map(|i| (1 + i) % ncpu).collect()
+                } else {
+                    vec![]
+                },
+                loop_ring: args.loop_ring,
+            },
+            count_syscalls: syscalls.is_ok(),
+        };
+        if let Err(e) = step.run(&bed, &calib, &mut res) {
+            res.errors.push(format!("{}: {e}", step.label()));
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let elapsed = started.elapsed();
+    hdr.foreign_load_pct = cpu::MachineSnap::now().foreign_pct_since(&machine0);
+
+    let targets = targets::evaluate(&res);
+    let text = report::render(&hdr, &plan, &contenders, &res, &targets, elapsed);
+    let to_stdout = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-");
+    if to_stdout {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
+    if let Some(dir) = &args.svg_dir {
+        let files = charts::draw(dir, &contenders, &res)?;
+        let msg = format!("charts: {} SVG files in {}\n", files.len(), dir.display());
+        if to_stdout {
+            eprint!("{msg}");
+        } else {
+            print!("{msg}");
+        }
+    }
+    if let Some(path) = &args.json {
+        let doc = json::document(&hdr, &plan, &contenders, &res, &targets, elapsed);
+        if to_stdout {
+            let mut out = std::io::stdout().lock();
+            serde_json::to_writer_pretty(&mut out, &doc)?;
+            writeln!(out)?;
+        } else {
+            let f = std::fs::File::create(path)
+                .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+            serde_json::to_writer_pretty(std::io::BufWriter::new(f), &doc)?;
+            println!("json: {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+/// Kept for the report: which ping-pong variants exist.
+pub const VARIANTS: [Variant; 2] = [Variant::Hot, Variant::Idle];

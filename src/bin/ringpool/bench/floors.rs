@@ -1,0 +1,367 @@
+//! The floors: what the hardware and the kernel cost with nothing on top.
+//! One loop thread and one worker thread each (`workers == 1`).
+
+use super::contenders::{Engine, EngineCfg, Job};
+use super::work::burn;
+use crossbeam_utils::CachePadded;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+fn one_worker(cfg: &EngineCfg, name: &str) -> Result<(), String> {
+    if cfg.workers == 1 {
+        Ok(())
+    } else {
+        Err(format!("{name} is a two-thread floor: workers must be 1"))
+    }
+}
+
+fn spawn(
+    cfg: &EngineCfg,
+    name: &str,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<JoinHandle<()>, String> {
+    let cfg = cfg.clone();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            cfg.pin_worker(0);
+            f()
+        })
+        .map_err(|e| format!("spawn: {e}"))
+}
+
+/// One cache line shared by the two threads.
+#[repr(align(64))]
+struct Line {
+    /// Request sequence number; `u64::MAX` stops the worker.
+    req: AtomicU64,
+    /// Reply: the request number the worker finished.
+    resp: AtomicU64,
+    token: AtomicU64,
+    iters: AtomicU64,
+}
+
+/// Floor: both threads busy-spin on one cache line. One job in flight.
+pub struct SpinLine {
+    line: Arc<Line>,
+    seq: u64,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SpinLine {
+    /// Starts the spinning worker.
+    pub fn new(cfg: &EngineCfg) -> Result<Self, String> {
+        one_worker(cfg, "floor-spin-line")?;
+        let line = Arc::new(Line {
+            req: AtomicU64::new(0),
+            resp: AtomicU64::new(0),
+            token: AtomicU64::new(0),
+            iters: AtomicU64::new(0),
+        });
+        let l = line.clone();
+        let thread = spawn(cfg, "spin-line-worker", move || {
+            let mut seen = 0;
+            loop {
+                let r = l.req.load(Ordering::Acquire);
+                if r == u64::MAX {
+                    return;
+                }
+                if r == seen {
+                    std::hint::spin_loop();
+                    continue;
+                }
+                seen = r;
+                let out = burn(l.iters.load(Ordering::Relaxed)) ^ l.token.load(Ordering::Relaxed);
+                std::hint::black_box(out);
+                l.resp.store(r, Ordering::Release);
+            }
+        })?;
+        Ok(SpinLine {
+            line,
+            seq: 0,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Engine for SpinLine {
+    fn submit(&mut self, job: Job) -> Result<(), String> {
+        self.line.token.store(job.token, Ordering::Relaxed);
+        self.line.iters.store(job.iters, Ordering::Relaxed);
+        self.seq += 1;
+        self.line.req.store(self.seq, Ordering::Release);
+        Ok(())
+    }
+
+    fn wait(&mut self, done: &mut Vec<u64>) -> Result<(), String> {
+        while self.line.resp.load(Ordering::Acquire) != self.seq {
+            std::hint::spin_loop();
+        }
+        done.push(self.line.token.load(Ordering::Relaxed));
+        Ok(())
+    }
+
+    fn idle(&mut self, d: Duration) -> Result<(), String> {
+        std::thread::sleep(d);
+        Ok(())
+    }
+}
+
+impl Drop for SpinLine {
+    fn drop(&mut self) {
+        self.line.req.store(u64::MAX, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A bounded single-producer single-consumer queue of `u64` pairs, with no
+/// `unsafe`: slots are atomics written before the release of `tail`.
+struct Spsc {
+    head: CachePadded<AtomicUsize>,
+    tail: CachePadded<AtomicUsize>,
+    slots: Box<[[AtomicU64; 2]]>,
+}
+
+impl Spsc {
+    fn new(cap: usize) -> Spsc {
+        Spsc {
+            head: CachePadded::new(AtomicUsize::new(0)),
+            tail: CachePadded::new(AtomicUsize::new(0)),
+            slots: (0..cap.next_power_of_two())
+                .map(|_| [AtomicU64::new(0), AtomicU64::new(0)])
+                .collect(),
+        }
+    }
+
+    /// Producer only. `false` if full.
+    fn push(&self, v: [u64; 2]) -> bool {
+        let t = self.tail.load(Ordering::Relaxed);
+        if t.wrapping_sub(self.head.load(Ordering::Acquire)) == self.slots.len() {
+            return false;
+        }
+        let s = &self.slots[t & (self.slots.len() - 1)];
+        s[0].store(v[0], Ordering::Relaxed);
+        s[1].store(v[1], Ordering::Relaxed);
+        self.tail.store(t.wrapping_add(1), Ordering::Release);
+        true
+    }
+
+    /// Consumer only.
+    fn pop(&self) -> Option<[u64; 2]> {
+        let h = self.head.load(Ordering::Relaxed);
+        if h == self.tail.load(Ordering::Acquire) {
+            return None;
+        }
+        let s = &self.slots[h & (self.slots.len() - 1)];
+        let v = [s[0].load(Ordering::Relaxed), s[1].load(Ordering::Relaxed)];
+        self.head.store(h.wrapping_add(1), Ordering::Release);
+        Some(v)
+    }
+}
+
+/// Floor: a raw SPSC queue each way; the worker and the waiting loop
+/// busy-spin (no yield, no sleep, ever).
+pub struct SpscSpin {
+    jobs: Arc<Spsc>,
+    results: Arc<Spsc>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SpscSpin {
+    /// Starts the spinning worker.
+    pub fn new(cfg: &EngineCfg) -> Result<Self, String> {
+        one_worker(cfg, "floor-spsc")?;
+        let jobs = Arc::new(Spsc::new(1024));
+        let results = Arc::new(Spsc::new(1024));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (j, r, s) = (jobs.clone(), results.clone(), stop.clone());
+        let thread = spawn(cfg, "spsc-worker", move || {
+            while !s.load(Ordering::Relaxed) {
+                match j.pop() {
+                    Some([token, iters]) => {
+                        burn(iters);
+                        while !r.push([token, 0]) {
+                            std::hint::spin_loop();
+                        }
+                    }
+                    None => std::hint::spin_loop(),
+                }
+            }
+        })?;
+        Ok(SpscSpin {
+            jobs,
+            results,
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Engine for SpscSpin {
+    fn submit(&mut self, job: Job) -> Result<(), String> {
+        if self.jobs.push([job.token, job.iters]) {
+            Ok(())
+        } else {
+            Err("floor-spsc: queue full".into())
+        }
+    }
+
+    fn wait(&mut self, done: &mut Vec<u64>) -> Result<(), String> {
+        let start = done.len();
+        loop {
+            while let Some([token, _]) = self.results.pop() {
+                done.push(token);
+            }
+            if done.len() > start {
+                return Ok(());
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    fn idle(&mut self, d: Duration) -> Result<(), String> {
+        std::thread::sleep(d);
+        Ok(())
+    }
+}
+
+impl Drop for SpscSpin {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// `FUTEX_WAIT_PRIVATE` on `w` while it holds `old`.
+fn futex_wait(w: &AtomicU32, old: u32) {
+    // SAFETY: `w` is a live, aligned u32 for the duration of the call; the
+    // kernel only reads it; a null timeout means "no timeout".
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            w.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            old,
+            std::ptr::null::<libc::timespec>(),
+        )
+    };
+}
+
+/// `FUTEX_WAKE_PRIVATE` one waiter of `w`.
+fn futex_wake(w: &AtomicU32) {
+    // SAFETY: `w` is a live, aligned u32; FUTEX_WAKE does not dereference it
+    // beyond hashing its address.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            w.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            1,
+        )
+    };
+}
+
+/// Store then always wake (no waiter tracking), as `exp/bench.c` does.
+fn post(w: &AtomicU32, v: u32) {
+    w.store(v, Ordering::Release);
+    futex_wake(w);
+}
+
+/// Sleep until `w` is no longer `old`.
+fn wait_change(w: &AtomicU32, old: u32) -> u32 {
+    loop {
+        let v = w.load(Ordering::Acquire);
+        if v != old {
+            return v;
+        }
+        futex_wait(w, old);
+    }
+}
+
+struct FutexWords {
+    req: CachePadded<AtomicU32>,
+    resp: CachePadded<AtomicU32>,
+    token: AtomicU64,
+    iters: AtomicU64,
+    stop: AtomicBool,
+}
+
+/// Floor: raw futex(2) ping-pong, both sides sleep (one job in flight).
+pub struct FutexPingPong {
+    w: Arc<FutexWords>,
+    seq: u32,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FutexPingPong {
+    /// Starts the sleeping worker.
+    pub fn new(cfg: &EngineCfg) -> Result<Self, String> {
+        one_worker(cfg, "floor-futex")?;
+        let w = Arc::new(FutexWords {
+            req: CachePadded::new(AtomicU32::new(0)),
+            resp: CachePadded::new(AtomicU32::new(0)),
+            token: AtomicU64::new(0),
+            iters: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+        });
+        let ww = w.clone();
+        let thread = spawn(cfg, "futex-worker", move || {
+            let mut seen = 0;
+            loop {
+                seen = wait_change(&ww.req, seen);
+                if ww.stop.load(Ordering::Acquire) {
+                    return;
+                }
+                let out = burn(ww.iters.load(Ordering::Relaxed)) ^ ww.token.load(Ordering::Relaxed);
+                std::hint::black_box(out);
+                post(&ww.resp, seen);
+            }
+        })?;
+        Ok(FutexPingPong {
+            w,
+            seq: 0,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Engine for FutexPingPong {
+    fn submit(&mut self, job: Job) -> Result<(), String> {
+        self.w.token.store(job.token, Ordering::Relaxed);
+        self.w.iters.store(job.iters, Ordering::Relaxed);
+        self.seq = self.seq.wrapping_add(1).max(1);
+        post(&self.w.req, self.seq);
+        Ok(())
+    }
+
+    fn wait(&mut self, done: &mut Vec<u64>) -> Result<(), String> {
+        let mut v = self.w.resp.load(Ordering::Acquire);
+        while v != self.seq {
+            v = wait_change(&self.w.resp, v);
+        }
+        done.push(self.w.token.load(Ordering::Relaxed));
+        Ok(())
+    }
+
+    fn idle(&mut self, d: Duration) -> Result<(), String> {
+        std::thread::sleep(d);
+        Ok(())
+    }
+}
+
+impl Drop for FutexPingPong {
+    fn drop(&mut self) {
+        self.w.stop.store(true, Ordering::Release);
+        post(&self.w.req, self.seq.wrapping_add(2).max(1));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

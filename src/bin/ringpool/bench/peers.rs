@@ -1,0 +1,292 @@
+//! The peers: what users reach for today instead of a ring-integrated pool.
+//!
+//! Each is written the idiomatic way, with its workers pinned like every
+//! other contender's and limited to the same worker count.
+
+use super::contenders::{Engine, EngineCfg, Job};
+use super::work::burn;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio::runtime::Runtime;
+use tokio::task::JoinSet;
+
+fn run(job: Job) -> u64 {
+    burn(job.iters);
+    job.token
+}
+
+/// A current-thread runtime whose spawned threads (the blocking pool) are
+/// pinned round-robin like workers and capped at `cfg.workers`.
+fn runtime(cfg: &EngineCfg) -> Result<Runtime, String> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let pin = cfg.clone();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .max_blocking_threads(cfg.workers)
+        .on_thread_start(move || pin.pin_worker(next.fetch_add(1, Ordering::Relaxed)))
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))
+}
+
+/// Collects at least one finished task of `set`, then every other finished one.
+fn join_some(rt: &Runtime, set: &mut JoinSet<u64>, done: &mut Vec<u64>) -> Result<(), String> {
+    rt.block_on(async {
+        match set.join_next().await {
+            Some(r) => done.push(r.map_err(|e| e.to_string())?),
+            None => return Err("wait with nothing in flight".to_string()),
+        }
+        while let Some(r) = set.try_join_next() {
+            done.push(r.map_err(|e| e.to_string())?);
+        }
+        Ok(())
+    })
+}
+
+/// tokio current-thread runtime (the loop) + `spawn_blocking` (the workers).
+pub struct TokioBlocking {
+    set: JoinSet<u64>,
+    rt: Runtime,
+}
+
+impl TokioBlocking {
+    /// A runtime whose blocking pool has `cfg.workers` threads at most.
+    pub fn new(cfg: &EngineCfg) -> Result<Self, String> {
+        Ok(TokioBlocking {
+            set: JoinSet::new(),
+            rt: runtime(cfg)?,
+        })
+    }
+}
+
+impl Engine for TokioBlocking {
+    fn submit(&mut self, job: Job) -> Result<(), String> {
+        self.set
+            .spawn_blocking_on(move || run(job), self.rt.handle());
+        Ok(())
+    }
+
+    fn wait(&mut self, done: &mut Vec<u64>) -> Result<(), String> {
+        join_some(&self.rt, &mut self.set, done)
+    }
+
+    fn idle(&mut self, d: Duration) -> Result<(), String> {
+        self.rt.block_on(async { tokio::time::sleep(d).await });
+        Ok(())
+    }
+}
+
+/// tokio current-thread runtime (the loop) + a rayon pool (the workers);
+/// each job's result comes back through a `tokio::sync::oneshot`.
+pub struct TokioRayon {
+    set: JoinSet<u64>,
+    rt: Runtime,
+    pool: Option<rayon::ThreadPool>,
+    /// rayon threads still running (their exit handler decrements it).
+    alive: Arc<AtomicUsize>,
+}
+
+impl TokioRayon {
+    /// A runtime and a rayon pool of `cfg.workers` pinned threads.
+    pub fn new(cfg: &EngineCfg) -> Result<Self, String> {
+        let pin = cfg.clone();
+        let alive = Arc::new(AtomicUsize::new(cfg.workers));
+        let gone = alive.clone();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(cfg.workers)
+            .start_handler(move |i| pin.pin_worker(i))
+            .exit_handler(move |_| {
+                gone.fetch_sub(1, Ordering::Release);
+            })
+            .build()
+            .map_err(|e| format!("rayon: {e}"))?;
+        Ok(TokioRayon {
+            set: JoinSet::new(),
+            rt: runtime(cfg)?,
+            pool: Some(pool),
+            alive,
+        })
+    }
+}
+
+impl Engine for TokioRayon {
+    fn submit(&mut self, job: Job) -> Result<(), String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let pool = self.pool.as_ref().expect("open until drop");
+        pool.spawn(move || {
+            let _ = tx.send(run(job));
+        });
+        self.set.spawn_on(
+            async move { rx.await.unwrap_or(u64::MAX) },
+            self.rt.handle(),
+        );
+        Ok(())
+    }
+
+    fn wait(&mut self, done: &mut Vec<u64>) -> Result<(), String> {
+        join_some(&self.rt, &mut self.set, done)
+    }
+
+    fn idle(&mut self, d: Duration) -> Result<(), String> {
+        self.rt.block_on(async { tokio::time::sleep(d).await });
+        Ok(())
+    }
+}
+
+impl Drop for TokioRayon {
+    fn drop(&mut self) {
+        // Dropping a ThreadPool does not join its threads: wait (bounded)
+        // until they have exited, so they cannot run into the next
+        // contender's measurement.
+        drop(self.pool.take());
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while self.alive.load(Ordering::Acquire) > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+}
+
+/// A crossbeam-channel pair: one MPMC job channel the workers share, one
+/// result channel the loop blocks on.
+pub struct Crossbeam {
+    jobs: Option<crossbeam_channel::Sender<Job>>,
+    results: crossbeam_channel::Receiver<u64>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Crossbeam {
+    /// Starts `cfg.workers` pinned workers.
+    pub fn new(cfg: &EngineCfg) -> Result<Self, String> {
+        let (jtx, jrx) = crossbeam_channel::unbounded::<Job>();
+        let (rtx, rrx) = crossbeam_channel::unbounded::<u64>();
+        let mut threads = Vec::new();
+        for i in 0..cfg.workers {
+            let (jrx, rtx, cfg) = (jrx.clone(), rtx.clone(), cfg.clone());
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("crossbeam-worker-{i}"))
+                    .spawn(move || {
+                        cfg.pin_worker(i);
+                        for job in jrx.iter() {
+                            if rtx.send(run(job)).is_err() {
+                                return;
+                            }
+                        }
+                    })
+                    .map_err(|e| format!("spawn: {e}"))?,
+            );
+        }
+        Ok(Crossbeam {
+            jobs: Some(jtx),
+            results: rrx,
+            threads,
+        })
+    }
+}
+
+impl Engine for Crossbeam {
+    fn submit(&mut self, job: Job) -> Result<(), String> {
+        let tx = self.jobs.as_ref().expect("open until drop");
+        tx.send(job).map_err(|_| "workers gone".to_string())
+    }
+
+    fn wait(&mut self, done: &mut Vec<u64>) -> Result<(), String> {
+        done.push(
+            self.results
+                .recv()
+                .map_err(|_| "workers gone".to_string())?,
+        );
+        done.extend(self.results.try_iter());
+        Ok(())
+    }
+
+    fn idle(&mut self, d: Duration) -> Result<(), String> {
+        std::thread::sleep(d);
+        Ok(())
+    }
+}
+
+impl Drop for Crossbeam {
+    fn drop(&mut self) {
+        self.jobs = None;
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// std `mpsc`: a job channel per worker (a `Receiver` cannot be shared),
+/// filled round-robin, and one result channel the loop sleeps on in `recv`.
+pub struct StdMpsc {
+    jobs: Vec<std::sync::mpsc::Sender<Job>>,
+    next: usize,
+    results: std::sync::mpsc::Receiver<u64>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl StdMpsc {
+    /// Starts `cfg.workers` pinned workers.
+    pub fn new(cfg: &EngineCfg) -> Result<Self, String> {
+        let (rtx, rrx) = std::sync::mpsc::channel::<u64>();
+        let mut jobs = Vec::new();
+        let mut threads = Vec::new();
+        for i in 0..cfg.workers {
+            let (jtx, jrx) = std::sync::mpsc::channel::<Job>();
+            let (rtx, cfg) = (rtx.clone(), cfg.clone());
+            jobs.push(jtx);
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("mpsc-worker-{i}"))
+                    .spawn(move || {
+                        cfg.pin_worker(i);
+                        for job in jrx.iter() {
+                            if rtx.send(run(job)).is_err() {
+                                return;
+                            }
+                        }
+                    })
+                    .map_err(|e| format!("spawn: {e}"))?,
+            );
+        }
+        Ok(StdMpsc {
+            jobs,
+            next: 0,
+            results: rrx,
+            threads,
+        })
+    }
+}
+
+impl Engine for StdMpsc {
+    fn submit(&mut self, job: Job) -> Result<(), String> {
+        self.next = (self.next + 1) % self.jobs.len();
+        self.jobs[self.next]
+            .send(job)
+            .map_err(|_| "worker gone".to_string())
+    }
+
+    fn wait(&mut self, done: &mut Vec<u64>) -> Result<(), String> {
+        done.push(
+            self.results
+                .recv()
+                .map_err(|_| "workers gone".to_string())?,
+        );
+        done.extend(self.results.try_iter());
+        Ok(())
+    }
+
+    fn idle(&mut self, d: Duration) -> Result<(), String> {
+        std::thread::sleep(d);
+        Ok(())
+    }
+}
+
+impl Drop for StdMpsc {
+    fn drop(&mut self) {
+        self.jobs.clear();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! What each mode runs: quick (the default), `--full` and `--smoke`, as a
+//! list of steps that the progress bar counts.
+
+use super::contenders::Contender;
+use super::scenarios::{self, Bed, IdleSpec, PingPongSpec, ThroughputSpec, Variant};
+use super::work::Calibration;
+use super::{BenchArgs, Results};
+use serde::Serialize;
+use std::time::Duration;
+
+/// Sizes of one mode.
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    /// `quick`, `full` or `smoke`.
+    pub mode: &'static str,
+    /// Worker counts.
+    pub workers: Vec<usize>,
+    /// In-flight depths for throughput.
+    pub depths: Vec<usize>,
+    /// Job costs for throughput, µs.
+    pub costs_us: Vec<u64>,
+    /// Hot ping-pong.
+    pub hot: PingPongSpec,
+    /// Idle ping-pong.
+    pub idle_pp: PingPongSpec,
+    /// Throughput warm-up.
+    #[serde(serialize_with = "secs")]
+    pub tput_warmup: Duration,
+    /// Throughput window (one measured run).
+    #[serde(serialize_with = "secs")]
+    pub tput_window: Duration,
+    /// Measured throughput runs per figure (the median is reported).
+    pub tput_reps: usize,
+    /// Idle cost.
+    pub idle: IdleSpec,
+}
+
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+const fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+impl Plan {
+    /// The plan `args` asks for on a machine with `ncpu` cores.
+    pub fn new(args: &BenchArgs, ncpu: usize) -> Plan {
+        let pp = |variant, iterations, warmup, max_time| PingPongSpec {
+            variant,
+            iterations,
+            warmup,
+            max_time,
+            gap: ms(1),
+        };
+        let mut workers = vec![1];
+        if ncpu > 1 {
+            workers.push(ncpu);
+        }
+        if args.smoke {
+            Plan {
+                mode: "smoke",
+                workers: vec![1],
+                depths: vec![1, 64],
+                costs_us: vec![0, 1],
+                hot: pp(Variant::Hot, 200, 20, ms(50)),
+                idle_pp: pp(Variant::Idle, 5, 1, ms(50)),
+                tput_warmup: ms(2),
+                tput_window: ms(15),
+                tput_reps: 1,
+                idle: IdleSpec {
+                    settle: ms(5),
+                    window: ms(20),
+                },
+            }
+        } else if args.full {
+            Plan {
+                mode: "full",
+                workers,
+                depths: vec![1, 8, 64, 256],
+                costs_us: vec![0, 1, 10, 100],
+                hot: pp(Variant::Hot, 200_000, 2_000, ms(800)),
+                idle_pp: pp(Variant::Idle, 1_000, 20, ms(2_000)),
+                tput_warmup: ms(50),
+                tput_window: ms(200),
+                tput_reps: 3,
+                idle: IdleSpec {
+                    settle: ms(100),
+                    window: ms(1_000),
+                },
+            }
+        } else {
+            Plan {
+                mode: "quick",
+                workers: vec![1],
+                depths: vec![1, 64],
+                costs_us: vec![0, 10],
+                hot: pp(Variant::Hot, 50_000, 1_000, ms(300)),
+                idle_pp: pp(Variant::Idle, 300, 10, ms(500)),
+                tput_warmup: ms(40),
+                tput_window: ms(150),
+                tput_reps: 3,
+                idle: IdleSpec {
+                    settle: ms(50),
+                    window: ms(300),
+                },
+            }
+        }
+    }
+
+    /// Every measurement, scenario-major: all contenders run one figure
+    /// back to back, so slow drift of the VM hits them alike.
+    pub fn steps(&self, contenders: &[Contender]) -> Vec<Step> {
+        let mut v = Vec::new();
+        for &w in &self.workers {
+            for spec in [self.hot, self.idle_pp] {
+                for &c in contenders.iter().filter(|c| c.supports(w, 1)) {
+                    v.push(Step {
+                        contender: c,
+                        workers: w,
+                        what: What::PingPong(spec),
+                    });
+                }
+            }
+            for &cost in &self.costs_us {
+                for &depth in &self.depths {
+                    for &c in contenders.iter().filter(|c| c.supports(w, depth)) {
+                        v.push(Step {
+                            contender: c,
+                            workers: w,
+                            what: What::Throughput {
+                                depth,
+                                cost: Duration::from_micros(cost),
+                                warmup: self.tput_warmup,
+                                window: self.tput_window,
+                                reps: self.tput_reps,
+                            },
+                        });
+                    }
+                }
+            }
+            for &c in contenders.iter().filter(|c| c.supports(w, 1)) {
+                v.push(Step {
+                    contender: c,
+                    workers: w,
+                    what: What::Idle(self.idle),
+                });
+            }
+        }
+        v
+    }
+}
+
+/// What one step measures.
+#[derive(Copy, Clone, Debug)]
+pub enum What {
+    /// A ping-pong run.
+    PingPong(PingPongSpec),
+    /// A throughput run.
+    Throughput {
+        /// Jobs in flight.
+        depth: usize,
+        /// CPU work per job.
+        cost: Duration,
+        /// Unmeasured warm-up.
+        warmup: Duration,
+        /// Measured window.
+        window: Duration,
+        /// Measured runs.
+        reps: usize,
+    },
+    /// An idle-cost run.
+    Idle(IdleSpec),
+}
+
+/// One measurement: a contender, a worker count, a scenario.
+#[derive(Copy, Clone, Debug)]
+pub struct Step {
+    /// Who.
+    pub contender: Contender,
+    /// With how many workers.
+    pub workers: usize,
+    /// Doing what.
+    pub what: What,
+}
+
+impl Step {
+    /// For the progress bar and error messages.
+    pub fn label(&self) -> String {
+        let what = match self.what {
+            What::PingPong(s) => format!("ping-pong {:?}", s.variant).to_lowercase(),
+            What::Throughput { depth, cost, .. } => {
+                format!("throughput depth {depth} cost {}us", cost.as_micros())
+            }
+            What::Idle(_) => "idle cost".into(),
+        };
+        format!("{} w={} {what}", self.contender, self.workers)
+    }
+
+    /// Runs the measurement and files the result.
+    pub fn run(&self, bed: &Bed, calib: &Calibration, res: &mut Results) -> Result<(), String> {
+        let c = self.contender;
+        match self.what {
+            What::PingPong(spec) => res.ping_pong.push(scenarios::ping_pong(c, bed, spec)?),
+            What::Throughput {
+                depth,
+                cost,
+                warmup,
+                window,
+                reps,
+            } => {
+                let spec = ThroughputSpec {
+                    depth,
+                    cost,
+                    iters: calib.iters(cost),
+                    warmup,
+                    window,
+                    reps,
+                };
+                res.throughput.push(scenarios::throughput(c, bed, spec)?);
+            }
+            What::Idle(spec) => res.idle.push(scenarios::idle_cost(c, bed, spec)?),
+        }
+        Ok(())
+    }
+}

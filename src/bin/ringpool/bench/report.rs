@@ -1,0 +1,385 @@
+//! The terminal report: header, one table per figure, the targets.
+//!
+//! Beside each figure, `vs ans/tok` is the figure divided by the same figure
+//! of the answer's design and of tokio `spawn_blocking` (for latency and CPU
+//! lower is better, for jobs/s higher is better).
+
+use super::contenders::Contender;
+use super::header::Header;
+use super::plan::Plan;
+use super::scenarios::{PingPong, Throughput, Variant};
+use super::targets::Target;
+use super::{Results, VARIANTS};
+use std::fmt::Write;
+use std::time::Duration;
+
+/// A plain text table: first column left-aligned, the rest right-aligned.
+struct Table {
+    title: String,
+    head: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new(title: String, head: &[&str]) -> Table {
+        Table {
+            title,
+            head: head.iter().map(|s| s.to_string()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    fn render(&self, out: &mut String) {
+        if self.rows.is_empty() {
+            return;
+        }
+        let n = self.head.len();
+        let mut w = vec![0; n];
+        for r in std::iter::once(&self.head).chain(&self.rows) {
+            for (i, c) in r.iter().enumerate().take(n) {
+                w[i] = w[i].max(c.chars().count());
+            }
+        }
+        let line = |r: &[String], out: &mut String| {
+            let mut s = String::new();
+            for (i, c) in r.iter().enumerate().take(n) {
+                let pad = w[i] - c.chars().count();
+                if i == 0 {
+                    s.push_str(c);
+                    s.push_str(&" ".repeat(pad));
+                } else {
+                    s.push_str("  ");
+                    s.push_str(&" ".repeat(pad));
+                    s.push_str(c);
+                }
+            }
+            let _ = writeln!(out, "{}", s.trim_end());
+        };
+        let _ = writeln!(out, "\n{}", self.title);
+        line(&self.head, out);
+        let total: usize = w.iter().sum::<usize>() + 2 * (n - 1);
+        let _ = writeln!(out, "{}", "-".repeat(total));
+        for r in &self.rows {
+            line(r, out);
+        }
+    }
+}
+
+/// Three significant digits.
+fn sig3(x: f64) -> String {
+    if !x.is_finite() {
+        return "n/a".into();
+    }
+    let a = x.abs();
+    if a >= 100.0 {
+        format!("{x:.0}")
+    } else if a >= 10.0 {
+        format!("{x:.1}")
+    } else if a >= 1.0 {
+        format!("{x:.2}")
+    } else {
+        format!("{x:.3}")
+    }
+}
+
+fn rate(x: f64) -> String {
+    if x >= 1e6 {
+        format!("{}M", sig3(x / 1e6))
+    } else if x >= 1e3 {
+        format!("{}k", sig3(x / 1e3))
+    } else {
+        sig3(x)
+    }
+}
+
+fn us(ns: f64) -> String {
+    sig3(ns / 1e3)
+}
+
+fn ratio(x: f64, r: Option<f64>) -> String {
+    match r {
+        Some(r) if r > 0.0 && x.is_finite() => {
+            let q = x / r;
+            if q >= 10.0 {
+                format!("{q:.0}x")
+            } else if q >= 1.0 {
+                format!("{q:.1}x")
+            } else {
+                format!("{q:.2}x")
+            }
+        }
+        _ => "-".into(),
+    }
+}
+
+fn vs(x: f64, ans: Option<f64>, tok: Option<f64>) -> String {
+    format!("{}/{}", ratio(x, ans), ratio(x, tok))
+}
+
+fn opt(x: Option<f64>, f: impl Fn(f64) -> String) -> String {
+    x.map_or("n/a".into(), f)
+}
+
+/// Row label: the contender name, with what `auto` resolved to.
+fn label(c: &str, auto_is: &str) -> String {
+    if c == "auto" {
+        format!("auto={auto_is}")
+    } else {
+        c.to_string()
+    }
+}
+
+/// Renders the whole report.
+pub fn render(
+    h: &Header,
+    plan: &Plan,
+    contenders: &[Contender],
+    r: &Results,
+    targets: &[Target],
+    elapsed: Duration,
+) -> String {
+    let mut o = String::new();
+    let auto_is = h.auto_selection.split_whitespace().next().unwrap_or("?");
+    let _ = writeln!(
+        o,
+        "ringpool bench ({} run, {:.0} s)",
+        plan.mode,
+        elapsed.as_secs_f64()
+    );
+    let _ = writeln!(o, "  kernel      {}", h.kernel);
+    let _ = writeln!(o, "  cpu         {} ({} cores)", h.cpu_model, h.cores);
+    let _ = writeln!(o, "  commit      {}", h.commit);
+    let _ = writeln!(o, "  date        {}", h.date);
+    let _ = writeln!(o, "  auto        {}", h.auto_selection);
+    let _ = writeln!(
+        o,
+        "  loop ring   {} (ringpool rows; the answer uses its own flags)",
+        h.loop_ring
+    );
+    let _ = writeln!(o, "  pinning     {}", h.pinning);
+    let _ = writeln!(
+        o,
+        "  job cost    calibrated spin, {:.3} rounds/ns",
+        h.iters_per_ns
+    );
+    let _ = writeln!(o, "  cpu time    {}", h.cpu_method);
+    let _ = writeln!(o, "  syscalls    {}", h.syscall_counting);
+    let _ = writeln!(
+        o,
+        "  other load  {:.1}% of the machine used by other processes during the run (loadavg at start {}){}",
+        h.foreign_load_pct,
+        h.loadavg_at_start,
+        if h.foreign_load_pct > 5.0 {
+            "  WARNING: the machine was busy; figures are disturbed"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        o,
+        "  ratios      vs ans/tok = figure / the answer's design's / tokio spawn_blocking's"
+    );
+
+    let order: Vec<String> = contenders.iter().map(|c| c.name()).collect();
+    for &w in &plan.workers {
+        for v in VARIANTS {
+            let rows: Vec<_> = order
+                .iter()
+                .filter_map(|c| {
+                    r.ping_pong
+                        .iter()
+                        .find(|p| &p.contender == c && p.workers == w && p.variant == v)
+                })
+                .collect();
+            let find = |c: &str| rows.iter().find(|p| p.contender == c).copied();
+            let (a, t) = (find("answer"), find("tokio-blocking"));
+            let what = match v {
+                Variant::Hot => "hot (back to back)".to_string(),
+                Variant::Idle => format!("idle ({} ms gap)", plan.idle_pp.gap.as_millis()),
+            };
+            let mut tb = Table::new(
+                format!("ping-pong {what}, one job in flight, {w} worker(s): round trip, µs"),
+                &[
+                    "contender",
+                    "p50",
+                    "vs ans/tok",
+                    "p99",
+                    "vs ans/tok",
+                    "p99.9",
+                    "vs ans/tok",
+                    "max",
+                    "vs ans/tok",
+                    "n",
+                ],
+            );
+            for p in &rows {
+                let mut row = vec![label(&p.contender, auto_is)];
+                let fields: [fn(&PingPong) -> u64; 4] =
+                    [|p| p.p50_ns, |p| p.p99_ns, |p| p.p999_ns, |p| p.max_ns];
+                for f in fields {
+                    let x = f(p) as f64;
+                    row.push(us(x));
+                    row.push(vs(x, a.map(|q| f(q) as f64), t.map(|q| f(q) as f64)));
+                }
+                row.push(p.samples.to_string());
+                tb.rows.push(row);
+            }
+            tb.render(&mut o);
+        }
+
+        for &cost in &plan.costs_us {
+            let cost_ns = cost * 1000;
+            let get = |c: &str, d: usize| -> Option<&Throughput> {
+                r.throughput.iter().find(|t| {
+                    t.contender == c && t.workers == w && t.depth == d && t.cost_ns == cost_ns
+                })
+            };
+            let mut head = vec!["contender".to_string()];
+            for d in &plan.depths {
+                head.push(format!("depth {d}"));
+                head.push("vs ans/tok".into());
+            }
+            let head_ref: Vec<&str> = head.iter().map(String::as_str).collect();
+            let mut tb = Table::new(
+                format!("throughput, job cost {cost} µs, {w} worker(s): jobs/s"),
+                &head_ref,
+            );
+            for c in &order {
+                if plan.depths.iter().all(|&d| get(c, d).is_none()) {
+                    continue;
+                }
+                let mut row = vec![label(c, auto_is)];
+                for &d in &plan.depths {
+                    match get(c, d) {
+                        Some(t) => {
+                            row.push(rate(t.jobs_per_s));
+                            row.push(vs(
+                                t.jobs_per_s,
+                                get("answer", d).map(|x| x.jobs_per_s),
+                                get("tokio-blocking", d).map(|x| x.jobs_per_s),
+                            ));
+                        }
+                        None => {
+                            row.push("-".into());
+                            row.push("".into());
+                        }
+                    }
+                }
+                tb.rows.push(row);
+            }
+            tb.render(&mut o);
+
+            let d = if plan.depths.contains(&64) {
+                64
+            } else {
+                *plan.depths.iter().max().unwrap_or(&1)
+            };
+            let mut tb = Table::new(
+                format!(
+                    "cost per job at depth {d}, job cost {cost} µs, {w} worker(s): CPU µs (worker side includes the job), loop syscalls, counters"
+                ),
+                &[
+                    "contender", "loop cpu", "vs ans/tok", "worker cpu", "vs ans/tok", "loop syscalls", "vs ans/tok",
+                    "enters", "wakes sent", "doorbells", "skipped", "parks",
+                ],
+            );
+            let (a, t) = (get("answer", d), get("tokio-blocking", d));
+            for c in &order {
+                let Some(x) = get(c, d) else { continue };
+                let pj = |v: Option<u64>| opt(x.per_job(v), sig3);
+                tb.rows.push(vec![
+                    label(c, auto_is),
+                    us(x.loop_cpu_ns_per_job),
+                    vs(
+                        x.loop_cpu_ns_per_job,
+                        a.map(|q| q.loop_cpu_ns_per_job),
+                        t.map(|q| q.loop_cpu_ns_per_job),
+                    ),
+                    us(x.worker_cpu_ns_per_job),
+                    vs(
+                        x.worker_cpu_ns_per_job,
+                        a.map(|q| q.worker_cpu_ns_per_job),
+                        t.map(|q| q.worker_cpu_ns_per_job),
+                    ),
+                    opt(x.loop_syscalls_per_job, sig3),
+                    match x.loop_syscalls_per_job {
+                        Some(s) => vs(
+                            s,
+                            a.and_then(|q| q.loop_syscalls_per_job),
+                            t.and_then(|q| q.loop_syscalls_per_job),
+                        ),
+                        None => "-".into(),
+                    },
+                    pj(x.counters.enters),
+                    pj(x.counters.wakes_sent),
+                    pj(x.counters.doorbells_sent),
+                    pj(x.counters.doorbells_skipped),
+                    pj(x.counters.parks),
+                ]);
+            }
+            tb.render(&mut o);
+        }
+    }
+    let _ = writeln!(
+        o,
+        "\n(counters are per job: enters = io_uring_enter by the loop (LoopStats.enters; the answer: counted); \
+         wakes sent = LoopStats.wakes_sent (the answer: one MSG_RING per job); doorbells / skipped = \
+         PoolStats.doorbells_sent / doorbells_skipped (the answer: one MSG_RING per job); parks = PoolStats.parks; n/a = no such counter)"
+    );
+
+    let mut head = vec!["contender".to_string()];
+    for w in &plan.workers {
+        head.push(format!("{w}w process"));
+        head.push("vs ans/tok".into());
+        head.push(format!("{w}w loop"));
+    }
+    let head_ref: Vec<&str> = head.iter().map(String::as_str).collect();
+    let mut tb = Table::new(
+        format!(
+            "idle cost: CPU over {:.2} s idle, {} ms after a burst, % of one core",
+            plan.idle.window.as_secs_f64(),
+            plan.idle.settle.as_millis()
+        ),
+        &head_ref,
+    );
+    for c in &order {
+        let get = |c: &str, w: usize| r.idle.iter().find(|i| i.contender == c && i.workers == w);
+        if plan.workers.iter().all(|&w| get(c, w).is_none()) {
+            continue;
+        }
+        let mut row = vec![label(c, auto_is)];
+        for &w in &plan.workers {
+            match get(c, w) {
+                Some(i) => {
+                    row.push(format!("{:.3}", i.process_pct_of_core));
+                    row.push(vs(
+                        i.process_pct_of_core,
+                        get("answer", w).map(|x| x.process_pct_of_core),
+                        get("tokio-blocking", w).map(|x| x.process_pct_of_core),
+                    ));
+                    row.push(format!("{:.3}", i.loop_pct_of_core));
+                }
+                None => row.extend(["-".into(), "".into(), "-".into()]),
+            }
+        }
+        tb.rows.push(row);
+    }
+    tb.render(&mut o);
+
+    let _ = writeln!(o, "\ntargets (this run's figures)");
+    for t in targets {
+        let verdict = match t.pass {
+            Some(true) => "PASS",
+            Some(false) => "MISS",
+            None => "n/a ",
+        };
+        let _ = writeln!(o, "  {verdict}  {}\n          {}", t.rule, t.measured);
+    }
+    if !r.errors.is_empty() {
+        let _ = writeln!(o, "\nerrors");
+        for e in &r.errors {
+            let _ = writeln!(o, "  {e}");
+        }
+    }
+    o
+}

@@ -1,0 +1,337 @@
+//! The workloads: ping-pong latency, throughput at a depth, and idle cost.
+//! Each runs on a fresh loop thread (pinned), against a freshly built engine.
+
+use super::contenders::{Contender, Counters, Engine, EngineCfg, Job};
+use super::cpu::{self, CpuSnap, SyscallCounter};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use std::time::{Duration, Instant};
+
+/// Where the loop thread runs and how engines are built.
+#[derive(Clone, Debug)]
+pub struct Bed {
+    /// The loop thread's CPU, if pinning.
+    pub loop_cpu: Option<usize>,
+    /// Engine configuration (workers, their CPUs, the loop ring).
+    pub cfg: EngineCfg,
+    /// Whether the perf syscall counter works here.
+    pub count_syscalls: bool,
+}
+
+/// Runs `f` on a new loop thread with a freshly built engine for `c`.
+fn on_loop_thread<T: Send + 'static>(
+    c: Contender,
+    bed: &Bed,
+    f: impl FnOnce(&mut dyn Engine, &Bed) -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    let bed = bed.clone();
+    std::thread::Builder::new()
+        .name("bench-loop".into())
+        .spawn(move || {
+            if let Some(cpu) = bed.loop_cpu {
+                let _ = cpu::pin(cpu);
+            }
+            let mut e = c.build(&bed.cfg)?;
+            let r = f(&mut *e, &bed);
+            drop(e);
+            r
+        })
+        .map_err(|e| format!("spawn loop thread: {e}"))?
+        .join()
+        .map_err(|_| format!("{c}: the loop thread panicked"))?
+}
+
+/// Ping-pong variants.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Variant {
+    /// Back to back.
+    Hot,
+    /// A gap between jobs long enough for every spin budget to run out.
+    Idle,
+}
+
+/// Ping-pong parameters.
+#[derive(Copy, Clone, Debug, Serialize)]
+pub struct PingPongSpec {
+    /// Hot or idle.
+    pub variant: Variant,
+    /// Measured round trips (at most).
+    pub iterations: usize,
+    /// Unmeasured round trips first.
+    pub warmup: usize,
+    /// Stop measuring after this long even if `iterations` is not reached.
+    #[serde(serialize_with = "ser_secs")]
+    pub max_time: Duration,
+    /// Idle variant: the gap before each job.
+    #[serde(serialize_with = "ser_secs")]
+    pub gap: Duration,
+}
+
+/// One ping-pong result: round-trip latency with one job in flight.
+#[derive(Clone, Debug, Serialize)]
+pub struct PingPong {
+    /// Contender name.
+    pub contender: String,
+    /// Worker threads.
+    pub workers: usize,
+    /// Hot or idle.
+    pub variant: Variant,
+    /// Round trips measured.
+    pub samples: u64,
+    /// Median round trip, ns.
+    pub p50_ns: u64,
+    /// 99th percentile, ns.
+    pub p99_ns: u64,
+    /// 99.9th percentile, ns.
+    pub p999_ns: u64,
+    /// Slowest, ns.
+    pub max_ns: u64,
+    /// Mean, ns.
+    pub mean_ns: f64,
+}
+
+/// Round trips of single jobs of zero cost, timed by the loop from before
+/// the submit to the moment the completion is in its hands.
+pub fn ping_pong(c: Contender, bed: &Bed, spec: PingPongSpec) -> Result<PingPong, String> {
+    let workers = bed.cfg.workers;
+    on_loop_thread(c, bed, move |e, _| {
+        let mut hist = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
+        let mut done = Vec::with_capacity(4);
+        let start = Instant::now();
+        for i in 0..spec.warmup + spec.iterations {
+            if i >= spec.warmup && start.elapsed() > spec.max_time && !hist.is_empty() {
+                break;
+            }
+            if spec.variant == Variant::Idle {
+                std::thread::sleep(spec.gap);
+            }
+            done.clear();
+            let t = Instant::now();
+            e.submit(Job {
+                token: i as u64,
+                iters: 0,
+            })?;
+            while done.is_empty() {
+                e.wait(&mut done)?;
+            }
+            let rtt = t.elapsed().as_nanos() as u64;
+            if done[0] != i as u64 {
+                return Err(format!("{c}: job {i} came back as {}", done[0]));
+            }
+            if i >= spec.warmup {
+                hist.record(rtt.max(1)).map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(PingPong {
+            contender: c.name(),
+            workers,
+            variant: spec.variant,
+            samples: hist.len(),
+            p50_ns: hist.value_at_quantile(0.5),
+            p99_ns: hist.value_at_quantile(0.99),
+            p999_ns: hist.value_at_quantile(0.999),
+            max_ns: hist.max(),
+            mean_ns: hist.mean(),
+        })
+    })
+}
+
+/// Throughput parameters.
+#[derive(Copy, Clone, Debug, Serialize)]
+pub struct ThroughputSpec {
+    /// Jobs kept in flight.
+    pub depth: usize,
+    /// CPU work per job.
+    #[serde(serialize_with = "ser_secs")]
+    pub cost: Duration,
+    /// Rounds of [`burn`](super::work::burn) that make `cost`.
+    pub iters: u64,
+    /// Unmeasured run first.
+    #[serde(serialize_with = "ser_secs")]
+    pub warmup: Duration,
+    /// Measured run: new jobs are submitted until then, then the loop drains.
+    #[serde(serialize_with = "ser_secs")]
+    pub window: Duration,
+    /// Measured runs; the one with the median jobs/s is reported.
+    pub reps: usize,
+}
+
+/// One throughput result.
+#[derive(Clone, Debug, Serialize)]
+pub struct Throughput {
+    /// Contender name.
+    pub contender: String,
+    /// Worker threads.
+    pub workers: usize,
+    /// Jobs kept in flight.
+    pub depth: usize,
+    /// CPU work per job, ns.
+    pub cost_ns: u64,
+    /// Jobs completed in the measured run.
+    pub jobs: u64,
+    /// Wall time of the measured run (including the drain), s.
+    pub secs: f64,
+    /// `jobs / secs`.
+    pub jobs_per_s: f64,
+    /// Loop thread CPU per job (getrusage RUSAGE_THREAD), ns.
+    pub loop_cpu_ns_per_job: f64,
+    /// CPU of every other thread per job (process CPU clock minus the loop
+    /// thread's), ns; includes the job's own work.
+    pub worker_cpu_ns_per_job: f64,
+    /// System calls the loop thread made per job (perf tracepoint), if countable.
+    pub loop_syscalls_per_job: Option<f64>,
+    /// The contender's own counters over the measured run.
+    pub counters: Counters,
+    /// jobs/s of every measured run (the median one is reported above).
+    pub jobs_per_s_reps: Vec<f64>,
+}
+
+impl Throughput {
+    /// A counter per job.
+    pub fn per_job(&self, v: Option<u64>) -> Option<f64> {
+        v.map(|v| v as f64 / self.jobs.max(1) as f64)
+    }
+}
+
+/// Keeps `depth` jobs in flight until `window` has passed, then drains.
+/// Returns the jobs completed.
+fn keep_busy(
+    e: &mut dyn Engine,
+    depth: usize,
+    iters: u64,
+    window: Duration,
+) -> Result<u64, String> {
+    let deadline = Instant::now() + window;
+    let mut next = 0u64;
+    let mut in_flight = 0usize;
+    let mut completed = 0u64;
+    let mut done = Vec::with_capacity(depth);
+    for _ in 0..depth {
+        e.submit(Job { token: next, iters })?;
+        next += 1;
+        in_flight += 1;
+    }
+    while in_flight > 0 {
+        done.clear();
+        e.wait(&mut done)?;
+        in_flight -= done.len();
+        completed += done.len() as u64;
+        if Instant::now() < deadline {
+            for _ in 0..done.len() {
+                e.submit(Job { token: next, iters })?;
+                next += 1;
+                in_flight += 1;
+            }
+        }
+    }
+    Ok(completed)
+}
+
+/// Jobs per second and CPU per job with `spec.depth` jobs in flight: the
+/// run with the median jobs/s out of `spec.reps` measured runs.
+pub fn throughput(c: Contender, bed: &Bed, spec: ThroughputSpec) -> Result<Throughput, String> {
+    let workers = bed.cfg.workers;
+    on_loop_thread(c, bed, move |e, bed| {
+        keep_busy(e, spec.depth, spec.iters, spec.warmup)?;
+        let mut counter = if bed.count_syscalls {
+            SyscallCounter::open().ok()
+        } else {
+            None
+        };
+        let mut runs = Vec::with_capacity(spec.reps.max(1));
+        for _ in 0..spec.reps.max(1) {
+            let c0 = e.counters();
+            let cpu0 = CpuSnap::now();
+            let s0 = counter.as_mut().map(|c| c.read());
+            let t0 = Instant::now();
+            let jobs = keep_busy(e, spec.depth, spec.iters, spec.window)?;
+            let secs = t0.elapsed().as_secs_f64();
+            // The end read counts itself once.
+            let s1 = counter.as_mut().map(|c| c.read().saturating_sub(1));
+            let cpu1 = CpuSnap::now();
+            let counters = e.counters().since(&c0);
+            let (lp, rest) = cpu1.since(&cpu0);
+            let n = jobs.max(1) as f64;
+            runs.push(Throughput {
+                contender: c.name(),
+                workers,
+                depth: spec.depth,
+                cost_ns: spec.cost.as_nanos() as u64,
+                jobs,
+                secs,
+                jobs_per_s: jobs as f64 / secs,
+                loop_cpu_ns_per_job: lp.as_nanos() as f64 / n,
+                worker_cpu_ns_per_job: rest.as_nanos() as f64 / n,
+                loop_syscalls_per_job: s0.zip(s1).map(|(a, b)| b.saturating_sub(a) as f64 / n),
+                counters,
+                jobs_per_s_reps: vec![],
+            });
+        }
+        let reps: Vec<f64> = runs.iter().map(|r| r.jobs_per_s).collect();
+        runs.sort_by(|a, b| a.jobs_per_s.total_cmp(&b.jobs_per_s));
+        let mut median = runs.swap_remove(runs.len() / 2);
+        median.jobs_per_s_reps = reps;
+        Ok(median)
+    })
+}
+
+/// Idle-cost parameters.
+#[derive(Copy, Clone, Debug, Serialize)]
+pub struct IdleSpec {
+    /// After the burst, wait this long for every spin budget to run out.
+    #[serde(serialize_with = "ser_secs")]
+    pub settle: Duration,
+    /// Then measure CPU over this long.
+    #[serde(serialize_with = "ser_secs")]
+    pub window: Duration,
+}
+
+/// CPU burnt by an idle contender.
+#[derive(Clone, Debug, Serialize)]
+pub struct Idle {
+    /// Contender name.
+    pub contender: String,
+    /// Worker threads.
+    pub workers: usize,
+    /// Window measured, s.
+    pub window_s: f64,
+    /// Whole-process CPU over the window, as % of one core.
+    pub process_pct_of_core: f64,
+    /// Of which the loop thread, % of one core.
+    pub loop_pct_of_core: f64,
+}
+
+/// Wakes every worker with a burst of trivial jobs, lets the spin budgets
+/// run out, then measures the CPU the whole process uses while the loop
+/// sits idle in its own wait.
+pub fn idle_cost(c: Contender, bed: &Bed, spec: IdleSpec) -> Result<Idle, String> {
+    let workers = bed.cfg.workers;
+    on_loop_thread(c, bed, move |e, _| {
+        let burst = (4 * workers).min(64);
+        let depth = if c.supports(workers, burst) { burst } else { 1 };
+        for _ in 0..4 {
+            keep_busy(e, depth, 0, Duration::ZERO)?;
+        }
+        e.idle(spec.settle)?;
+        let cpu0 = CpuSnap::now();
+        let t0 = Instant::now();
+        e.idle(spec.window)?;
+        let secs = t0.elapsed().as_secs_f64();
+        let cpu1 = CpuSnap::now();
+        let (lp, rest) = cpu1.since(&cpu0);
+        let pct = |d: Duration| 100.0 * d.as_secs_f64() / secs;
+        Ok(Idle {
+            contender: c.name(),
+            workers,
+            window_s: secs,
+            process_pct_of_core: pct(lp + rest),
+            loop_pct_of_core: pct(lp),
+        })
+    })
+}
+
+/// Serializes a duration as seconds (f64).
+fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}

@@ -1,0 +1,683 @@
+//! One behavioural suite, run against every handoff mechanism.
+//!
+//! `conformance!` expands every scenario below once per [`Handoff`]. A
+//! mechanism this kernel lacks is skipped with the reason printed. Scenarios:
+//! many trivial jobs with correct results; several workers really running at
+//! once; jobs interleaved with real I/O on the same ring (a DEFER_TASKRUN
+//! ring); panicking jobs; closing and dropping with jobs in flight (drop
+//! counters prove every captured state is dropped exactly once); a tiny CQ
+//! under a flood; and the per-job announce mode where it exists. `auto`
+//! fallback through the environment overrides is tested in child processes.
+
+use io_uring::{opcode, types, IoUring};
+use ringpool::{Announce, Handoff, JobError, LoopHandle, Pool, Shutdown, TrySubmitError};
+use std::collections::HashSet;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+/// Builds a pool for `h`, or prints why it is skipped.
+fn pool(
+    h: Handoff,
+    workers: usize,
+    tweak: impl FnOnce(ringpool::PoolBuilder) -> ringpool::PoolBuilder,
+) -> Option<Pool> {
+    if let Some(why) = h.unsupported_reason(ringpool::Capabilities::get()) {
+        println!("SKIP {h}: {why}");
+        return None;
+    }
+    let b = Pool::builder().workers(workers).handoff(h);
+    Some(
+        tweak(b)
+            .build()
+            .unwrap_or_else(|e| panic!("building a {h} pool: {e}")),
+    )
+}
+
+/// A ring as a modern loop would build it.
+fn defer_ring(entries: u32) -> IoUring {
+    IoUring::builder()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .setup_taskrun_flag()
+        .setup_submit_all()
+        .build(entries)
+        .expect("DEFER_TASKRUN ring")
+}
+
+/// Runs the loop until `done` says so, failing loudly (instead of hanging)
+/// if nothing at all happens for 60 s.
+fn drive<R: Send + 'static>(
+    lp: &mut LoopHandle<R>,
+    ring: &mut IoUring,
+    mut on_io: impl FnMut(io_uring::cqueue::Entry),
+    mut done: impl FnMut(&mut LoopHandle<R>) -> bool,
+) {
+    let mut last = (lp.stats().completed, Instant::now());
+    while !done(lp) {
+        // Wait only when a result is owed: with nothing in flight, `done`
+        // must submit more (condvar and spin have no CQE to end a wait).
+        if lp.in_flight() > 0 {
+            lp.submit_and_wait(ring, 1).expect("submit_and_wait");
+        }
+        lp.reap(ring, &mut on_io);
+        let c = lp.stats().completed;
+        if c != last.0 {
+            last = (c, Instant::now());
+        }
+        assert!(
+            last.1.elapsed() < Duration::from_secs(60),
+            "{}: no progress for 60 s with {} in flight: {:?}",
+            lp.handoff(),
+            lp.in_flight(),
+            lp.stats()
+        );
+    }
+}
+
+fn many_jobs(h: Handoff, announce: Announce) {
+    let n: u64 = if cfg!(debug_assertions) {
+        100_000
+    } else {
+        1_000_000
+    };
+    let Some(pool) = pool(h, 2, |b| b.announce(announce).max_in_flight(256)) else {
+        return;
+    };
+    let mut ring = IoUring::new(256).unwrap();
+    let mut lp = pool.register::<u64>(&mut ring).unwrap();
+    let mut seen = vec![false; n as usize];
+    let (mut next, mut got) = (0u64, 0u64);
+    drive(
+        &mut lp,
+        &mut ring,
+        |c| panic!("foreign CQE {c:?}"),
+        |lp| {
+            while next < n {
+                let i = next;
+                match lp.try_submit(move || i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 7) {
+                    Ok(id) => assert_eq!(id.get(), i, "ids are sequential"),
+                    Err(TrySubmitError::Full(_)) => break,
+                    Err(TrySubmitError::Closed(_)) => panic!("closed"),
+                }
+                next += 1;
+            }
+            for c in lp.completions() {
+                let i = c.id.get();
+                assert!(
+                    !std::mem::replace(&mut seen[i as usize], true),
+                    "job {i} completed twice"
+                );
+                assert_eq!(c.result.unwrap(), i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 7);
+                got += 1;
+            }
+            got == n
+        },
+    );
+    assert!(seen.iter().all(|&s| s));
+    assert_eq!(lp.in_flight(), 0);
+    let s = lp.stats();
+    assert_eq!((s.submitted, s.completed), (n, n));
+    drop(lp);
+    assert_eq!(pool.stats().jobs_run, n);
+    println!(
+        "{h} ({announce:?}): {n} jobs, loop {:?}, pool {:?}",
+        s,
+        pool.stats()
+    );
+}
+
+/// Two jobs that can only finish if two workers run them at the same time.
+fn several_workers(h: Handoff) {
+    let Some(pool) = pool(h, 4, |b| b) else {
+        return;
+    };
+    let mut ring = IoUring::new(64).unwrap();
+    let mut lp = pool.register::<String>(&mut ring).unwrap();
+    let barrier = Arc::new(Barrier::new(2));
+    for _ in 0..2 {
+        let b = barrier.clone();
+        lp.try_submit(move || {
+            b.wait();
+            std::thread::current().name().unwrap_or("?").to_owned()
+        })
+        .unwrap();
+    }
+    let mut names = HashSet::new();
+    drive(
+        &mut lp,
+        &mut ring,
+        |_| {},
+        |lp| {
+            for c in lp.completions() {
+                names.insert(c.result.unwrap());
+            }
+            names.len() == 2
+        },
+    );
+    assert!(
+        names.iter().all(|n| n.starts_with("ringpool-worker-")),
+        "{names:?}"
+    );
+}
+
+/// The loop reads messages from a socket through its ring; each message
+/// becomes a job; each job's completion queues the next read right after
+/// (the question's pattern). A repeating timeout runs alongside. Uses a
+/// SINGLE_ISSUER | DEFER_TASKRUN ring.
+fn interleaved_with_io(h: Handoff) {
+    const MSGS: usize = 200;
+    let Some(pool) = pool(h, 2, |b| b) else {
+        return;
+    };
+    let mut ring = defer_ring(64);
+    let mut lp = pool.register::<(usize, u64)>(&mut ring).unwrap();
+    let (mut tx, rx) = std::os::unix::net::UnixStream::pair().unwrap();
+    let writer = std::thread::spawn(move || {
+        for i in 0..MSGS {
+            tx.write_all(&(i as u64).to_le_bytes()).unwrap();
+            if i % 16 == 0 {
+                std::thread::sleep(Duration::from_micros(300));
+            }
+        }
+        tx
+    });
+    const READ: u64 = 1;
+    const TICK: u64 = 2;
+    let mut buf = [0u8; 8];
+    let ts = types::Timespec::new().nsec(500_000);
+    let arm_read = |ring: &mut IoUring, buf: &mut [u8; 8]| {
+        let sqe = opcode::Read::new(types::Fd(rx.as_raw_fd()), buf.as_mut_ptr(), 8)
+            .build()
+            .user_data(READ);
+        // SAFETY: `buf` outlives the read: we wait for its CQE before rearming or returning.
+        unsafe { ring.submission().push(&sqe).unwrap() };
+    };
+    let arm_tick = |ring: &mut IoUring| {
+        let sqe = opcode::Timeout::new(&ts).build().user_data(TICK);
+        // SAFETY: `ts` lives until the end of the function, after the last tick is reaped.
+        unsafe { ring.submission().push(&sqe).unwrap() };
+    };
+    arm_read(&mut ring, &mut buf);
+    arm_tick(&mut ring);
+    let (mut reads, mut ticks, mut results, mut read_pending, mut tick_pending) =
+        (0, 0, 0, true, true);
+    let mut order = Vec::new();
+    while results < MSGS || read_pending || tick_pending {
+        lp.submit_and_wait(&mut ring, 1).unwrap();
+        let mut io = Vec::new();
+        lp.reap(&mut ring, |c| io.push(c));
+        for c in io {
+            match c.user_data() {
+                READ => {
+                    read_pending = false;
+                    assert_eq!(c.result(), 8, "short read");
+                    let v = u64::from_le_bytes(buf);
+                    assert_eq!(v, reads as u64, "messages in order");
+                    reads += 1;
+                    order.push('r');
+                    lp.try_submit(move || (v as usize, v * v)).unwrap();
+                }
+                TICK => {
+                    tick_pending = false;
+                    ticks += 1;
+                    order.push('t');
+                    if results < MSGS {
+                        arm_tick(&mut ring);
+                        tick_pending = true;
+                    }
+                }
+                other => panic!("unexpected CQE {other:#x}"),
+            }
+        }
+        for c in lp.completions() {
+            let (i, sq) = c.result.unwrap();
+            assert_eq!(sq, (i * i) as u64);
+            results += 1;
+            order.push('j');
+            // The next I/O goes out right behind the result.
+            if reads < MSGS && !read_pending {
+                arm_read(&mut ring, &mut buf);
+                read_pending = true;
+            }
+        }
+    }
+    drop(writer.join().unwrap());
+    assert_eq!((reads, results), (MSGS, MSGS));
+    assert!(ticks >= 1);
+    assert!(order.contains(&'t') && order.contains(&'j') && order.contains(&'r'));
+}
+
+fn panics_become_errors(h: Handoff) {
+    let Some(pool) = pool(h, 2, |b| b) else {
+        return;
+    };
+    let mut ring = IoUring::new(64).unwrap();
+    let mut lp = pool.register::<u32>(&mut ring).unwrap();
+    let mut ids = HashSet::new();
+    for round in 0..3u32 {
+        for i in 0..50u32 {
+            let id = lp
+                .try_submit(move || {
+                    if i % 5 == 0 {
+                        panic!("job {i} of round {round} fails");
+                    }
+                    i
+                })
+                .unwrap();
+            ids.insert(id);
+        }
+    }
+    let (mut ok, mut panicked) = (0, 0);
+    drive(
+        &mut lp,
+        &mut ring,
+        |_| {},
+        |lp| {
+            for c in lp.completions() {
+                assert!(ids.remove(&c.id));
+                match c.result {
+                    Ok(v) => {
+                        assert_ne!(v % 5, 0);
+                        ok += 1
+                    }
+                    Err(e) => {
+                        let msg = e.panic_message().expect("string payload").to_owned();
+                        assert!(msg.contains("fails"), "{msg}");
+                        assert!(matches!(e, JobError::Panicked(_)));
+                        panicked += 1
+                    }
+                }
+            }
+            ids.is_empty()
+        },
+    );
+    assert_eq!((ok, panicked), (120, 30));
+    // The workers survived: the pool still runs jobs.
+    lp.try_submit(|| 99).unwrap();
+    let mut v = None;
+    drive(
+        &mut lp,
+        &mut ring,
+        |_| {},
+        |lp| {
+            v = v.or_else(|| lp.completions().next().map(|c| c.result.unwrap()));
+            v.is_some()
+        },
+    );
+    assert_eq!(v, Some(99));
+}
+
+/// Counts drops of what a job captured.
+struct Counted(Arc<AtomicUsize>);
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Close (with the ring) and drop (without) while jobs are queued and
+/// running: every job ends exactly once, every capture is dropped once.
+fn shutdown_with_jobs_in_flight(h: Handoff, policy: Shutdown, with_ring: bool) {
+    const N: usize = 200;
+    let Some(pool) = pool(h, 2, |b| b.shutdown(policy)) else {
+        return;
+    };
+    let mut ring = IoUring::new(64).unwrap();
+    let mut lp = pool.register::<usize>(&mut ring).unwrap();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let ran = Arc::new(AtomicUsize::new(0));
+    for i in 0..N {
+        let c = Counted(drops.clone());
+        let ran = ran.clone();
+        lp.try_submit(move || {
+            let _keep = &c;
+            std::thread::sleep(Duration::from_micros(200));
+            ran.fetch_add(1, Ordering::SeqCst);
+            i
+        })
+        .unwrap();
+    }
+    // Let the workers start some of them.
+    lp.flush(&mut ring).unwrap();
+    ring.submit().unwrap();
+    std::thread::sleep(Duration::from_millis(2));
+    if with_ring {
+        let rest = lp.close(&mut ring, |c| panic!("foreign CQE {c:?}"));
+        let (mut done, mut cancelled) = (0, 0);
+        let mut tasks = Vec::new();
+        for c in rest {
+            match c.result {
+                Ok(i) => {
+                    assert!(i < N);
+                    done += 1
+                }
+                Err(JobError::Cancelled(t)) => {
+                    cancelled += 1;
+                    tasks.push(t)
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(done + cancelled, N, "every job ends exactly once");
+        if policy == Shutdown::Drain {
+            assert_eq!(cancelled, 0);
+        }
+        assert_eq!(ran.load(Ordering::SeqCst), done);
+        // A cancelled job is handed back intact: it can still run.
+        if let Some(t) = tasks.pop() {
+            assert!(t.run() < N);
+        }
+        drop(tasks);
+    } else {
+        drop(lp);
+        if policy == Shutdown::Drain {
+            assert_eq!(ran.load(Ordering::SeqCst), N);
+        }
+    }
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        N,
+        "each capture dropped exactly once"
+    );
+    drop(pool);
+    assert_eq!(drops.load(Ordering::SeqCst), N);
+}
+
+/// A 4-entry CQ and far more jobs than that: no loss, no overflow.
+fn tiny_cq(h: Handoff, announce: Announce) {
+    const N: u64 = 20_000;
+    let (cq, max) = match announce {
+        Announce::PerJob => (8, 4),
+        _ => (4, 64),
+    };
+    let Some(pool) = pool(h, 2, |b| b.announce(announce).max_in_flight(max)) else {
+        return;
+    };
+    let mut ring: IoUring = IoUring::builder().setup_cqsize(cq).build(2).unwrap();
+    assert_eq!(ring.params().cq_entries(), cq);
+    let mut lp = pool.register::<u64>(&mut ring).unwrap();
+    let (mut next, mut sum, mut got) = (0u64, 0u64, 0u64);
+    drive(
+        &mut lp,
+        &mut ring,
+        |c| panic!("foreign CQE {c:?}"),
+        |lp| {
+            while next < N && lp.try_submit(move || next).is_ok() {
+                next += 1;
+            }
+            for c in lp.completions() {
+                sum += c.result.unwrap();
+                got += 1;
+            }
+            got == N
+        },
+    );
+    assert!(!ring.submission().cq_overflow(), "{h}: the CQ overflowed");
+    assert_eq!(sum, N * (N - 1) / 2);
+}
+
+fn blocking_submit_waits_by_reaping(h: Handoff) {
+    let Some(pool) = pool(h, 1, |b| b.max_in_flight(2)) else {
+        return;
+    };
+    let mut ring = IoUring::new(8).unwrap();
+    let mut lp = pool.register::<u32>(&mut ring).unwrap();
+    for i in 0..20 {
+        lp.submit(&mut ring, move || i, |c| panic!("foreign CQE {c:?}"))
+            .unwrap();
+        assert!(lp.in_flight() <= 2);
+    }
+    let mut got: Vec<u32> = lp.completions().map(|c| c.result.unwrap()).collect();
+    drive(
+        &mut lp,
+        &mut ring,
+        |_| {},
+        |lp| {
+            got.extend(lp.completions().map(|c| c.result.unwrap()));
+            got.len() == 20
+        },
+    );
+    got.sort();
+    assert_eq!(got, (0..20).collect::<Vec<_>>());
+    assert!(lp.try_submit(|| 1).is_ok());
+    pool.shutdown();
+    assert!(matches!(
+        lp.try_submit(|| 2),
+        Err(TrySubmitError::Closed(_))
+    ));
+}
+
+macro_rules! conformance {
+    ($($m:ident => $h:expr),* $(,)?) => {$(
+        mod $m {
+            use super::*;
+            #[test] fn many_jobs_batch() { super::many_jobs($h, Announce::Batch) }
+            #[test] fn several_workers() { super::several_workers($h) }
+            #[test] fn interleaved_with_io() { super::interleaved_with_io($h) }
+            #[test] fn panics_become_errors() { super::panics_become_errors($h) }
+            #[test] fn close_cancel() { super::shutdown_with_jobs_in_flight($h, Shutdown::Cancel, true) }
+            #[test] fn close_drain() { super::shutdown_with_jobs_in_flight($h, Shutdown::Drain, true) }
+            #[test] fn drop_cancel() { super::shutdown_with_jobs_in_flight($h, Shutdown::Cancel, false) }
+            #[test] fn drop_drain() { super::shutdown_with_jobs_in_flight($h, Shutdown::Drain, false) }
+            #[test] fn tiny_cq() { super::tiny_cq($h, Announce::Batch) }
+            #[test] fn blocking_submit() { super::blocking_submit_waits_by_reaping($h) }
+        }
+    )*};
+}
+
+conformance! {
+    msg_ring => Handoff::MsgRing,
+    msg_ring_sync => Handoff::MsgRingSync,
+    eventfd => Handoff::EventFd,
+    futex => Handoff::Futex,
+    pipe => Handoff::Pipe,
+    condvar => Handoff::Condvar,
+    spin => Handoff::Spin,
+    auto => Handoff::Auto,
+}
+
+mod per_job {
+    use super::*;
+    #[test]
+    fn msg_ring_many() {
+        many_jobs(Handoff::MsgRing, Announce::PerJob)
+    }
+    #[test]
+    fn msg_ring_sync_many() {
+        many_jobs(Handoff::MsgRingSync, Announce::PerJob)
+    }
+    #[test]
+    fn msg_ring_tiny_cq() {
+        tiny_cq(Handoff::MsgRing, Announce::PerJob)
+    }
+    #[test]
+    fn msg_ring_sync_tiny_cq() {
+        tiny_cq(Handoff::MsgRingSync, Announce::PerJob)
+    }
+    #[test]
+    fn msg_ring_sync_close() {
+        shutdown_with_jobs_in_flight(Handoff::MsgRingSync, Shutdown::Cancel, true);
+        shutdown_with_jobs_in_flight(Handoff::MsgRingSync, Shutdown::Cancel, false);
+    }
+    #[test]
+    fn per_job_must_fit_in_the_cq() {
+        if Handoff::MsgRingSync
+            .unsupported_reason(ringpool::Capabilities::get())
+            .is_some()
+        {
+            return;
+        }
+        let pool = Pool::builder()
+            .workers(1)
+            .handoff(Handoff::MsgRingSync)
+            .announce(Announce::PerJob)
+            .max_in_flight(64)
+            .build()
+            .unwrap();
+        let mut ring: IoUring = IoUring::builder().setup_cqsize(16).build(8).unwrap();
+        let e = pool.register::<()>(&mut ring).unwrap_err();
+        assert_eq!(e.kind(), ringpool::ErrorKind::InvalidConfig);
+        assert!(e.to_string().contains("max_in_flight"), "{e}");
+    }
+}
+
+/// Runs this test binary again, filtered to `test`, with `env` set.
+fn child(test: &str, env: &[(&str, &str)]) {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env("RINGPOOL_CHILD", "1")
+        .env_remove("RINGPOOL_HANDOFF")
+        .env_remove("RINGPOOL_UNSUPPORTED")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "child {test} with {env:?} failed:\n{text}"
+    );
+    assert!(
+        text.contains("1 passed"),
+        "child {test} did not run:\n{text}"
+    );
+}
+
+fn in_child() -> bool {
+    std::env::var_os("RINGPOOL_CHILD").is_some()
+}
+
+#[test]
+fn auto_falls_back_when_features_are_masked() {
+    let caps = ringpool::Capabilities::get();
+    let mut masked: Vec<&str> = Vec::new();
+    // Mask the auto order one mechanism at a time; auto must take the next.
+    for (i, h) in Handoff::AUTO_ORDER.iter().enumerate() {
+        if h.unsupported_reason(caps).is_some() {
+            continue;
+        }
+        let expect = *h;
+        let mask = masked.join(",");
+        child(
+            "fallback_child",
+            &[("RINGPOOL_UNSUPPORTED", &mask), ("EXPECT", expect.name())],
+        );
+        masked.push(Handoff::AUTO_ORDER[i].name());
+    }
+}
+
+#[test]
+fn fallback_child() {
+    if !in_child() {
+        return;
+    }
+    let expect: Handoff = std::env::var("EXPECT").unwrap().parse().unwrap();
+    let pool = Pool::builder().workers(1).build().unwrap();
+    let sel = pool.selection();
+    println!("{sel}");
+    assert_eq!(sel.chosen, expect);
+    for (h, why) in &sel.skipped {
+        assert!(why.contains("RINGPOOL_UNSUPPORTED"), "{h}: {why}");
+    }
+    // And it works.
+    let mut ring = IoUring::new(16).unwrap();
+    let mut lp = pool.register::<u8>(&mut ring).unwrap();
+    lp.try_submit(|| 7).unwrap();
+    let mut v = None;
+    drive(
+        &mut lp,
+        &mut ring,
+        |_| {},
+        |lp| {
+            v = v.or_else(|| lp.completions().next().map(|c| c.result.unwrap()));
+            v.is_some()
+        },
+    );
+    assert_eq!(v, Some(7));
+}
+
+#[test]
+fn explicit_request_for_a_missing_feature_is_a_typed_error() {
+    child(
+        "missing_child",
+        &[
+            ("RINGPOOL_UNSUPPORTED", "futex"),
+            ("RINGPOOL_HANDOFF", "futex"),
+        ],
+    );
+    child("bogus_child", &[("RINGPOOL_HANDOFF", "carrier-pigeon")]);
+}
+
+#[test]
+fn missing_child() {
+    if !in_child() {
+        return;
+    }
+    let e = Pool::builder()
+        .workers(1)
+        .handoff(Handoff::Pipe)
+        .build()
+        .unwrap_err();
+    assert_eq!(e.kind(), ringpool::ErrorKind::Unsupported(Handoff::Futex));
+    assert!(e.to_string().contains("futex"), "{e}");
+}
+
+#[test]
+fn bogus_child() {
+    if !in_child() {
+        return;
+    }
+    let e = Pool::new().unwrap_err();
+    assert_eq!(e.kind(), ringpool::ErrorKind::InvalidConfig);
+    assert!(e.to_string().contains("carrier-pigeon"), "{e}");
+}
+
+#[test]
+fn handle_rejects_another_ring() {
+    let pool = Pool::builder().workers(1).build().unwrap();
+    let mut a = IoUring::new(8).unwrap();
+    let mut b = IoUring::new(8).unwrap();
+    let mut lp = pool.register::<()>(&mut a).unwrap();
+    let e = lp.flush(&mut b).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(!ringpool::is_pool_user_data(7));
+}
+
+#[test]
+fn several_loops_share_one_pool() {
+    let pool = Pool::builder().workers(2).build().unwrap();
+    let threads: Vec<_> = (0..3u64)
+        .map(|t| {
+            let pool = pool.clone();
+            std::thread::spawn(move || {
+                let mut ring = defer_ring(32);
+                let mut lp = pool.register::<u64>(&mut ring).unwrap();
+                let (mut next, mut sum, mut got) = (0u64, 0u64, 0);
+                drive(
+                    &mut lp,
+                    &mut ring,
+                    |_| {},
+                    |lp| {
+                        while next < 5_000 && lp.try_submit(move || t * 1_000_000 + next).is_ok() {
+                            next += 1;
+                        }
+                        for c in lp.completions() {
+                            let v = c.result.unwrap();
+                            assert_eq!(v / 1_000_000, t, "a result reached the wrong loop");
+                            sum += v % 1_000_000;
+                            got += 1;
+                        }
+                        got == 5_000
+                    },
+                );
+                sum
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), 5_000 * 4_999 / 2);
+    }
+}
