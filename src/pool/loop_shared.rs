@@ -9,6 +9,9 @@ use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
 
 /// Results waiting for the loop.
+// One per loop/pool, and the big variant is the hot one: boxing it would add
+// a pointer chase to every push and pop.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Results {
     /// Bounded lock-free MPSC use of an MPMC array queue. Its capacity is the
     /// loop's in-flight limit, so a push can never find it full.

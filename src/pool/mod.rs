@@ -362,6 +362,9 @@ fn worker_main(
 }
 
 /// The job queue, per backend family.
+// One per loop/pool, and the big variant is the hot one: boxing it would add
+// a pointer chase to every push and pop.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Jobs {
     LockFree(SegQueue<JobRef>),
     Locked {
