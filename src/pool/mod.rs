@@ -356,9 +356,18 @@ fn worker_main(
     } else {
         worker::run(&pool, &mut ctx);
     }
-    // Our ring (if any) is dropped here, on its owner thread. No loop can
-    // target it any more: loops are gone before `exit` is set.
-    pool.workers[idx].ring_fd.store(-1, Release);
+    // Retire our ring fd under the control-ring lock, which `wake_direct`
+    // holds from reading the fd to sending: no wake can then reach a ring
+    // whose owner is gone (or a reused fd number). Loops cannot target it
+    // either: they are all gone before `exit` is set.
+    match &pool.control {
+        Some(control) => {
+            let _guard = lock(control);
+            pool.workers[idx].ring_fd.store(-1, Release);
+        }
+        None => pool.workers[idx].ring_fd.store(-1, Release),
+    }
+    drop(ctx); // closes our ring, on its owner thread
 }
 
 /// The job queue, per backend family.
@@ -499,18 +508,17 @@ impl PoolShared {
         let w = &self.workers[idx];
         match (&self.control, self.handoff) {
             (Some(control), Handoff::MsgRing) => {
+                let mut ring = lock(control);
                 let fd = w.ring_fd.load(Acquire);
                 if fd < 0 {
                     return;
                 }
-                let mut ring = lock(control);
                 let sqe = opcode::MsgRingData::new(types::Fd(fd), 0, WORKER_WAKE, None)
                     .build()
                     .flags(squeue::Flags::SKIP_SUCCESS);
-                // SAFETY: a MSG_RING data SQE references no memory; the target
-                // ring is alive because its worker has not exited (fd >= 0 is
-                // cleared only after the worker dropped its ring, and workers
-                // exit only once no loop or waker remains).
+                // SAFETY: a MSG_RING data SQE references no memory. The target
+                // ring is open and its owner alive: a worker clears `ring_fd`
+                // under this same lock before it closes its ring.
                 if unsafe { ring.submission().push(&sqe) }.is_ok() {
                     let _ = ring.submit();
                 }
