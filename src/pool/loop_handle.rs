@@ -357,7 +357,7 @@ impl<R: Send + 'static> LoopHandle<R> {
                 Err(TrySubmitError::Closed(j)) => return Err(SubmitError::Closed(j)),
                 Err(TrySubmitError::Full(j)) => job = j,
             }
-            match self.submit_and_wait(ring, 1) {
+            match self.wait(ring, 1, self.ready.len()) {
                 Ok(_) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
                 Err(e) => return Err(SubmitError::Io(e, job)),
@@ -403,17 +403,32 @@ impl<R> LoopHandle<R> {
         Ok(())
     }
 
-    /// Queues the pool's pending SQEs on `ring`: the doorbell's (re-)arm,
-    /// wakes for workers asleep while jobs wait, and (pipe) job writes. They
-    /// go out with the next `io_uring_enter`, however it is made.
+    /// Prepares the loop to sleep on `ring`: drains results the workers have
+    /// published, sends the wakes that new jobs need (sleeping workers) and
+    /// (pipe) writes out queued job pointers, and queues the doorbell's
+    /// (re-)arm SQE. Returns the number of completions ready: if it is not
+    /// zero, take them before you block.
+    ///
+    /// [`submit_and_wait`](LoopHandle::submit_and_wait) does all of this for
+    /// you; call `flush` yourself only when you enter the kernel yourself.
+    /// Everything it queues goes out with the next `io_uring_enter`, however
+    /// it is made.
     ///
     /// # Errors
     ///
     /// `InvalidInput` if `ring` is not the ring this handle was registered
     /// with; the errno of `io_uring_enter` if the SQ was full and flushing
     /// it failed.
-    pub fn flush(&mut self, ring: &mut IoUring) -> io::Result<()> {
+    pub fn flush(&mut self, ring: &mut IoUring) -> io::Result<usize> {
         self.check_ring(ring)?;
+        self.drain_results();
+        self.send_work(ring)?;
+        self.arm(ring)?;
+        Ok(self.ready.len())
+    }
+
+    /// Queues the doorbell's arm SQE if it is not armed (eventfd, futex, pipe).
+    fn arm(&mut self, ring: &mut IoUring) -> io::Result<()> {
         let reg = self.shared.reg;
         match &mut self.arm {
             Arm::None => {}
@@ -467,33 +482,42 @@ impl<R> LoopHandle<R> {
                     unsafe { push(ring, &sqe, &mut self.stats)? };
                     p.armed = true;
                 }
-                let mut retry = std::mem::take(&mut p.retry);
-                for idx in retry.drain(..) {
-                    submit_write(ring, p, idx, reg, &mut self.stats)?;
-                    self.urgent = true;
-                }
-                p.retry = retry;
-                while !p.batch.is_empty() {
-                    let n = p.batch.len().min(PIPE_READ_WORDS); // 4 KiB = PIPE_BUF: atomic
-                    let buf: Box<[u64]> = p.batch.drain(..n).collect();
-                    let pw = PendingWrite {
-                        buf,
-                        done: 0,
-                        failures: 0,
-                    };
-                    let idx = match p.writes.iter().position(Option::is_none) {
-                        Some(i) => {
-                            p.writes[i] = Some(pw);
-                            i
-                        }
-                        None => {
-                            p.writes.push(Some(pw));
-                            p.writes.len() - 1
-                        }
-                    } as u32;
-                    submit_write(ring, p, idx, reg, &mut self.stats)?;
-                    self.urgent = true;
-                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends what workers are waiting for: wakes for sleeping workers (SQEs
+    /// marked urgent, or syscalls) and, for `pipe`, the job pointer writes.
+    fn send_work(&mut self, ring: &mut IoUring) -> io::Result<()> {
+        let reg = self.shared.reg;
+        if let Arm::Pipe(p) = &mut self.arm {
+            let mut retry = std::mem::take(&mut p.retry);
+            for idx in retry.drain(..) {
+                submit_write(ring, p, idx, reg, &mut self.stats)?;
+                self.urgent = true;
+            }
+            p.retry = retry;
+            while !p.batch.is_empty() {
+                let n = p.batch.len().min(PIPE_READ_WORDS); // 4 KiB = PIPE_BUF: atomic
+                let buf: Box<[u64]> = p.batch.drain(..n).collect();
+                let pw = PendingWrite {
+                    buf,
+                    done: 0,
+                    failures: 0,
+                };
+                let idx = match p.writes.iter().position(Option::is_none) {
+                    Some(i) => {
+                        p.writes[i] = Some(pw);
+                        i
+                    }
+                    None => {
+                        p.writes.push(Some(pw));
+                        p.writes.len() - 1
+                    }
+                } as u32;
+                submit_write(ring, p, idx, reg, &mut self.stats)?;
+                self.urgent = true;
             }
         }
         if self.pending_wake > 0 {
@@ -567,16 +591,25 @@ impl<R> LoopHandle<R> {
     ///
     /// As [`IoUring::submit_and_wait`] (including `EINTR`), and as [`flush`](LoopHandle::flush).
     pub fn submit_and_wait(&mut self, ring: &mut IoUring, want: usize) -> io::Result<usize> {
-        self.flush(ring)?;
-        if self.has_results() {
+        self.wait(ring, want, 0)
+    }
+
+    /// `submit_and_wait`, returning early only once more than `seen`
+    /// completions are ready (the blocking `submit` waits for fresh ones).
+    fn wait(&mut self, ring: &mut IoUring, want: usize, seen: usize) -> io::Result<usize> {
+        self.check_ring(ring)?;
+        self.drain_results();
+        self.send_work(ring)?;
+        if self.ready.len() > seen {
             return self.enter_nowait(ring);
         }
         match self.handoff {
-            Handoff::Spin => return self.spin_wait(ring, want),
-            Handoff::Condvar => return self.poll_wait(ring, want),
+            Handoff::Spin => return self.spin_wait(ring, want, seen),
+            Handoff::Condvar => return self.poll_wait(ring, want, seen),
             _ => {}
         }
         if self.urgent {
+            // Workers are waiting for these wakes / writes: send them before spinning.
             self.urgent = false;
             self.stats.enters += 1;
             ring.submit()?;
@@ -585,36 +618,41 @@ impl<R> LoopHandle<R> {
             && self.in_flight() > 0
             && self.announce == Announce::Batch
             && self.handoff != Handoff::Pipe;
-        if can_spin {
-            if self.shared.doorbell.claim() {
-                let deadline = Instant::now() + self.loop_spin;
-                'spin: loop {
-                    for _ in 0..32 {
-                        if !self.shared.results.is_empty() || ring.completion().len() >= want {
-                            break 'spin;
-                        }
-                        std::hint::spin_loop();
+        if can_spin && self.shared.doorbell.claim() {
+            let deadline = Instant::now() + self.loop_spin;
+            'spin: loop {
+                for _ in 0..32 {
+                    if !self.shared.results.is_empty() || ring.completion().len() >= want {
+                        break 'spin;
                     }
-                    if Instant::now() >= deadline {
-                        break;
-                    }
+                    std::hint::spin_loop();
                 }
-                // Results pushed while we held the doorbell sent no CQE; they
-                // are picked up by `has_results` below or the next drain.
-                self.shared.doorbell.release();
+                if Instant::now() >= deadline {
+                    break;
+                }
             }
-            if self.has_results() {
+            // Results pushed while we held the doorbell sent no CQE: the
+            // release is followed by a drain, which sees all of them.
+            self.shared.doorbell.release();
+            self.drain_results();
+            if self.ready.len() > seen {
                 self.stats.spin_hits += 1;
                 return self.enter_nowait(ring);
             }
+        }
+        // About to sleep: the doorbell must be armed.
+        self.arm(ring)?;
+        if want > 0 && ring.submission().is_empty() && ring.completion().len() >= want {
+            return Ok(0); // the CQEs are already there: no need to enter
         }
         self.stats.enters += 1;
         self.stats.waits += 1;
         ring.submit_and_wait(want)
     }
 
-    fn has_results(&self) -> bool {
-        !self.ready.is_empty() || !self.shared.results.is_empty()
+    /// More than `seen` completions are ready, or results wait to be drained.
+    fn has_new(&self, seen: usize) -> bool {
+        self.ready.len() > seen || !self.shared.results.is_empty()
     }
 
     fn enter_nowait(&mut self, ring: &mut IoUring) -> io::Result<usize> {
@@ -627,10 +665,10 @@ impl<R> LoopHandle<R> {
     }
 
     /// `spin` backend: busy-poll the result queue and the CQ.
-    fn spin_wait(&mut self, ring: &mut IoUring, want: usize) -> io::Result<usize> {
+    fn spin_wait(&mut self, ring: &mut IoUring, want: usize, seen: usize) -> io::Result<usize> {
         let submitted = self.enter_nowait(ring)?;
         let mut n = 0u32;
-        while !self.has_results() && ring.completion().len() < want {
+        while !self.has_new(seen) && ring.completion().len() < want {
             std::hint::spin_loop();
             n = n.wrapping_add(1);
             if n % 4096 == 0 {
@@ -649,7 +687,7 @@ impl<R> LoopHandle<R> {
     /// `condvar` backend: the loop cannot sleep on a condvar and its ring at
     /// once, so it waits on the ring for at most `poll_interval` at a time
     /// and polls the result queue in between.
-    fn poll_wait(&mut self, ring: &mut IoUring, want: usize) -> io::Result<usize> {
+    fn poll_wait(&mut self, ring: &mut IoUring, want: usize, seen: usize) -> io::Result<usize> {
         let ts = types::Timespec::from(self.poll_interval);
         let args = types::SubmitArgs::new().timespec(&ts);
         loop {
@@ -660,7 +698,7 @@ impl<R> LoopHandle<R> {
                 Err(e) if e.raw_os_error() == Some(libc::ETIME) => {}
                 Err(e) => return Err(e),
             }
-            if self.has_results() {
+            if self.has_new(seen) {
                 return Ok(0);
             }
         }
