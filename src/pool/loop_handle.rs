@@ -189,6 +189,8 @@ pub struct LoopHandle<R> {
     urgent: bool,
     scratch: Vec<usize>,
     loop_spin: Duration,
+    /// The current spin budget, adapted between `loop_spin / 16` and `loop_spin`.
+    spin_budget: Duration,
     poll_interval: Duration,
     stats: LoopStats,
     closed: bool,
@@ -271,6 +273,7 @@ impl<R: Send + 'static> LoopHandle<R> {
             handoff,
             announce,
             loop_spin: owner.config.loop_spin,
+            spin_budget: owner.config.loop_spin,
             poll_interval: owner.config.poll_interval,
             owner,
             shared,
@@ -619,7 +622,7 @@ impl<R> LoopHandle<R> {
             && self.announce == Announce::Batch
             && self.handoff != Handoff::Pipe;
         if can_spin && self.shared.doorbell.claim() {
-            let deadline = Instant::now() + self.loop_spin;
+            let deadline = Instant::now() + self.spin_budget;
             'spin: loop {
                 for _ in 0..32 {
                     if !self.shared.results.is_empty() || ring.completion().len() >= want {
@@ -636,9 +639,14 @@ impl<R> LoopHandle<R> {
             self.shared.doorbell.release();
             self.drain_results();
             if self.ready.len() > seen {
+                // Adaptive: a hit restores the budget, a miss halves it (down
+                // to 1/16), so long jobs do not keep a core busy spinning
+                // next to the worker that runs them.
                 self.stats.spin_hits += 1;
+                self.spin_budget = (self.spin_budget * 2).min(self.loop_spin);
                 return self.enter_nowait(ring);
             }
+            self.spin_budget = (self.spin_budget / 2).max(self.loop_spin / 16);
         }
         // About to sleep: the doorbell must be armed.
         self.arm(ring)?;

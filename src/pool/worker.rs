@@ -113,7 +113,7 @@ pub(crate) fn run(pool: &PoolShared, ctx: &mut WorkerCtx) {
         {
             Prepared::Abort { .. } => {}
             Prepared::Sleep => {
-                stats.parks.fetch_add(1, Relaxed);
+                bump(&stats.parks);
                 while park::still_sleeping(me) {
                     ctx.wait(me, pool);
                 }
@@ -194,10 +194,10 @@ fn deliver(pool: &PoolShared, ctx: &mut WorkerCtx, job: JobRef) {
     let cancel = pool.cancel_queued && home.closing.load(Acquire);
     if cancel {
         job.cancel();
-        stats.cancelled.fetch_add(1, Relaxed);
+        bump(&stats.cancelled);
     } else {
         job.execute();
-        stats.jobs.fetch_add(1, Relaxed);
+        bump(&stats.jobs);
     }
     // From here on the cell belongs to the loop; only `home` may be touched.
     match (pool.handoff, pool.announce) {
@@ -217,7 +217,7 @@ fn deliver(pool: &PoolShared, ctx: &mut WorkerCtx, job: JobRef) {
             let raw = job.into_raw();
             let mut backoff = Backoff::new();
             while let Err(_e) = sys::pipe::write_u64(fd, raw) {
-                stats.send_errors.fetch_add(1, Relaxed);
+                bump(&stats.send_errors);
                 backoff.snooze();
             }
         }
@@ -226,12 +226,12 @@ fn deliver(pool: &PoolShared, ctx: &mut WorkerCtx, job: JobRef) {
             home.results.push(job);
             if !home.closing.load(Acquire) && home.doorbell.should_ring() {
                 let ud = tag::encode(Kind::Doorbell, home.reg, 0);
-                stats.doorbells.fetch_add(1, Relaxed);
+                bump(&stats.doorbells);
                 if !send_with_retry(pool, ctx, home, ud) {
                     home.doorbell.unring();
                 }
             } else {
-                stats.doorbells_skipped.fetch_add(1, Relaxed);
+                bump(&stats.doorbells_skipped);
             }
         }
     }
@@ -269,6 +269,13 @@ fn send_with_retry(pool: &PoolShared, ctx: &mut WorkerCtx, home: &LoopShared, ud
         }
     }
     false
+}
+
+/// Adds one to a counter that only this worker writes: a plain load and
+/// store, no locked instruction on the job path.
+#[inline]
+fn bump(c: &crate::sync::AtomicU64) {
+    c.store(c.load(Relaxed) + 1, Relaxed);
 }
 
 /// Exponential backoff: spin, then yield, then sleep up to 16 ms.
