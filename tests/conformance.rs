@@ -681,3 +681,42 @@ fn several_loops_share_one_pool() {
         assert_eq!(t.join().unwrap(), 5_000 * 4_999 / 2);
     }
 }
+
+/// Regression (found by the fuzzer): with the pipe backend, a loop that
+/// waits while completions sit untaken in its handle, and a blocking
+/// `submit` in that state, must still arm its read and see new results; and
+/// `close` must collect everything. Two loops share the pool.
+#[test]
+fn regression_pipe_waits_with_untaken_completions() {
+    let Some(pool) = pool(Handoff::Pipe, 2, |b| {
+        b.max_in_flight(8)
+            .spin(Duration::from_micros(5))
+            .loop_spin(Duration::from_micros(5))
+    }) else {
+        return;
+    };
+    let mut r0 = IoUring::new(8).unwrap();
+    let mut l0 = pool.register::<u64>(&mut r0).unwrap();
+    for i in 0..4u64 {
+        l0.try_submit(move || i).unwrap();
+    }
+    let mut r1 = IoUring::new(8).unwrap();
+    let mut l1 = pool.register::<u64>(&mut r1).unwrap();
+    let wait = |l: &mut LoopHandle<u64>, r: &mut IoUring| {
+        if l.in_flight() > 0 {
+            l.submit_and_wait(r, 1).unwrap();
+        }
+        l.reap(r, |c| panic!("{c:?}"));
+    };
+    wait(&mut l0, &mut r0);
+    l1.submit(&mut r1, || 100, |_| {}).unwrap();
+    wait(&mut l0, &mut r0);
+    for v in 5..40 {
+        l0.submit(&mut r0, move || v, |_| {}).unwrap();
+        wait(&mut l0, &mut r0);
+    }
+    let got = l0.close(&mut r0, |_| {});
+    assert_eq!(got.len(), 4 + 35, "every l0 job ends exactly once");
+    let got = l1.close(&mut r1, |_| {});
+    assert_eq!(got.len(), 1);
+}

@@ -62,6 +62,12 @@ const SITES: [(Site, &[Handoff]); 7] = [
     (Site::PipeRead, &[Handoff::Pipe]),
 ];
 
+/// Combinations known to strand a job. Empty: the loop now retries a failed
+/// direct wake of a claimed worker (`PoolShared::wake_direct`), and
+/// `PoolOwner::stop` wakes workers left `NOTIFIED`. Kept so that a future
+/// regression can be parked here with a reason while it is fixed.
+const KNOWN_BUGS: &[(Site, Handoff)] = &[];
+
 const ERRNOS: [(i32, &str); 4] = [
     (libc::EAGAIN, "EAGAIN"),
     (libc::ENOMEM, "ENOMEM"),
@@ -213,6 +219,12 @@ fn matrix(count: u64, jobs: u64) -> Vec<String> {
                 );
                 continue;
             }
+            if KNOWN_BUGS.contains(&(site, h))
+                && std::env::var_os("RINGPOOL_FAULT_KNOWN_BUGS").is_none()
+            {
+                println!("KNOWN BUG, skipped: {h}, {site:?} (set RINGPOOL_FAULT_KNOWN_BUGS=1)");
+                continue;
+            }
             for (errno, name) in ERRNOS {
                 let what = format!("{h}, {site:?} failing {count}x with {name}");
                 let dog = Watchdog::start(format!("fault matrix: {what}"), stall_limit() * 3, None);
@@ -243,9 +255,9 @@ fn transient_failures_at_every_site() {
     );
 }
 
-/// Failures that last longer than the workers' send retry budget (64
-/// attempts, about a second): the pool must still deliver every result once
-/// the kernel recovers.
+/// Failures that last long (200 in a row): the pool must still deliver every
+/// result once the kernel recovers. Workers retry an announcement until it
+/// succeeds or its loop closes.
 #[test]
 fn persistent_failures_at_every_site() {
     let _g = serial();

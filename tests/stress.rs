@@ -161,7 +161,7 @@ fn tsan_probe_pipe_handoff() {
     for i in 0..50u64 {
         // The closure captures heap data written on this thread, read on a
         // worker: without the bridge, TSan sees no edge for it.
-        let data = vec![i; 8];
+        let data: Vec<u64> = std::iter::repeat_n(i, 8).collect();
         lp.try_submit(move || data.iter().map(|x| x + 1).collect())
             .unwrap();
         let c = util::wait_one(&mut lp, &mut ring);

@@ -571,9 +571,9 @@ impl<R> LoopHandle<R> {
                         unsafe { push(ring, &sqe, &mut self.stats)? };
                         self.urgent = true;
                     }
-                    _ => {
-                        let _ = futex::wake(&w.state, 1);
-                    }
+                    // futex(2) wake; a failure is retried (the worker is
+                    // claimed and would otherwise sleep for ever).
+                    _ => pool.wake_direct(i),
                 }
             }
             self.scratch = woken;

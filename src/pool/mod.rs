@@ -519,13 +519,27 @@ impl PoolShared {
                 // SAFETY: a MSG_RING data SQE references no memory. The target
                 // ring is open and its owner alive: a worker clears `ring_fd`
                 // under this same lock before it closes its ring.
-                if unsafe { ring.submission().push(&sqe) }.is_ok() {
-                    let _ = ring.submit();
+                // The worker is claimed and sleeps until this lands: retry
+                // until the send succeeds (a failure posts a CQE, success none).
+                let mut backoff = worker::Backoff::new();
+                loop {
+                    // SAFETY: as above.
+                    let pushed = unsafe { ring.submission().push(&sqe) }.is_ok();
+                    let sent = pushed && ring.submit().is_ok();
+                    let failed = ring.completion().fold(false, |f, c| f || c.result() < 0);
+                    if sent && !failed {
+                        break;
+                    }
+                    backoff.snooze();
                 }
-                ring.completion().for_each(drop);
             }
             _ => {
-                let _ = sys::futex::wake(&w.state, 1);
+                // The worker was claimed (NOTIFIED) and will sleep until this
+                // wake lands: a failed wake must be retried, not dropped.
+                let mut backoff = worker::Backoff::new();
+                while sys::futex::wake(&w.state, 1).is_err() {
+                    backoff.snooze();
+                }
             }
         }
     }
@@ -581,6 +595,13 @@ impl PoolOwner {
         // last check and its sleep is caught by the next round.
         while threads.iter().any(|t| !t.is_finished()) {
             s.wake_sleepers_direct(usize::MAX);
+            // A worker left NOTIFIED by a wake that never landed (a loop that
+            // went away mid-flush) would sleep for ever: wake those too.
+            for (i, w) in s.workers.iter().enumerate() {
+                if w.state.load(Acquire) == park::NOTIFIED {
+                    s.wake_direct(i);
+                }
+            }
             std::thread::sleep(Duration::from_micros(200));
         }
         for t in threads {

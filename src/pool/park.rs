@@ -5,8 +5,8 @@
 //! also its futex word, and the pool counts sleepers. It is a Dekker
 //! handshake:
 //!
-//! * worker: `state = SLEEPING; sleepers += 1` (SeqCst), then re-check the
-//!   job queue; sleep only if it is still empty.
+//! * worker: `sleepers += 1; state = SLEEPING` (SeqCst, then a SeqCst
+//!   fence), then re-check the job queue; sleep only if it is still empty.
 //! * loop: push jobs, `fence(SeqCst)`, then read `sleepers`; for each job
 //!   that needs a worker, claim one by `CAS(SLEEPING → NOTIFIED)` and wake it.
 //!
@@ -51,8 +51,12 @@ impl Sleepers {
 
     /// Worker side: announce the intent to sleep, then re-check for work.
     pub(crate) fn prepare(&self, me: &AtomicU32, has_work: impl FnOnce() -> bool) -> Prepared {
-        me.store(SLEEPING, SeqCst);
+        // Count first, then become claimable: a claimer can only take a
+        // worker that is already counted, so the count never drops below the
+        // number of claimable sleepers (nor wraps).
         self.count.fetch_add(1, SeqCst);
+        me.store(SLEEPING, SeqCst);
+        fence(SeqCst);
         if !has_work() {
             return Prepared::Sleep;
         }

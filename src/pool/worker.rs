@@ -239,11 +239,15 @@ fn deliver(pool: &PoolShared, ctx: &mut WorkerCtx, job: JobRef) {
 }
 
 /// Announces to `home` with `user_data` over the pool's mechanism, retrying
-/// failures (EINTR, ENOMEM, injected faults) with backoff for up to about a
-/// second. Returns `false` if every attempt failed.
+/// failures (EINTR, ENOMEM, injected faults) with backoff until one succeeds
+/// or the loop starts closing (its `close` collects results itself). Returns
+/// `false` only in the latter case.
 fn send_with_retry(pool: &PoolShared, ctx: &mut WorkerCtx, home: &LoopShared, ud: u64) -> bool {
     let mut backoff = Backoff::new();
-    for _ in 0..64 {
+    loop {
+        if home.closing.load(Acquire) {
+            return false;
+        }
         let r = match pool.handoff {
             Handoff::MsgRing => {
                 let fd = home.ring_fd.as_ref().expect("loop ring fd").as_raw_fd();
@@ -260,15 +264,11 @@ fn send_with_retry(pool: &PoolShared, ctx: &mut WorkerCtx, home: &LoopShared, ud
         match r {
             Ok(()) => return true,
             Err(_) => {
-                pool.workers[ctx.idx]
-                    .stats
-                    .send_errors
-                    .fetch_add(1, Relaxed);
+                bump(&pool.workers[ctx.idx].stats.send_errors);
                 backoff.snooze();
             }
         }
     }
-    false
 }
 
 /// Adds one to a counter that only this worker writes: a plain load and

@@ -1,0 +1,532 @@
+//! loom models of ringpool's user-space sleep/wake protocols, run on the
+//! real code (`src/pool/park.rs`, `src/pool/doorbell.rs`) compiled against
+//! loom's atomics through the `cfg(loom)` shim in `src/sync.rs`:
+//!
+//! ```text
+//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 \
+//!     cargo test --release --no-default-features --test loom
+//! ```
+//!
+//! (`bash ci/loom.sh` does this.) The kernel's part of each hand-off is
+//! modelled as a synchronisation edge: a futex is a loom `Mutex` + `Condvar`
+//! whose waiter checks the word under the lock (as the kernel checks it under
+//! the hash-bucket lock), and a MSG_RING/eventfd CQE is a counter under a
+//! `Mutex` with a `Condvar`. A lost wakeup leaves a thread blocked for ever,
+//! which loom reports as a deadlock; a result read before it was published
+//! is a causality violation on a loom `UnsafeCell`.
+#![cfg(loom)]
+
+use loom::cell::UnsafeCell;
+use loom::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicUsize};
+use loom::sync::{Arc, Condvar, Mutex};
+use loom::thread;
+use ringpool::__loom::{still_sleeping, wake_up, Doorbell, Prepared, Sleepers};
+use ringpool::__loom::{AWAKE, SLEEPING};
+use std::sync::atomic::Ordering::{Acquire, Release, SeqCst};
+
+/// Explores every interleaving (within `LOOM_MAX_PREEMPTIONS`) of `f`.
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    if b.preemption_bound.is_none() {
+        b.preemption_bound = Some(3);
+    }
+    b.check(f);
+}
+
+// ---------------------------------------------------------------------------
+// Kernel stand-ins
+// ---------------------------------------------------------------------------
+
+/// futex(2) on a word: `wait` sleeps only if the word still holds `expected`
+/// when checked under the lock; `wake` takes the lock, so a wake either finds
+/// the waiter queued or happens before its check. No spurious wakeups (the
+/// protocol would tolerate them; leaving them out keeps the model small).
+struct Futex {
+    m: Mutex<()>,
+    cv: Condvar,
+}
+
+impl Futex {
+    fn new() -> Futex {
+        Futex {
+            m: Mutex::new(()),
+            cv: Condvar::new(),
+        }
+    }
+
+    fn wait(&self, word: &AtomicU32, expected: u32) {
+        let g = self.m.lock().unwrap();
+        if word.load(SeqCst) == expected {
+            drop(self.cv.wait(g).unwrap());
+        }
+    }
+
+    fn wake(&self) {
+        let _g = self.m.lock().unwrap();
+        self.cv.notify_all();
+    }
+}
+
+/// A ring's completion queue: `post` adds a CQE (MSG_RING, an eventfd poll
+/// firing), `wait` blocks until at least one is there and consumes them all
+/// (the waiter reaps everything it finds). Unlike a futex wake, a CQE posted
+/// to nobody stays there: a stale wake returns the next wait at once.
+struct Cq {
+    pending: Mutex<usize>,
+    cv: Condvar,
+}
+
+impl Cq {
+    fn new() -> Cq {
+        Cq {
+            pending: Mutex::new(0),
+            cv: Condvar::new(),
+        }
+    }
+
+    fn post(&self) {
+        *self.pending.lock().unwrap() += 1;
+        self.cv.notify_all();
+    }
+
+    /// Waits for a CQE; returns how many were reaped.
+    fn wait(&self) -> usize {
+        let mut g = self.pending.lock().unwrap();
+        while *g == 0 {
+            g = self.cv.wait(g).unwrap();
+        }
+        std::mem::take(&mut *g)
+    }
+}
+
+/// How a sleeping worker is woken.
+#[derive(Copy, Clone, Debug)]
+enum WorkerKernel {
+    /// futex(2) on the worker's state word (futex, msg-ring-sync, eventfd).
+    Futex,
+    /// A MSG_RING into the worker's own ring (msg-ring).
+    Ring,
+}
+
+// ---------------------------------------------------------------------------
+// park.rs: the worker's Dekker handshake
+// ---------------------------------------------------------------------------
+
+/// The pool side of the park model: a job queue (a counter, with the
+/// `SeqCst` emptiness check `crossbeam_queue::SegQueue` uses), per-worker
+/// state words, the sleeper count, the exit flag and the wake channels.
+struct Pool {
+    jobs: AtomicUsize,
+    ran: AtomicUsize,
+    exit: AtomicBool,
+    exited: AtomicUsize,
+    states: Vec<AtomicU32>,
+    sleepers: Sleepers,
+    kernel: WorkerKernel,
+    futexes: Vec<Futex>,
+    rings: Vec<Cq>,
+}
+
+impl Pool {
+    fn new(workers: usize, kernel: WorkerKernel) -> Pool {
+        Pool {
+            jobs: AtomicUsize::new(0),
+            ran: AtomicUsize::new(0),
+            exit: AtomicBool::new(false),
+            exited: AtomicUsize::new(0),
+            states: (0..workers).map(|_| AtomicU32::new(AWAKE)).collect(),
+            sleepers: Sleepers::new(),
+            kernel,
+            futexes: (0..workers).map(|_| Futex::new()).collect(),
+            rings: (0..workers).map(|_| Cq::new()).collect(),
+        }
+    }
+
+    /// The worker's re-check after announcing its sleep
+    /// (`!jobs.is_empty() || exit`, `SeqCst` loads in the real code).
+    ///
+    /// The `fence(SeqCst)` stands in for C++'s single total order of
+    /// `SeqCst` operations, which orders the worker's `SeqCst` RMW on the
+    /// sleeper count before these `SeqCst` loads. loom does not model that
+    /// order (it treats `SeqCst` accesses as `AcqRel` and lets a `SeqCst`
+    /// load read an atomic's non-`SeqCst` initial value after a newer
+    /// `SeqCst` store; loom README, "Unsupported features", issue #180), so
+    /// without the fence loom reports a lost wakeup that the C++ model and
+    /// the hardware (a locked RMW is a full barrier on x86) rule out. It
+    /// supports `fence(SeqCst)` exactly, and a fence between two `SeqCst`
+    /// operations of one thread adds no ordering they do not already have.
+    fn has_work(&self) -> bool {
+        fence(SeqCst);
+        self.jobs.load(SeqCst) > 0 || self.exit.load(SeqCst)
+    }
+
+    fn try_pop(&self) -> bool {
+        loop {
+            let n = self.jobs.load(SeqCst);
+            if n == 0 {
+                return false;
+            }
+            if self.jobs.compare_exchange(n, n - 1, SeqCst, SeqCst).is_ok() {
+                return true;
+            }
+        }
+    }
+
+    /// The loop: push `n` jobs, then claim and wake up to `n` sleepers (what
+    /// `LoopHandle::try_submit` + `flush` do).
+    fn submit(&self, n: usize) {
+        self.jobs.fetch_add(n, SeqCst);
+        self.sleepers
+            .claim(self.states.iter(), n, |i| self.deliver_wake(i));
+    }
+
+    /// Shutdown as `PoolOwner::stop` does it: set `exit`, then wake every
+    /// sleeper, round after round, until every worker has exited.
+    fn stop(&self) {
+        self.exit.store(true, SeqCst);
+        while self.exited.load(SeqCst) < self.states.len() {
+            self.stop_round();
+            thread::yield_now();
+        }
+    }
+
+    /// One round of [`Pool::stop`].
+    fn stop_round(&self) {
+        self.sleepers
+            .claim(self.states.iter(), usize::MAX, |i| self.deliver_wake(i));
+    }
+
+    fn deliver_wake(&self, i: usize) {
+        match self.kernel {
+            WorkerKernel::Futex => self.futexes[i].wake(),
+            WorkerKernel::Ring => self.rings[i].post(),
+        }
+    }
+
+    /// The worker's main loop (`worker::run`, without spinning): take jobs;
+    /// when there are none, prepare to sleep, re-check, sleep until claimed.
+    fn worker(&self, idx: usize) {
+        let me = &self.states[idx];
+        loop {
+            if self.try_pop() {
+                self.ran.fetch_add(1, SeqCst);
+                continue;
+            }
+            match self.sleepers.prepare(me, || self.has_work()) {
+                Prepared::Abort { .. } => {}
+                Prepared::Sleep => {
+                    while still_sleeping(me) {
+                        match self.kernel {
+                            WorkerKernel::Futex => self.futexes[idx].wait(me, SLEEPING),
+                            WorkerKernel::Ring => {
+                                self.rings[idx].wait();
+                            }
+                        }
+                    }
+                    wake_up(me);
+                }
+            }
+            if self.exit.load(SeqCst) && self.jobs.load(SeqCst) == 0 {
+                self.exited.fetch_add(1, SeqCst);
+                return;
+            }
+        }
+    }
+}
+
+/// One worker, two jobs submitted one after the other, then shutdown: every
+/// job runs and the worker exits (no lost wakeup, including after a stale
+/// wake from an aborted sleep).
+fn park_one_worker(kernel: WorkerKernel) {
+    model(move || {
+        let pool = Arc::new(Pool::new(1, kernel));
+        let w = {
+            let pool = pool.clone();
+            thread::spawn(move || pool.worker(0))
+        };
+        pool.submit(1);
+        pool.submit(1);
+        pool.stop();
+        w.join().unwrap();
+        assert_eq!(pool.ran.load(SeqCst), 2);
+        assert_eq!(pool.sleepers.count(), 0);
+    });
+}
+
+#[test]
+fn park_one_worker_futex() {
+    park_one_worker(WorkerKernel::Futex);
+}
+
+#[test]
+fn park_one_worker_ring() {
+    park_one_worker(WorkerKernel::Ring);
+}
+
+/// Two workers, one batch of two jobs with one claim round, then shutdown.
+fn park_two_workers(kernel: WorkerKernel) {
+    model(move || {
+        let pool = Arc::new(Pool::new(2, kernel));
+        let ws: Vec<_> = (0..2)
+            .map(|i| {
+                let pool = pool.clone();
+                thread::spawn(move || pool.worker(i))
+            })
+            .collect();
+        pool.submit(2);
+        pool.stop();
+        for w in ws {
+            w.join().unwrap();
+        }
+        assert_eq!(pool.ran.load(SeqCst), 2);
+    });
+}
+
+#[test]
+fn park_two_workers_futex() {
+    park_two_workers(WorkerKernel::Futex);
+}
+
+#[test]
+fn park_two_workers_ring() {
+    park_two_workers(WorkerKernel::Ring);
+}
+
+/// A stop that makes a single wake round must wake every sleeper: the
+/// sleeper count never under-counts claimable workers, because `prepare`
+/// counts itself before it stores `SLEEPING`.
+#[test]
+fn park_single_stop_round_wakes_everyone() {
+    model(|| {
+        let pool = Arc::new(Pool::new(2, WorkerKernel::Futex));
+        let ws: Vec<_> = (0..2)
+            .map(|i| {
+                let pool = pool.clone();
+                thread::spawn(move || pool.worker(i))
+            })
+            .collect();
+        pool.submit(2);
+        pool.exit.store(true, SeqCst);
+        pool.stop_round();
+        for w in ws {
+            w.join().unwrap();
+        }
+    });
+}
+
+/// The Dekker core in isolation: a worker that checks once and sleeps, and
+/// a loop that pushes one job and claims once. Whatever the interleaving,
+/// either the worker aborts its sleep (it saw the job) or the loop claims
+/// it (it saw the sleeper): never neither.
+#[test]
+fn park_either_sees_the_other() {
+    model(|| {
+        let pool = Arc::new(Pool::new(1, WorkerKernel::Futex));
+        let claimed = Arc::new(AtomicBool::new(false));
+        let w = {
+            let pool = pool.clone();
+            thread::spawn(move || {
+                let me = &pool.states[0];
+                pool.sleepers.prepare(me, || pool.has_work())
+            })
+        };
+        pool.jobs.fetch_add(1, SeqCst);
+        let n = pool.sleepers.claim(pool.states.iter(), 1, |_| {
+            claimed.store(true, SeqCst);
+        });
+        let prepared = w.join().unwrap();
+        let saw_job = matches!(prepared, Prepared::Abort { .. });
+        assert!(
+            saw_job || n == 1,
+            "lost wakeup: the worker sleeps and the loop claimed nobody; state {} count {} jobs {}",
+            pool.states[0].load(SeqCst),
+            pool.sleepers.count(),
+            pool.jobs.load(SeqCst)
+        );
+        assert_eq!(claimed.load(SeqCst), n == 1);
+    });
+}
+
+// ---------------------------------------------------------------------------
+// doorbell.rs: workers announcing results to the loop
+// ---------------------------------------------------------------------------
+
+/// The loop side of the doorbell model: per-worker result slots (payload in
+/// an `UnsafeCell`, published with a release store as the result queue does,
+/// taken with an acquire load), the doorbell, and the loop's CQ or futex.
+struct Loop {
+    payload: Vec<UnsafeCell<u32>>,
+    ready: Vec<AtomicBool>,
+    doorbell: Doorbell,
+    /// MSG_RING / eventfd: doorbell CQEs on the loop's ring.
+    cq: Cq,
+    /// futex backend: the loop's FUTEX_WAIT on the doorbell word.
+    futex: Futex,
+    /// Announcements sent (at most one outstanding).
+    rung: AtomicUsize,
+}
+
+/// How the announcement reaches the loop.
+#[derive(Copy, Clone, Debug)]
+enum LoopKernel {
+    /// A CQE posted on the loop's ring (msg-ring, msg-ring-sync, eventfd).
+    Cqe,
+    /// futex(2) wake of the loop's `IORING_OP_FUTEX_WAIT` on the word.
+    Futex,
+}
+
+impl Loop {
+    fn new(workers: usize) -> Loop {
+        Loop {
+            payload: (0..workers).map(|_| UnsafeCell::new(0)).collect(),
+            ready: (0..workers).map(|_| AtomicBool::new(false)).collect(),
+            doorbell: Doorbell::new(),
+            cq: Cq::new(),
+            futex: Futex::new(),
+            rung: AtomicUsize::new(0),
+        }
+    }
+
+    /// A worker delivering its result (`worker::deliver`): write, publish,
+    /// then announce only if the doorbell was down.
+    fn deliver(&self, idx: usize, value: u32, kernel: LoopKernel) {
+        self.payload[idx].with_mut(|p| {
+            // SAFETY: only worker `idx` writes its slot, once, before
+            // publishing `ready`; loom checks that no read races with it.
+            unsafe { *p = value }
+        });
+        self.ready[idx].store(true, Release);
+        if self.doorbell.should_ring() {
+            self.rung.fetch_add(1, SeqCst);
+            match kernel {
+                LoopKernel::Cqe => self.cq.post(),
+                LoopKernel::Futex => self.futex.wake(),
+            }
+        }
+    }
+
+    /// Takes every published result; returns their sum and count.
+    fn drain(&self, taken: &mut [bool]) -> (u32, usize) {
+        let (mut sum, mut n) = (0, 0);
+        for (i, t) in taken.iter_mut().enumerate() {
+            if !*t && self.ready[i].load(Acquire) {
+                sum += self.payload[i].with(|p| {
+                    // SAFETY: `ready` was published (release) after the
+                    // write and read here with acquire; loom checks it.
+                    unsafe { *p }
+                });
+                *t = true;
+                n += 1;
+            }
+        }
+        (sum, n)
+    }
+
+    fn any_ready(&self, taken: &[bool]) -> bool {
+        taken
+            .iter()
+            .enumerate()
+            .any(|(i, t)| !*t && self.ready[i].load(Acquire))
+    }
+
+    /// The loop collecting `n` results (`submit_and_wait` + `handle_cqe` +
+    /// `drain_results`). With `spin`, it first holds the doorbell while it
+    /// looks (suppressing announcements), releases it, and sleeps only if
+    /// nothing is there.
+    fn collect(&self, n: usize, kernel: LoopKernel, spin: bool) -> u32 {
+        let mut taken = vec![false; n];
+        let (mut sum, mut got) = (0, 0);
+        loop {
+            let (s, k) = self.drain(&mut taken);
+            sum += s;
+            got += k;
+            if got == n {
+                return sum;
+            }
+            if spin {
+                if self.doorbell.claim() {
+                    // One look while holding the doorbell stands for the spin.
+                    let _ = self.any_ready(&taken);
+                    self.doorbell.release();
+                }
+                if self.any_ready(&taken) {
+                    continue; // `has_results`: return without sleeping
+                }
+            }
+            match kernel {
+                LoopKernel::Cqe => {
+                    self.cq.wait();
+                }
+                // Arming FUTEX_WAIT with expected 0: returns at once
+                // (-EAGAIN) if the word is already 1.
+                LoopKernel::Futex => self.futex.wait(self.doorbell.word(), 0),
+            }
+            self.doorbell.ack();
+        }
+    }
+}
+
+/// Two workers deliver one result each; the loop must get both (no lost
+/// announcement), see each payload (publication is ordered before the drain)
+/// and never have more than one announcement outstanding.
+fn doorbell(kernel: LoopKernel, spin: bool) {
+    model(move || {
+        let lp = Arc::new(Loop::new(2));
+        let ws: Vec<_> = (0..2)
+            .map(|i| {
+                let lp = lp.clone();
+                thread::spawn(move || lp.deliver(i, 10 + i as u32, kernel))
+            })
+            .collect();
+        let sum = lp.collect(2, kernel, spin);
+        assert_eq!(sum, 21);
+        for w in ws {
+            w.join().unwrap();
+        }
+        let rung = lp.rung.load(SeqCst);
+        assert!((1..=2).contains(&rung) || spin, "{rung} announcements");
+    });
+}
+
+#[test]
+fn doorbell_cqe() {
+    doorbell(LoopKernel::Cqe, false);
+}
+
+#[test]
+fn doorbell_cqe_with_loop_spin() {
+    doorbell(LoopKernel::Cqe, true);
+}
+
+#[test]
+fn doorbell_futex() {
+    doorbell(LoopKernel::Futex, false);
+}
+
+#[test]
+fn doorbell_futex_with_loop_spin() {
+    doorbell(LoopKernel::Futex, true);
+}
+
+/// At most one announcement is outstanding: between two acks, only one
+/// worker's `should_ring` returns true, however many results are pushed.
+#[test]
+fn doorbell_one_announcement_outstanding() {
+    model(|| {
+        let db = Arc::new(Doorbell::new());
+        let ws: Vec<_> = (0..3)
+            .map(|_| {
+                let db = db.clone();
+                thread::spawn(move || db.should_ring())
+            })
+            .collect();
+        let rang = ws
+            .into_iter()
+            .map(|w| w.join().unwrap())
+            .filter(|&r| r)
+            .count();
+        assert_eq!(rang, 1);
+        db.ack();
+        assert!(db.should_ring(), "the doorbell re-arms after an ack");
+    });
+}
