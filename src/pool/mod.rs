@@ -526,7 +526,11 @@ impl PoolShared {
                     // SAFETY: as above.
                     let pushed = unsafe { ring.submission().push(&sqe) }.is_ok();
                     let sent = pushed && ring.submit().is_ok();
-                    let failed = ring.completion().fold(false, |f, c| f || c.result() < 0);
+                    // Reap every CQE (not just up to the first failure).
+                    let mut failed = false;
+                    for c in ring.completion() {
+                        failed |= c.result() < 0;
+                    }
                     if sent && !failed {
                         break;
                     }
