@@ -77,6 +77,29 @@ fn drive<R: Send + 'static>(
     }
 }
 
+/// Submits one job and drives the loop until its value comes back.
+fn run_one<R: Send + 'static>(
+    lp: &mut LoopHandle<R>,
+    ring: &mut IoUring,
+    job: impl FnOnce() -> R + Send + 'static,
+) -> R {
+    let id = lp.try_submit(job).unwrap();
+    let mut v = None;
+    drive(
+        lp,
+        ring,
+        |_| {},
+        |lp| {
+            for c in lp.completions() {
+                assert_eq!(c.id, id);
+                v = Some(c.result.unwrap());
+            }
+            v.is_some()
+        },
+    );
+    v.unwrap()
+}
+
 fn many_jobs(h: Handoff, announce: Announce) {
     let n: u64 = if cfg!(debug_assertions) {
         100_000
@@ -296,18 +319,7 @@ fn panics_become_errors(h: Handoff) {
     );
     assert_eq!((ok, panicked), (120, 30));
     // The workers survived: the pool still runs jobs.
-    lp.try_submit(|| 99).unwrap();
-    let mut v = None;
-    drive(
-        &mut lp,
-        &mut ring,
-        |_| {},
-        |lp| {
-            v = v.or_else(|| lp.completions().next().map(|c| c.result.unwrap()));
-            v.is_some()
-        },
-    );
-    assert_eq!(v, Some(99));
+    assert_eq!(run_one(&mut lp, &mut ring, || 99), 99);
 }
 
 /// Counts drops of what a job captured.
@@ -585,18 +597,7 @@ fn fallback_child() {
     // And it works.
     let mut ring = IoUring::new(16).unwrap();
     let mut lp = pool.register::<u8>(&mut ring).unwrap();
-    lp.try_submit(|| 7).unwrap();
-    let mut v = None;
-    drive(
-        &mut lp,
-        &mut ring,
-        |_| {},
-        |lp| {
-            v = v.or_else(|| lp.completions().next().map(|c| c.result.unwrap()));
-            v.is_some()
-        },
-    );
-    assert_eq!(v, Some(7));
+    assert_eq!(run_one(&mut lp, &mut ring, || 7), 7);
 }
 
 #[test]
