@@ -7,10 +7,9 @@
 # The fuzz crate is its own workspace (fuzz/Cargo.toml has a [workspace]
 # table), so the root crate's builds never see it. The seed corpus in
 # fuzz/corpus/api_sequence is copied to a scratch corpus so that CI runs do
-# not grow the committed one. Leak detection is off: dropping a LoopHandle
-# without its ring leaks, by design, the few KiB an armed SQE may still
-# reference (documented on `LoopHandle::close`), e.g. the pipe backend's
-# 4 KiB read buffer, which LeakSanitizer would report on every such input.
+# not grow the committed one. LeakSanitizer is on: a LoopHandle dropped
+# without its ring cancels its armed SQEs synchronously and frees what they
+# referenced, so nothing may leak.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,12 +34,8 @@ log "building $TARGET (libFuzzer, ASan, release + debug assertions)"
 (cd fuzz && cargo fuzz build "$TARGET")
 log "fuzzing $TARGET for ${SECS}s"
 set +e
-# -detect_leaks=0 turns off libFuzzer's per-input check; ASAN_OPTIONS turns
-# off the at-exit report of the same by-design leaks.
-(cd fuzz && ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-    cargo fuzz run "$TARGET" "$work" -- \
-    -max_total_time="$SECS" -timeout=60 -rss_limit_mb=4096 -print_final_stats=1 \
-    -detect_leaks=0) \
+(cd fuzz && cargo fuzz run "$TARGET" "$work" -- \
+    -max_total_time="$SECS" -timeout=60 -rss_limit_mb=4096 -print_final_stats=1) \
     >"$CARGO_TARGET_DIR/fuzz-$TARGET.log" 2>&1
 rc=$?
 set -e

@@ -95,8 +95,8 @@ struct PipeLoop {
     /// Read end of this loop's result pipe.
     rx: OwnedFd,
     /// Destination of the armed `IORING_OP_READ`; written by the kernel.
-    /// Invariant: while `armed`, nothing else touches it, and it is leaked
-    /// rather than freed if the handle is dropped without its ring.
+    /// Invariant: while `armed`, nothing else touches it, and it is freed
+    /// only once the read is reaped or cancelled (leaked if it cannot be).
     buf: Box<[u64; PIPE_READ_WORDS]>,
     armed: bool,
     /// Write end of the pool's job pipe (kept open by `PoolOwner`).
@@ -461,7 +461,7 @@ impl<R> LoopHandle<R> {
                     .user_data(tag::encode(Kind::FutexWait, reg, 0));
                     // SAFETY: the futex word lives in `self.shared`, which
                     // outlives the request: `close` cancels and reaps it, and
-                    // Drop leaks `shared` if it may still be armed.
+                    // Drop cancels it synchronously (or leaks `shared` if it cannot).
                     //
                     // The 6.16+ private-hash stranding bug (reference §2.3)
                     // needs a waiter armed while the process is single-
@@ -902,9 +902,9 @@ impl<R> LoopHandle<R> {
     /// the pool's SQEs, and returns the completions not yet taken. CQEs that
     /// are not the pool's are passed to `on_io`.
     ///
-    /// This is the clean way to end a loop; dropping the handle does the
-    /// same without the ring, leaking the few bytes the kernel may still
-    /// reference.
+    /// This is the clean way to end a loop. Dropping the handle does the
+    /// same without the ring: it cancels the pool's armed SQEs synchronously
+    /// (Linux 6.0), and leaks the few KiB they reference if it cannot.
     pub fn close(
         mut self,
         ring: &mut IoUring,
@@ -996,7 +996,7 @@ impl<R> LoopHandle<R> {
         }
         match ring {
             Some(r) => self.disarm(r, on_io),
-            None => self.leak_armed(),
+            None => self.release_armed(),
         }
     }
 
@@ -1029,9 +1029,10 @@ impl<R> LoopHandle<R> {
                 return;
             }
             if Instant::now() >= deadline {
-                // The kernel did not give the buffers back in time: leak them
+                // The kernel did not give the buffers back in time: cancel
+                // synchronously, or leak them
                 // rather than risk a write into freed memory.
-                self.leak_armed();
+                self.release_armed();
                 return;
             }
             let ts = types::Timespec::new().nsec(1_000_000);
@@ -1046,10 +1047,18 @@ impl<R> LoopHandle<R> {
         }
     }
 
-    /// Without the ring we cannot know when the kernel is done with what an
-    /// armed SQE references, so that memory is leaked (a few KiB at most).
-    fn leak_armed(&mut self) {
-        let leak_shared = matches!(self.arm, Arm::Futex { armed: true });
+    /// Without the ring, the pool's armed SQEs (a pipe read and pipe writes,
+    /// a futex wait) are cancelled synchronously through the duplicated ring
+    /// fd (`IORING_REGISTER_SYNC_CANCEL`, 6.0); once that returns, the kernel
+    /// no longer references their memory, which is then freed. If a cancel
+    /// fails (an older kernel), that memory is leaked instead: a few KiB,
+    /// never a write into freed memory.
+    fn release_armed(&mut self) {
+        let reg = self.shared.reg;
+        let fd = self.shared.ring_fd.as_ref().map(|f| f.as_raw_fd());
+        let cancelled = |ud: u64| fd.is_some_and(|fd| sys::cancel::sync_cancel(fd, ud).is_ok());
+        let keep_shared = matches!(self.arm, Arm::Futex { armed: true })
+            && !cancelled(tag::encode(Kind::FutexWait, reg, 0));
         if let Arm::Pipe(p) = std::mem::replace(&mut self.arm, Arm::None) {
             let PipeLoop {
                 rx,
@@ -1058,15 +1067,19 @@ impl<R> LoopHandle<R> {
                 writes,
                 ..
             } = *p;
-            if armed {
+            if armed && !cancelled(tag::encode(Kind::PipeRead, reg, 0)) {
                 std::mem::forget(buf);
             }
-            for w in writes.into_iter().flatten() {
-                std::mem::forget(w.buf);
+            for (i, w) in writes.into_iter().enumerate() {
+                if let Some(w) = w {
+                    if !cancelled(tag::encode(Kind::PipeWrite, reg, i as u32)) {
+                        std::mem::forget(w.buf);
+                    }
+                }
             }
             drop(rx);
         }
-        if leak_shared {
+        if keep_shared {
             std::mem::forget(self.shared.clone());
         }
     }
@@ -1091,7 +1104,9 @@ impl<R> Drop for LoopHandle<R> {
     ///
     /// Blocks until every in-flight job has finished or been cancelled, and
     /// drops their results. SQEs already queued on the ring are submitted.
-    /// Memory that a still-armed SQE references is leaked instead of freed.
+    /// The pool's armed SQEs are cancelled with `IORING_REGISTER_SYNC_CANCEL`
+    /// (Linux 6.0); on older kernels the memory they reference (a few KiB)
+    /// is leaked rather than freed under the kernel.
     fn drop(&mut self) {
         self.shut(None, &mut |_| {});
     }

@@ -10,6 +10,7 @@
 //! With the `fault-injection` feature, [`fault`] lets tests make chosen calls
 //! fail with a chosen errno; without it the hooks compile to nothing.
 
+pub(crate) mod cancel;
 pub(crate) mod eventfd;
 pub mod fault;
 pub(crate) mod futex;
