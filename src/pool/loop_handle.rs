@@ -934,9 +934,20 @@ impl<R> LoopHandle<R> {
         }
         self.closed = true;
         self.shared.closing.store(true, SeqCst);
-        // Jobs still in the pipe batch never left: cancel them here.
+        // Jobs still in the pipe batch never left: cancel them here. Without
+        // the ring, writes waiting to be retried cannot be resubmitted
+        // either; a failed write of at most PIPE_BUF bytes wrote nothing, so
+        // the jobs after its `done` mark never left: cancel those too.
         if let Arm::Pipe(p) = &mut self.arm {
-            for raw in std::mem::take(&mut p.batch) {
+            let mut never_sent = std::mem::take(&mut p.batch);
+            if ring.is_none() {
+                for idx in std::mem::take(&mut p.retry) {
+                    if let Some(w) = p.writes[idx as usize].take() {
+                        never_sent.extend_from_slice(&w.buf[w.done / 8..]);
+                    }
+                }
+            }
+            for raw in never_sent {
                 // SAFETY: never written to the job pipe, so still ours.
                 let job = unsafe { JobRef::from_raw(raw) };
                 job.cancel();
