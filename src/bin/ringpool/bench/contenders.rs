@@ -59,8 +59,11 @@ pub trait Engine {
     /// appends the tokens of every finished job to `done`.
     fn wait(&mut self, done: &mut Vec<u64>) -> Result<(), String>;
     /// Sits idle for `d` the way this contender's loop would: in its ring
-    /// (a timeout SQE), in its runtime (a timer), or in `sleep`.
-    fn idle(&mut self, d: std::time::Duration) -> Result<(), String>;
+    /// (a timeout SQE), in its runtime (a timer), or, by default, in `sleep`.
+    fn idle(&mut self, d: std::time::Duration) -> Result<(), String> {
+        std::thread::sleep(d);
+        Ok(())
+    }
     /// Cumulative loop-side counters.
     fn counters(&self) -> Counters {
         Counters::default()

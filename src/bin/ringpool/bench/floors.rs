@@ -7,7 +7,6 @@ use crossbeam_utils::CachePadded;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 fn one_worker(cfg: &EngineCfg, name: &str) -> Result<(), String> {
     if cfg.workers == 1 {
@@ -100,11 +99,6 @@ impl Engine for SpinLine {
             std::hint::spin_loop();
         }
         done.push(self.line.token.load(Ordering::Relaxed));
-        Ok(())
-    }
-
-    fn idle(&mut self, d: Duration) -> Result<(), String> {
-        std::thread::sleep(d);
         Ok(())
     }
 }
@@ -222,11 +216,6 @@ impl Engine for SpscSpin {
             }
             std::hint::spin_loop();
         }
-    }
-
-    fn idle(&mut self, d: Duration) -> Result<(), String> {
-        std::thread::sleep(d);
-        Ok(())
     }
 }
 
@@ -347,11 +336,6 @@ impl Engine for FutexPingPong {
             v = wait_change(&self.w.resp, v);
         }
         done.push(self.w.token.load(Ordering::Relaxed));
-        Ok(())
-    }
-
-    fn idle(&mut self, d: Duration) -> Result<(), String> {
-        std::thread::sleep(d);
         Ok(())
     }
 }

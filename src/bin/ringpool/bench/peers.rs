@@ -200,11 +200,6 @@ impl Engine for Crossbeam {
         done.extend(self.results.try_iter());
         Ok(())
     }
-
-    fn idle(&mut self, d: Duration) -> Result<(), String> {
-        std::thread::sleep(d);
-        Ok(())
-    }
 }
 
 impl Drop for Crossbeam {
@@ -273,11 +268,6 @@ impl Engine for StdMpsc {
                 .map_err(|_| "workers gone".to_string())?,
         );
         done.extend(self.results.try_iter());
-        Ok(())
-    }
-
-    fn idle(&mut self, d: Duration) -> Result<(), String> {
-        std::thread::sleep(d);
         Ok(())
     }
 }
