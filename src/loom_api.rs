@@ -1,0 +1,111 @@
+//! The sleep/wake protocols, exposed for the loom model checker only
+//! (`RUSTFLAGS="--cfg loom" cargo test --test loom`). Thin public wrappers
+//! around the crate-private code in `pool::park` and `pool::doorbell`, which
+//! is compiled unchanged against loom's atomics (`crate::sync`).
+
+use crate::pool::{doorbell, park};
+use crate::sync::AtomicU32;
+
+/// [`park::AWAKE`].
+pub const AWAKE: u32 = park::AWAKE;
+/// [`park::SLEEPING`].
+pub const SLEEPING: u32 = park::SLEEPING;
+/// [`park::NOTIFIED`].
+pub const NOTIFIED: u32 = park::NOTIFIED;
+
+/// What [`Sleepers::prepare`] decided (mirrors `park::Prepared`).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Prepared {
+    /// Sleep, looping on [`still_sleeping`] around the wait.
+    Sleep,
+    /// Do not sleep; `stale_wake` if a waker had already claimed us.
+    Abort {
+        /// A wake may still arrive for this (aborted) sleep.
+        stale_wake: bool,
+    },
+}
+
+/// The pool-wide sleeper count (`park::Sleepers`).
+pub struct Sleepers(park::Sleepers);
+
+impl Sleepers {
+    /// A count of zero.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Sleepers {
+        Sleepers(park::Sleepers::new())
+    }
+
+    /// Worker side: `park::Sleepers::prepare`.
+    pub fn prepare(&self, me: &AtomicU32, has_work: impl FnOnce() -> bool) -> Prepared {
+        match self.0.prepare(me, has_work) {
+            park::Prepared::Sleep => Prepared::Sleep,
+            park::Prepared::Abort { stale_wake } => Prepared::Abort { stale_wake },
+        }
+    }
+
+    /// Waker side: `park::Sleepers::claim`.
+    pub fn claim<'a>(
+        &self,
+        states: impl IntoIterator<Item = &'a AtomicU32>,
+        want: usize,
+        wake: impl FnMut(usize),
+    ) -> usize {
+        self.0.claim(states, want, wake)
+    }
+
+    /// `park::Sleepers::count`.
+    pub fn count(&self) -> usize {
+        self.0.count()
+    }
+}
+
+/// `park::still_sleeping`.
+pub fn still_sleeping(me: &AtomicU32) -> bool {
+    park::still_sleeping(me)
+}
+
+/// `park::wake_up`.
+pub fn wake_up(me: &AtomicU32) {
+    park::wake_up(me)
+}
+
+/// The loop's doorbell word (`doorbell::Doorbell`).
+pub struct Doorbell(doorbell::Doorbell);
+
+impl Doorbell {
+    /// A doorbell at `0`.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Doorbell {
+        Doorbell(doorbell::Doorbell::new())
+    }
+
+    /// Worker side: `Doorbell::should_ring`.
+    pub fn should_ring(&self) -> bool {
+        self.0.should_ring()
+    }
+
+    /// Worker side: `Doorbell::unring`.
+    pub fn unring(&self) {
+        self.0.unring()
+    }
+
+    /// Loop side: `Doorbell::ack`.
+    pub fn ack(&self) {
+        self.0.ack()
+    }
+
+    /// Loop side: `Doorbell::claim`.
+    pub fn claim(&self) -> bool {
+        self.0.claim()
+    }
+
+    /// Loop side: `Doorbell::release`.
+    pub fn release(&self) {
+        self.0.release()
+    }
+
+    /// The word itself (the futex the `futex` backend's loop waits on).
+    pub fn word(&self) -> &AtomicU32 {
+        self.0.word()
+    }
+}
