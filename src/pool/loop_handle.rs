@@ -987,12 +987,7 @@ impl<R> LoopHandle<R> {
             }
             if self.in_flight() == before {
                 match ring.as_deref_mut() {
-                    Some(r) => {
-                        let ts = types::Timespec::new().nsec(1_000_000);
-                        let args = types::SubmitArgs::new().timespec(&ts);
-                        self.stats.enters += 1;
-                        let _ = r.submitter().submit_with_args(1, &args);
-                    }
+                    Some(r) => self.wait_briefly(r),
                     None => backoff.snooze(),
                 }
                 if last_wake.elapsed() > Duration::from_millis(10) {
@@ -1009,6 +1004,15 @@ impl<R> LoopHandle<R> {
             Some(r) => self.disarm(r, on_io),
             None => self.release_armed(),
         }
+    }
+
+    /// Submits and waits for one CQE, for at most 1 ms (the close path's
+    /// bounded wait: results may arrive without an announcement then).
+    fn wait_briefly(&mut self, ring: &mut IoUring) {
+        let ts = types::Timespec::new().nsec(1_000_000);
+        let args = types::SubmitArgs::new().timespec(&ts);
+        self.stats.enters += 1;
+        let _ = ring.submitter().submit_with_args(1, &args);
     }
 
     /// Cancels the pool's armed SQEs and reaps until the kernel is done with
@@ -1046,10 +1050,7 @@ impl<R> LoopHandle<R> {
                 self.release_armed();
                 return;
             }
-            let ts = types::Timespec::new().nsec(1_000_000);
-            let args = types::SubmitArgs::new().timespec(&ts);
-            self.stats.enters += 1;
-            let _ = ring.submitter().submit_with_args(1, &args);
+            self.wait_briefly(ring);
             for cqe in ring.completion() {
                 if !self.handle_cqe(&cqe) {
                     on_io(cqe);
