@@ -162,20 +162,14 @@ impl Crossbeam {
         let (rtx, rrx) = crossbeam_channel::unbounded::<u64>();
         let mut threads = Vec::new();
         for i in 0..cfg.workers {
-            let (jrx, rtx, cfg) = (jrx.clone(), rtx.clone(), cfg.clone());
-            threads.push(
-                std::thread::Builder::new()
-                    .name(format!("crossbeam-worker-{i}"))
-                    .spawn(move || {
-                        cfg.pin_worker(i);
-                        for job in jrx.iter() {
-                            if rtx.send(run(job)).is_err() {
-                                return;
-                            }
-                        }
-                    })
-                    .map_err(|e| format!("spawn: {e}"))?,
-            );
+            let rtx = rtx.clone();
+            threads.push(spawn_channel_worker(
+                format!("crossbeam-worker-{i}"),
+                i,
+                cfg,
+                jrx.clone(),
+                move |v| rtx.send(v).is_ok(),
+            )?);
         }
         Ok(Crossbeam {
             jobs: Some(jtx),
@@ -228,21 +222,15 @@ impl StdMpsc {
         let mut threads = Vec::new();
         for i in 0..cfg.workers {
             let (jtx, jrx) = std::sync::mpsc::channel::<Job>();
-            let (rtx, cfg) = (rtx.clone(), cfg.clone());
+            let rtx = rtx.clone();
             jobs.push(jtx);
-            threads.push(
-                std::thread::Builder::new()
-                    .name(format!("mpsc-worker-{i}"))
-                    .spawn(move || {
-                        cfg.pin_worker(i);
-                        for job in jrx.iter() {
-                            if rtx.send(run(job)).is_err() {
-                                return;
-                            }
-                        }
-                    })
-                    .map_err(|e| format!("spawn: {e}"))?,
-            );
+            threads.push(spawn_channel_worker(
+                format!("mpsc-worker-{i}"),
+                i,
+                cfg,
+                jrx,
+                move |v| rtx.send(v).is_ok(),
+            )?);
         }
         Ok(StdMpsc {
             jobs,
@@ -279,4 +267,27 @@ impl Drop for StdMpsc {
             let _ = t.join();
         }
     }
+}
+
+/// Spawns worker `i` of a channel peer: pins it, then runs every job it
+/// receives and sends the result back, until either channel closes.
+fn spawn_channel_worker(
+    name: String,
+    i: usize,
+    cfg: &EngineCfg,
+    jobs: impl IntoIterator<Item = Job> + Send + 'static,
+    mut send: impl FnMut(u64) -> bool + Send + 'static,
+) -> Result<std::thread::JoinHandle<()>, String> {
+    let cfg = cfg.clone();
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(move || {
+            cfg.pin_worker(i);
+            for job in jobs {
+                if !send(run(job)) {
+                    return;
+                }
+            }
+        })
+        .map_err(|e| format!("spawn: {e}"))
 }
