@@ -18,7 +18,7 @@ export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}"
 export LOOM_LOCATION=1
 
 log "building tests/loom.rs with --cfg loom (release)"
-cargo test --release --no-default-features --test loom --no-run
+cargo test --release -p ringpool --test loom --no-run
 log "running the models, LOOM_MAX_PREEMPTIONS=$LOOM_MAX_PREEMPTIONS"
-cargo test --release --no-default-features --test loom -- --test-threads=2
+cargo test --release -p ringpool --test loom -- --test-threads=2
 log "done in $((SECONDS - stage_start)) s"

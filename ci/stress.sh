@@ -19,7 +19,7 @@ export RINGPOOL_STRESS="${RINGPOOL_STRESS:-short}"
 unset RINGPOOL_HANDOFF RINGPOOL_UNSUPPORTED
 
 log "building tests/stress.rs (release)"
-cargo test --release --no-default-features --test stress --no-run
+cargo test --release -p ringpool --test stress --no-run
 log "running, RINGPOOL_STRESS=$RINGPOOL_STRESS"
-cargo test --release --no-default-features --test stress -- --nocapture --test-threads=1
+cargo test --release -p ringpool --test stress -- --nocapture --test-threads=1
 log "done in $((SECONDS - stage_start)) s"

@@ -37,7 +37,7 @@ if ! rustup component list --installed 2>/dev/null | grep -q '^rust-src'; then
     rustup component add rust-src
 fi
 
-FEATURES=(--no-default-features --features fault-injection)
+FEATURES=(-p ringpool --features fault-injection)
 CARGO_ARGS=(-Zbuild-std --target "$TARGET" "${FEATURES[@]}")
 
 out_dir="$CARGO_TARGET_DIR/logs"
@@ -65,7 +65,7 @@ run() {
     fi
 }
 run "unit tests" --lib
-for t in tests/*.rs; do
+for t in ringpool/tests/*.rs; do
     name=$(basename "$t" .rs)
     case $name in
     loom) ;; # cfg(loom) only: empty here
