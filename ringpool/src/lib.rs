@@ -59,6 +59,8 @@
 // `__loom` below and `tests/loom.rs`); everything else needs std primitives
 // and the kernel.
 #[cfg(not(loom))]
+pub mod affinity;
+#[cfg(not(loom))]
 mod caps;
 #[cfg(not(loom))]
 mod error;

@@ -2,22 +2,48 @@
 
 use std::io;
 
-/// Pins the calling thread to `cpu`.
+/// Pins the calling thread to `cpu`. Errors name the CPU.
 pub(crate) fn pin_current(cpu: usize) -> io::Result<()> {
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "cannot pin to CPU {cpu}: beyond the kernel's CPU set ({} CPUs)",
+                libc::CPU_SETSIZE
+            ),
+        ));
+    }
     // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    if cpu >= libc::CPU_SETSIZE as usize {
-        return Err(io::Error::from_raw_os_error(libc::EINVAL));
-    }
-    // SAFETY: `cpu < CPU_SETSIZE` (checked above), so the bit is inside `set`.
+    // SAFETY: `cpu < CPU_SETSIZE` (checked above), so the bit is inside `set`
+    // (libc's CPU_SET panics past it).
     unsafe { libc::CPU_SET(cpu, &mut set) };
     // SAFETY: `set` is a live cpu_set_t of the size passed; pid 0 = this thread.
     let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
     if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(
+            e.kind(),
+            format!("cannot pin to CPU {cpu} (sched_setaffinity: {e})"),
+        ));
     }
+    Ok(())
+}
+
+/// The CPUs the calling thread may run on (`sched_getaffinity(2)`).
+pub(crate) fn allowed_cpus() -> io::Result<Vec<usize>> {
+    // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a live, writable cpu_set_t of the size passed; pid 0 =
+    // this thread.
+    let r = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((0..libc::CPU_SETSIZE as usize)
+        // SAFETY: every index is below CPU_SETSIZE, inside `set`.
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect())
 }
 
 /// The running kernel's release string (`uname -r`) and its numeric
