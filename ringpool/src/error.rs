@@ -1,7 +1,7 @@
 //! Errors: one opaque [`Error`] for building and registering, and small
 //! per-operation errors that hand the job back.
 
-use crate::handoff::Handoff;
+use crate::handoff::{Handoff, ParseHandoffError};
 use std::any::Any;
 use std::fmt;
 use std::io;
@@ -85,6 +85,12 @@ impl From<Error> for io::Error {
             ErrorKind::Io | ErrorKind::Spawn => io::ErrorKind::Other,
         };
         io::Error::new(kind, e)
+    }
+}
+
+impl From<ParseHandoffError> for Error {
+    fn from(e: ParseHandoffError) -> Error {
+        Error::new(ErrorKind::InvalidConfig, e.to_string())
     }
 }
 

@@ -55,19 +55,26 @@
     clippy::missing_safety_doc
 )]
 
-// Under `--cfg loom` only the sleep/wake protocol modules are compiled (see
-// `__loom` below and `tests/loom.rs`); everything else needs std primitives
-// and the kernel.
+// Under `--cfg loom` only the wake protocols are compiled (`protocol`, on
+// loom's primitives through `sync`; see `tests/loom.rs`): everything else
+// needs std primitives and the kernel.
 #[cfg(not(loom))]
 pub mod affinity;
 #[cfg(not(loom))]
-mod caps;
+mod backoff;
+#[cfg(not(loom))]
+mod config;
 #[cfg(not(loom))]
 mod error;
 #[cfg(not(loom))]
 mod handoff;
 #[cfg(not(loom))]
+mod loop_handle;
+#[cfg(not(loom))]
 mod pool;
+mod protocol;
+#[cfg(not(loom))]
+mod stats;
 mod sync;
 #[cfg(not(loom))]
 mod sys;
@@ -75,16 +82,17 @@ mod sys;
 mod tag;
 
 #[cfg(not(loom))]
-pub use caps::Capabilities;
+pub use config::{Announce, Shutdown};
 #[cfg(not(loom))]
 pub use error::{Error, ErrorKind, JobError, SubmitError, Task, TrySubmitError};
 #[cfg(not(loom))]
-pub use handoff::{Handoff, Selection};
+pub use handoff::{Capabilities, Handoff, LoopWait, ParseHandoffError, Selection};
 #[cfg(not(loom))]
-pub use pool::{
-    Announce, Completion, Completions, JobId, LoopHandle, LoopStats, Pool, PoolBuilder, PoolStats,
-    Shutdown, POOL_CQ_RESERVE,
-};
+pub use loop_handle::{Completion, Completions, JobId, LoopHandle, POOL_CQ_RESERVE};
+#[cfg(not(loom))]
+pub use pool::{Pool, PoolBuilder};
+#[cfg(not(loom))]
+pub use stats::{LoopStats, PoolStats};
 #[cfg(not(loom))]
 pub use tag::is_pool_user_data;
 
@@ -93,14 +101,7 @@ pub use tag::is_pool_user_data;
 #[cfg(all(feature = "fault-injection", not(loom)))]
 pub use sys::fault;
 
-/// Under `--cfg loom`: the real protocol modules, on loom's primitives.
-#[cfg(loom)]
-mod pool {
-    pub(crate) mod doorbell;
-    pub(crate) mod park;
-}
-
-/// The sleep/wake protocols, exposed for the loom model checker only
+/// The wake protocols, exposed for the loom model checker only
 /// (`src/loom_api.rs`, used by `tests/loom.rs`).
 #[cfg(loom)]
 #[doc(hidden)]

@@ -1,9 +1,9 @@
 //! The sleep/wake protocols, exposed for the loom model checker only
 //! (`RUSTFLAGS="--cfg loom" cargo test --test loom`). Thin public wrappers
-//! around the crate-private code in `pool::park` and `pool::doorbell`, which
+//! around the crate-private code in `protocol::park` and `protocol::doorbell`, which
 //! is compiled unchanged against loom's atomics (`crate::sync`).
 
-use crate::pool::{doorbell, park};
+use crate::protocol::{doorbell, park};
 use crate::sync::AtomicU32;
 
 /// [`park::AWAKE`].

@@ -2,7 +2,7 @@
 //!
 //! Everything the sleep/wake protocol touches (flags, counters, the futex
 //! words) comes from here. Under `--cfg loom` these are loom's instrumented
-//! types and the protocol code in `pool::park`/`pool::doorbell` is checked
+//! types and the protocol code in `protocol::park`/`protocol::doorbell` is checked
 //! exhaustively by `tests/loom.rs`; otherwise they are std's.
 
 // Under loom only the protocol modules are compiled, which use a subset.

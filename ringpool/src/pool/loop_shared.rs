@@ -1,60 +1,10 @@
 //! The part of a registered loop that workers can see.
 
-use super::doorbell::Doorbell;
-use super::job::JobRef;
-use crate::sync::{lock, AtomicBool, AtomicU32, Mutex, Ordering};
-use crossbeam_queue::ArrayQueue;
+use crate::handoff::dispatch::Mailbox;
+use crate::protocol::doorbell::Doorbell;
+use crate::sync::{AtomicBool, AtomicU32, Ordering};
 use crossbeam_utils::CachePadded;
-use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
-
-/// Results waiting for the loop.
-// One per loop/pool, and the big variant is the hot one: boxing it would add
-// a pointer chase to every push and pop.
-#[allow(clippy::large_enum_variant)]
-pub(crate) enum Results {
-    /// Bounded lock-free MPSC use of an MPMC array queue. Its capacity is the
-    /// loop's in-flight limit, so a push can never find it full.
-    LockFree(ArrayQueue<JobRef>),
-    /// The naive baseline (`condvar` backend).
-    Locked(Mutex<VecDeque<JobRef>>),
-}
-
-impl Results {
-    pub(crate) fn push(&self, job: JobRef) {
-        match self {
-            Results::LockFree(q) => {
-                if let Err(job) = q.push(job) {
-                    // Unreachable: pushes are bounded by the loop's slots. Keep
-                    // the job rather than leak it, by spinning until there is room.
-                    let mut job = job;
-                    loop {
-                        std::thread::yield_now();
-                        match q.push(job) {
-                            Ok(()) => break,
-                            Err(j) => job = j,
-                        }
-                    }
-                }
-            }
-            Results::Locked(q) => lock(q).push_back(job),
-        }
-    }
-
-    pub(crate) fn pop(&self) -> Option<JobRef> {
-        match self {
-            Results::LockFree(q) => q.pop(),
-            Results::Locked(q) => lock(q).pop_front(),
-        }
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        match self {
-            Results::LockFree(q) => q.is_empty(),
-            Results::Locked(q) => lock(q).is_empty(),
-        }
-    }
-}
 
 /// Shared between a `LoopHandle` and the workers running its jobs.
 ///
@@ -70,17 +20,14 @@ pub(crate) struct LoopShared {
     /// The loop is closing: cancel its queued jobs if the pool says so, and
     /// send no more announcements.
     pub(crate) closing: AtomicBool,
-    /// Results waiting to be drained (unused with `Announce::PerJob` and `pipe`).
-    pub(crate) results: Results,
     /// The registration id carried in the loop's `user_data` tags.
     pub(crate) reg: u8,
-    /// A duplicate of the loop's ring fd (msg-ring, msg-ring-sync): it keeps
-    /// the ring alive and the number unreused while workers may target it.
-    pub(crate) ring_fd: Option<OwnedFd>,
-    /// The eventfd the loop polls (eventfd backend).
-    pub(crate) eventfd: Option<OwnedFd>,
-    /// The write end of the loop's result pipe (pipe backend).
-    pub(crate) result_pipe: Option<OwnedFd>,
+    /// A duplicate of the loop's ring fd. It keeps the ring alive and its
+    /// number unreused while workers may target it (the MSG_RING backends),
+    /// and lets a handle dropped without its ring still submit and cancel.
+    pub(crate) ring: OwnedFd,
+    /// Where results go and how the loop is told: the mechanism's part.
+    pub(crate) mailbox: Mailbox,
 }
 
 impl LoopShared {

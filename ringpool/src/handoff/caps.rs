@@ -53,6 +53,37 @@ impl Capabilities {
         CAPS.get_or_init(Capabilities::probe_now)
     }
 
+    /// Why a mechanism cannot run here: it needs `what`, which Linux `since`
+    /// added and this kernel lacks.
+    pub(crate) fn missing(&self, what: &str, since: &str) -> String {
+        format!(
+            "needs {what} (Linux {since}); kernel {} lacks it",
+            self.release
+        )
+    }
+
+    /// A kernel with every feature (for tests of the choice).
+    #[cfg(test)]
+    pub(crate) fn everything() -> Capabilities {
+        Capabilities {
+            release: "6.18.0-test".into(),
+            version: Some((6, 18)),
+            io_uring: true,
+            io_uring_error: None,
+            nodrop: true,
+            cqe_skip: true,
+            ext_arg: true,
+            msg_ring: true,
+            sync_msg_ring: true,
+            futex: true,
+            poll: true,
+            poll_multishot: true,
+            read_write: true,
+            defer_taskrun: true,
+            eventfd: true,
+        }
+    }
+
     fn probe_now() -> Capabilities {
         let (release, version) = sys::thread::kernel_release();
         let at_least = |maj: u32, min: u32| version.is_some_and(|v| v >= (maj, min));

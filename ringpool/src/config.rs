@@ -1,0 +1,29 @@
+//! The two choices a pool makes besides its mechanism: how results are
+//! announced, and what closing does to queued jobs.
+
+/// How results are announced on the loop's ring.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Announce {
+    /// One CQE announces every result that is ready (at most one
+    /// announcement is outstanding per loop). The default.
+    #[default]
+    Batch,
+    /// One CQE per job, carrying the job's slot: the answer's
+    /// one-message-per-job form. Only `msg-ring` and `msg-ring-sync` can do
+    /// it, and the loop's in-flight limit must then fit in its CQ.
+    PerJob,
+}
+
+/// What happens to queued jobs when their loop closes (or the pool is
+/// dropped while a loop still has jobs queued).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Shutdown {
+    /// Jobs not yet started are handed back as [`JobError::Cancelled`](crate::JobError::Cancelled); running
+    /// ones finish. The default.
+    #[default]
+    Cancel,
+    /// Every queued job still runs; closing waits for all of them.
+    Drain,
+}

@@ -1,0 +1,153 @@
+//! `condvar`: mutex + condvar queues, the question's first idea, kept as the
+//! naive baseline.
+//!
+//! Needs nothing from the kernel. The loop cannot sleep on a condvar and on
+//! its ring at once, so results arrive without a CQE and the loop waits on
+//! its ring for at most the pool's poll interval at a time
+//! ([`LoopWait::Poll`]).
+
+use super::caps::Capabilities;
+use super::common::spin_for;
+use super::dispatch::{
+    BackendConfig, LoopSideOps, LoopWait, MailboxOps, PoolCqe, PoolSideOps, Sink, WorkerOps,
+};
+use crate::error::Error;
+use crate::pool::job::JobRef;
+use crate::pool::loop_shared::LoopShared;
+use crate::pool::workers::{WorkerStats, Workers};
+use crate::stats::LoopStats;
+use crate::sync::{lock, Condvar, Mutex};
+use std::collections::VecDeque;
+use std::io;
+use std::time::Duration;
+
+pub(crate) struct PoolSide {
+    jobs: Mutex<VecDeque<JobRef>>,
+    /// Signalled on every push; broadcast at shutdown.
+    ready: Condvar,
+}
+
+impl PoolSideOps for PoolSide {
+    fn unsupported(_caps: &Capabilities) -> Option<String> {
+        None
+    }
+
+    fn new(_cfg: &BackendConfig) -> Result<Self, Error> {
+        Ok(PoolSide {
+            jobs: Mutex::new(VecDeque::new()),
+            ready: Condvar::new(),
+        })
+    }
+
+    fn push(&self, job: JobRef) {
+        lock(&self.jobs).push_back(job);
+        self.ready.notify_one();
+    }
+
+    fn pop(&self) -> Option<JobRef> {
+        lock(&self.jobs).pop_front()
+    }
+
+    fn is_empty(&self) -> bool {
+        lock(&self.jobs).is_empty()
+    }
+
+    fn wake(&self, _workers: &Workers, _idx: usize) {
+        self.ready.notify_all();
+    }
+
+    /// Condvar workers do not park through the sleeper count: broadcast.
+    fn wake_sleepers(&self, _workers: &Workers, _n: usize) -> usize {
+        self.ready.notify_all();
+        0
+    }
+}
+
+pub(crate) struct Worker;
+
+impl WorkerOps for Worker {
+    type Pool = PoolSide;
+
+    fn new(_pool: &PoolSide, _idx: usize) -> io::Result<Self> {
+        Ok(Worker)
+    }
+
+    fn next_job(&mut self, pool: &PoolSide, workers: &Workers, _idx: usize) -> Option<JobRef> {
+        if let Some(job) = pool.pop() {
+            return Some(job);
+        }
+        spin_for(workers.spin, || !pool.is_empty());
+        // Block until a job arrives, or the pool exits with the queue empty.
+        let mut jobs = lock(&pool.jobs);
+        loop {
+            if let Some(job) = jobs.pop_front() {
+                return Some(job);
+            }
+            if workers.exiting() {
+                return None;
+            }
+            jobs = match pool.ready.wait(jobs) {
+                Ok(g) => g,
+                Err(e) => e.into_inner(),
+            };
+        }
+    }
+}
+
+pub(crate) struct Mailbox {
+    results: Mutex<VecDeque<JobRef>>,
+}
+
+impl MailboxOps for Mailbox {
+    type Worker = Worker;
+
+    fn deliver(&self, _: &LoopShared, _: &mut Worker, job: JobRef, _: u32, _: &WorkerStats) {
+        lock(&self.results).push_back(job)
+    }
+
+    fn pop(&self) -> Option<JobRef> {
+        lock(&self.results).pop_front()
+    }
+
+    fn is_empty(&self) -> bool {
+        lock(&self.results).is_empty()
+    }
+}
+
+pub(crate) struct LoopSide {
+    poll_interval: Duration,
+}
+
+impl LoopSideOps for LoopSide {
+    type Pool = PoolSide;
+    type Mailbox = Mailbox;
+
+    fn register(_pool: &PoolSide, cfg: &BackendConfig) -> Result<(Self, Mailbox), Error> {
+        let side = LoopSide {
+            poll_interval: cfg.poll_interval,
+        };
+        let results = Mutex::new(VecDeque::new());
+        Ok((side, Mailbox { results }))
+    }
+
+    fn wait_policy(&self) -> LoopWait {
+        LoopWait::Poll(self.poll_interval)
+    }
+
+    /// The push signals the condvar itself.
+    fn enqueue(&mut self, pool: &PoolSide, job: JobRef) -> bool {
+        pool.push(job);
+        false
+    }
+
+    fn on_cqe(
+        &mut self,
+        _cqe: PoolCqe,
+        _pool: &PoolSide,
+        _workers: &Workers,
+        _sink: &mut impl Sink,
+        _stats: &mut LoopStats,
+    ) -> bool {
+        false
+    }
+}

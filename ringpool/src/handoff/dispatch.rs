@@ -1,0 +1,491 @@
+//! The one place that matches on the mechanism.
+//!
+//! Every backend file defines the same four types, each implementing the
+//! trait of its role:
+//!
+//! | type | trait | lives in | what it does |
+//! |---|---|---|---|
+//! | `PoolSide` | [`PoolSideOps`] | the pool | the job queue; how sleeping workers are woken |
+//! | `Worker` | [`WorkerOps`] | each worker thread | how a worker waits for its next job |
+//! | `Mailbox` | [`MailboxOps`] | each loop, seen by workers | where results go and how the loop is told |
+//! | `LoopSide` | [`LoopSideOps`] | each loop, private | what the loop arms, how it reacts to its CQEs, how it must wait |
+//!
+//! [`backends!`] wraps each role in an enum with one variant per mechanism
+//! and forwards every method: static dispatch, one branch on a discriminant,
+//! no `dyn` and no generic parameter on the pool or the loop handle. Adding a
+//! mechanism is its file, one line in the `backends!` call below, and its
+//! name in [`Handoff`].
+
+use super::caps::Capabilities;
+use super::names::Handoff;
+use super::{condvar, eventfd, futex, msg_ring, msg_ring_sync, pipe, spin};
+use crate::config::Announce;
+use crate::error::Error;
+use crate::pool::job::JobRef;
+use crate::pool::loop_shared::LoopShared;
+use crate::pool::workers::{WorkerStats, Workers};
+use crate::stats::LoopStats;
+use crate::tag::Kind;
+use io_uring::IoUring;
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+/// How an event loop must wait so that this mechanism's results reach it.
+///
+/// [`LoopHandle::submit_and_wait`](crate::LoopHandle::submit_and_wait)
+/// honours it; a loop that makes its own `io_uring_enter` (an async runtime,
+/// say) asks [`LoopHandle::wait_policy`](crate::LoopHandle::wait_policy) and
+/// does the same.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LoopWait {
+    /// Block in `io_uring_enter` as long as you like: results are announced
+    /// by a CQE on the ring (after [`flush`](crate::LoopHandle::flush)).
+    Block,
+    /// Results arrive without a CQE: never block longer than this, and look
+    /// at [`completions`](crate::LoopHandle::completions) between waits
+    /// (`condvar`).
+    Poll(Duration),
+    /// Results arrive without a CQE and workers never sleep: do not block at
+    /// all; poll the completions and the CQ (`spin`).
+    Spin,
+}
+
+/// What a backend is built from.
+#[derive(Clone, Debug)]
+pub(crate) struct BackendConfig {
+    pub(crate) workers: usize,
+    pub(crate) max_in_flight: usize,
+    pub(crate) announce: Announce,
+    pub(crate) poll_interval: Duration,
+}
+
+/// A pool CQE, decoded: its kind, payload, result and flags.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct PoolCqe {
+    pub(crate) kind: Kind,
+    pub(crate) payload: u32,
+    pub(crate) res: i32,
+    pub(crate) flags: u32,
+}
+
+/// Where a loop side puts the jobs its CQEs hand back.
+pub(crate) trait Sink {
+    /// A job whose final state its worker has published.
+    fn finished(&mut self, job: JobRef);
+    /// A per-job announcement named slot `slot`.
+    fn slot(&mut self, slot: u32);
+    /// A job pointer read back from the kernel (the result pipe).
+    fn pointer(&mut self, raw: u64);
+}
+
+/// The pool side of a mechanism.
+pub(crate) trait PoolSideOps: Sized {
+    /// `Announce::PerJob` works with this mechanism.
+    const PER_JOB: bool = false;
+
+    /// Why this kernel cannot run the mechanism, or `None` if it can
+    /// (io_uring itself is checked by the caller).
+    fn unsupported(caps: &Capabilities) -> Option<String>;
+
+    fn new(cfg: &BackendConfig) -> Result<Self, Error>;
+
+    /// Queues a job for the workers (every mechanism but `pipe`, whose jobs
+    /// travel through the loop's own SQEs).
+    fn push(&self, job: JobRef);
+
+    /// Takes a queued job, if any.
+    fn pop(&self) -> Option<JobRef>;
+
+    fn is_empty(&self) -> bool;
+
+    /// Wakes worker `idx`, claimed by the caller, from any thread without a
+    /// loop ring. Retries until the wake is sent: a claimed worker sleeps
+    /// until it lands.
+    fn wake(&self, workers: &Workers, idx: usize) {
+        super::common::wake_futex(workers, idx);
+    }
+
+    /// Claims and wakes up to `n` sleeping workers through [`Self::wake`];
+    /// returns how many.
+    fn wake_sleepers(&self, workers: &Workers, n: usize) -> usize {
+        workers
+            .sleepers
+            .claim(workers.states(), n, |i| self.wake(workers, i))
+    }
+
+    /// The pool is stopping: release what keeps workers blocked.
+    fn stop(&self) {}
+}
+
+/// A worker thread's own state for a mechanism.
+pub(crate) trait WorkerOps: Sized {
+    type Pool: PoolSideOps;
+
+    /// Runs on the worker's thread before its first job.
+    fn new(pool: &Self::Pool, idx: usize) -> io::Result<Self>;
+
+    /// Blocks until there is a job for this worker (`Some`) or the pool
+    /// exits with nothing left for it (`None`).
+    fn next_job(&mut self, pool: &Self::Pool, workers: &Workers, idx: usize) -> Option<JobRef>;
+
+    /// Runs on the worker's thread after its last job.
+    fn retire(&mut self, _pool: &Self::Pool, _idx: usize) {}
+}
+
+/// What workers see of one loop: where results go, how the loop is told.
+pub(crate) trait MailboxOps {
+    type Worker: WorkerOps;
+
+    /// Hands a finished (or cancelled) job back to `home`'s loop. `slot` is
+    /// the job's slot, read before the job ran: the cell is the loop's now.
+    fn deliver(
+        &self,
+        home: &LoopShared,
+        worker: &mut Self::Worker,
+        job: JobRef,
+        slot: u32,
+        stats: &WorkerStats,
+    );
+
+    /// Loop side: takes one result the workers queued (none for `pipe`).
+    fn pop(&self) -> Option<JobRef>;
+
+    /// Loop side: no result is queued.
+    fn is_empty(&self) -> bool;
+}
+
+/// The loop's private side of a mechanism.
+pub(crate) trait LoopSideOps: Sized {
+    type Pool: PoolSideOps;
+    type Mailbox: MailboxOps;
+
+    /// Builds the loop's two halves at `register`.
+    fn register(pool: &Self::Pool, cfg: &BackendConfig) -> Result<(Self, Self::Mailbox), Error>;
+
+    /// How the loop must wait for this mechanism.
+    fn wait_policy(&self) -> LoopWait {
+        LoopWait::Block
+    }
+
+    /// Results land in the mailbox, so the loop may spin on it before it
+    /// sleeps (not `pipe`, whose results need the loop's own read).
+    fn spins_on_results(&self) -> bool {
+        true
+    }
+
+    /// Queues `job`; `true` if a sleeping worker may need a wake for it.
+    fn enqueue(&mut self, pool: &Self::Pool, job: JobRef) -> bool {
+        pool.push(job);
+        true
+    }
+
+    /// Queues the SQEs that carry jobs out (`pipe`); `true` if it queued any.
+    fn send_jobs(
+        &mut self,
+        _ring: &mut IoUring,
+        _reg: u8,
+        _stats: &mut LoopStats,
+    ) -> io::Result<bool> {
+        Ok(false)
+    }
+
+    /// Wakes worker `idx`, claimed by the caller: an SQE on `ring` (returns
+    /// `true`: the worker waits for it to be submitted) or a syscall.
+    fn wake(
+        &mut self,
+        _ring: &mut IoUring,
+        pool: &Self::Pool,
+        workers: &Workers,
+        idx: usize,
+        _reg: u8,
+        _stats: &mut LoopStats,
+    ) -> io::Result<bool> {
+        pool.wake(workers, idx);
+        Ok(false)
+    }
+
+    /// Queues the SQE the loop must have armed before it sleeps, if any.
+    fn arm(
+        &mut self,
+        _ring: &mut IoUring,
+        _home: &LoopShared,
+        _reg: u8,
+        _stats: &mut LoopStats,
+    ) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Reacts to one of this loop's pool CQEs; `true` if results may wait in
+    /// the mailbox (the loop acknowledges the doorbell and drains).
+    fn on_cqe(
+        &mut self,
+        cqe: PoolCqe,
+        pool: &Self::Pool,
+        workers: &Workers,
+        sink: &mut impl Sink,
+        stats: &mut LoopStats,
+    ) -> bool;
+
+    /// `close`: job pointers the loop still holds that never reached a
+    /// worker (with `ring == false`, also those that can no longer be sent).
+    fn take_unsent(&mut self, _with_ring: bool) -> Vec<u64> {
+        Vec::new()
+    }
+
+    /// `close` must collect jobs by polling their state: their results come
+    /// through the kernel, which the loop can no longer reap.
+    fn polls_on_close(&self, _with_ring: bool) -> bool {
+        false
+    }
+
+    /// `close` keeps flushing while it waits (jobs leave through the loop's
+    /// SQEs, results through a read the loop re-arms).
+    fn flushes_on_close(&self) -> bool {
+        false
+    }
+
+    /// The loop queues SQEs that workers wait for (wakes, job writes):
+    /// dropping without the ring must still submit them.
+    fn queues_sqes_for_workers(&self) -> bool {
+        false
+    }
+
+    /// The `user_data` of the armed SQE to cancel at `close`, if any.
+    fn armed(&self, _reg: u8) -> Option<u64> {
+        None
+    }
+
+    /// The kernel still holds memory of this loop side (armed SQEs,
+    /// writes in flight): `close` reaps until this is false.
+    fn busy(&self) -> bool {
+        false
+    }
+
+    /// Without the ring: cancels the armed SQEs synchronously through
+    /// `ring_fd` and frees what they referenced, or leaks it if a cancel
+    /// fails. Returns `true` if the kernel may still read the loop's shared
+    /// part, which must then be leaked too.
+    fn release(&mut self, _ring_fd: RawFd, _reg: u8) -> bool {
+        false
+    }
+}
+
+/// Defines the four role enums and forwards every method to the variant's
+/// backend.
+macro_rules! backends {
+    ($($variant:ident => $module:ident),* $(,)?) => {
+        /// The pool side of the chosen mechanism.
+        // One per pool, and the big variants are hot ones: boxing them
+        // would add a pointer chase to every job.
+        #[allow(clippy::large_enum_variant)]
+        pub(crate) enum PoolSide { $($variant($module::PoolSide)),* }
+        /// A worker thread's state for the chosen mechanism.
+        // One per worker thread, on its stack.
+        #[allow(clippy::large_enum_variant)]
+        pub(crate) enum Worker { $($variant($module::Worker)),* }
+        /// What workers see of one loop, for the chosen mechanism.
+        pub(crate) enum Mailbox { $($variant($module::Mailbox)),* }
+        /// A loop's private state for the chosen mechanism.
+        pub(crate) enum LoopSide { $($variant($module::LoopSide)),* }
+
+        impl Handoff {
+            /// Why this kernel cannot run this mechanism, or `None` if it can.
+            pub fn unsupported_reason(self, caps: &Capabilities) -> Option<String> {
+                if !caps.io_uring && !matches!(self, Handoff::Condvar | Handoff::Spin | Handoff::Auto) {
+                    return Some(format!(
+                        "io_uring is unavailable: {}",
+                        caps.io_uring_error.as_deref().unwrap_or("io_uring_setup failed")
+                    ));
+                }
+                match self {
+                    Handoff::Auto => None,
+                    $(Handoff::$variant => <$module::PoolSide as PoolSideOps>::unsupported(caps),)*
+                }
+            }
+
+            /// `Announce::PerJob` works with this mechanism.
+            pub(crate) fn supports_per_job(self) -> bool {
+                match self {
+                    Handoff::Auto => false,
+                    $(Handoff::$variant => <$module::PoolSide as PoolSideOps>::PER_JOB,)*
+                }
+            }
+        }
+
+        impl PoolSide {
+            pub(crate) fn new(h: Handoff, cfg: &BackendConfig) -> Result<PoolSide, Error> {
+                Ok(match h {
+                    Handoff::Auto => unreachable!("select resolves Auto"),
+                    $(Handoff::$variant => PoolSide::$variant(PoolSideOps::new(cfg)?),)*
+                })
+            }
+
+            pub(crate) fn handoff(&self) -> Handoff {
+                match self { $(PoolSide::$variant(_) => Handoff::$variant),* }
+            }
+
+            pub(crate) fn wake(&self, workers: &Workers, idx: usize) {
+                match self { $(PoolSide::$variant(p) => p.wake(workers, idx)),* }
+            }
+
+            pub(crate) fn wake_sleepers(&self, workers: &Workers, n: usize) -> usize {
+                match self { $(PoolSide::$variant(p) => p.wake_sleepers(workers, n)),* }
+            }
+
+            pub(crate) fn stop(&self) {
+                match self { $(PoolSide::$variant(p) => p.stop()),* }
+            }
+        }
+
+        impl Worker {
+            pub(crate) fn new(pool: &PoolSide, idx: usize) -> io::Result<Worker> {
+                Ok(match pool { $(PoolSide::$variant(p) => Worker::$variant(WorkerOps::new(p, idx)?)),* })
+            }
+
+            #[inline]
+            pub(crate) fn next_job(&mut self, pool: &PoolSide, workers: &Workers, idx: usize) -> Option<JobRef> {
+                match (self, pool) {
+                    $((Worker::$variant(w), PoolSide::$variant(p)) => w.next_job(p, workers, idx),)*
+                    #[allow(unreachable_patterns)]
+                    _ => unreachable!("a worker runs its own pool's mechanism"),
+                }
+            }
+
+            pub(crate) fn retire(&mut self, pool: &PoolSide, idx: usize) {
+                match (self, pool) {
+                    $((Worker::$variant(w), PoolSide::$variant(p)) => w.retire(p, idx),)*
+                    #[allow(unreachable_patterns)]
+                    _ => unreachable!("a worker runs its own pool's mechanism"),
+                }
+            }
+        }
+
+        impl Mailbox {
+            #[inline]
+            pub(crate) fn deliver(&self, home: &LoopShared, worker: &mut Worker, job: JobRef, slot: u32, stats: &WorkerStats) {
+                match (self, worker) {
+                    $((Mailbox::$variant(m), Worker::$variant(w)) => m.deliver(home, w, job, slot, stats),)*
+                    #[allow(unreachable_patterns)]
+                    _ => unreachable!("a loop registers with its own pool's mechanism"),
+                }
+            }
+
+            #[inline]
+            pub(crate) fn pop(&self) -> Option<JobRef> {
+                match self { $(Mailbox::$variant(m) => m.pop()),* }
+            }
+
+            #[inline]
+            pub(crate) fn is_empty(&self) -> bool {
+                match self { $(Mailbox::$variant(m) => m.is_empty()),* }
+            }
+        }
+
+        impl LoopSide {
+            pub(crate) fn register(pool: &PoolSide, cfg: &BackendConfig) -> Result<(LoopSide, Mailbox), Error> {
+                Ok(match pool {
+                    $(PoolSide::$variant(p) => {
+                        let (l, m) = LoopSideOps::register(p, cfg)?;
+                        (LoopSide::$variant(l), Mailbox::$variant(m))
+                    })*
+                })
+            }
+
+            pub(crate) fn wait_policy(&self) -> LoopWait {
+                match self { $(LoopSide::$variant(l) => l.wait_policy()),* }
+            }
+
+            pub(crate) fn spins_on_results(&self) -> bool {
+                match self { $(LoopSide::$variant(l) => l.spins_on_results()),* }
+            }
+
+            #[inline]
+            pub(crate) fn enqueue(&mut self, pool: &PoolSide, job: JobRef) -> bool {
+                match (self, pool) {
+                    $((LoopSide::$variant(l), PoolSide::$variant(p)) => l.enqueue(p, job),)*
+                    #[allow(unreachable_patterns)]
+                    _ => unreachable!("a loop registers with its own pool's mechanism"),
+                }
+            }
+
+            pub(crate) fn send_jobs(&mut self, ring: &mut IoUring, reg: u8, stats: &mut LoopStats) -> io::Result<bool> {
+                match self { $(LoopSide::$variant(l) => l.send_jobs(ring, reg, stats)),* }
+            }
+
+            pub(crate) fn wake(
+                &mut self,
+                ring: &mut IoUring,
+                pool: &PoolSide,
+                workers: &Workers,
+                idx: usize,
+                reg: u8,
+                stats: &mut LoopStats,
+            ) -> io::Result<bool> {
+                match (self, pool) {
+                    $((LoopSide::$variant(l), PoolSide::$variant(p)) => l.wake(ring, p, workers, idx, reg, stats),)*
+                    #[allow(unreachable_patterns)]
+                    _ => unreachable!("a loop registers with its own pool's mechanism"),
+                }
+            }
+
+            pub(crate) fn arm(&mut self, ring: &mut IoUring, home: &LoopShared, reg: u8, stats: &mut LoopStats) -> io::Result<()> {
+                match self { $(LoopSide::$variant(l) => l.arm(ring, home, reg, stats)),* }
+            }
+
+            pub(crate) fn on_cqe(
+                &mut self,
+                cqe: PoolCqe,
+                pool: &PoolSide,
+                workers: &Workers,
+                sink: &mut impl Sink,
+                stats: &mut LoopStats,
+            ) -> bool {
+                match (self, pool) {
+                    $((LoopSide::$variant(l), PoolSide::$variant(p)) => l.on_cqe(cqe, p, workers, sink, stats),)*
+                    #[allow(unreachable_patterns)]
+                    _ => unreachable!("a loop registers with its own pool's mechanism"),
+                }
+            }
+
+            pub(crate) fn take_unsent(&mut self, with_ring: bool) -> Vec<u64> {
+                match self { $(LoopSide::$variant(l) => l.take_unsent(with_ring)),* }
+            }
+
+            pub(crate) fn polls_on_close(&self, with_ring: bool) -> bool {
+                match self { $(LoopSide::$variant(l) => l.polls_on_close(with_ring)),* }
+            }
+
+            pub(crate) fn flushes_on_close(&self) -> bool {
+                match self { $(LoopSide::$variant(l) => l.flushes_on_close()),* }
+            }
+
+            pub(crate) fn queues_sqes_for_workers(&self) -> bool {
+                match self { $(LoopSide::$variant(l) => l.queues_sqes_for_workers()),* }
+            }
+
+            pub(crate) fn armed(&self, reg: u8) -> Option<u64> {
+                match self { $(LoopSide::$variant(l) => l.armed(reg)),* }
+            }
+
+            pub(crate) fn busy(&self) -> bool {
+                match self { $(LoopSide::$variant(l) => l.busy()),* }
+            }
+
+            pub(crate) fn release(&mut self, ring_fd: RawFd, reg: u8) -> bool {
+                match self { $(LoopSide::$variant(l) => l.release(ring_fd, reg)),* }
+            }
+        }
+    };
+}
+
+backends! {
+    MsgRing => msg_ring,
+    MsgRingSync => msg_ring_sync,
+    EventFd => eventfd,
+    Futex => futex,
+    Pipe => pipe,
+    Condvar => condvar,
+    Spin => spin,
+}

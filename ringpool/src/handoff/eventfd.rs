@@ -1,0 +1,167 @@
+//! `eventfd`: workers ring an `EFD_NONBLOCK` eventfd that the loop watches
+//! with a multishot `IORING_OP_POLL_ADD`; idle workers sleep on a futex.
+//!
+//! Needs multishot `IORING_OP_POLL_ADD` (Linux 5.13). The eventfd is
+//! non-blocking and written with write(2): an io_uring write to a blocking
+//! eventfd is punted to io-wq every time.
+
+use super::caps::Capabilities;
+use super::common::{self, JobQueue, ResultQueue};
+use super::dispatch::{
+    BackendConfig, LoopSideOps, MailboxOps, PoolCqe, PoolSideOps, Sink, WorkerOps,
+};
+use crate::error::Error;
+use crate::pool::job::JobRef;
+use crate::pool::loop_shared::LoopShared;
+use crate::pool::workers::{WorkerStats, Workers};
+use crate::stats::LoopStats;
+use crate::sys;
+use crate::tag::{self, Kind};
+use io_uring::{cqueue, opcode, types, IoUring};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+pub(crate) struct PoolSide {
+    jobs: JobQueue,
+}
+
+impl PoolSideOps for PoolSide {
+    fn unsupported(caps: &Capabilities) -> Option<String> {
+        if !caps.eventfd {
+            return Some("eventfd(2) failed".into());
+        }
+        if !caps.poll_multishot {
+            return Some(caps.missing("multishot IORING_OP_POLL_ADD", "5.13"));
+        }
+        None
+    }
+
+    fn new(_cfg: &BackendConfig) -> Result<Self, Error> {
+        Ok(PoolSide {
+            jobs: JobQueue::new(),
+        })
+    }
+
+    fn push(&self, job: JobRef) {
+        self.jobs.push(job)
+    }
+
+    fn pop(&self) -> Option<JobRef> {
+        self.jobs.pop()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+}
+
+pub(crate) struct Worker;
+
+impl WorkerOps for Worker {
+    type Pool = PoolSide;
+
+    fn new(_pool: &PoolSide, _idx: usize) -> io::Result<Self> {
+        Ok(Worker)
+    }
+
+    fn next_job(&mut self, pool: &PoolSide, workers: &Workers, idx: usize) -> Option<JobRef> {
+        common::next_job_parked(&pool.jobs, workers, idx, common::futex_wait)
+    }
+}
+
+pub(crate) struct Mailbox {
+    results: ResultQueue,
+    /// The loop polls it; a worker that flips the doorbell writes it.
+    eventfd: OwnedFd,
+}
+
+impl MailboxOps for Mailbox {
+    type Worker = Worker;
+
+    fn deliver(&self, home: &LoopShared, _: &mut Worker, job: JobRef, _: u32, stats: &WorkerStats) {
+        common::deliver_batched(&self.results, home, job, stats, |_| {
+            sys::eventfd::notify(&self.eventfd)
+        })
+    }
+
+    fn pop(&self) -> Option<JobRef> {
+        self.results.pop()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.results.is_empty()
+    }
+}
+
+pub(crate) struct LoopSide {
+    /// The mailbox's eventfd, which the loop's `LoopShared` keeps open.
+    eventfd: RawFd,
+    /// The multishot poll is armed.
+    armed: bool,
+}
+
+impl LoopSideOps for LoopSide {
+    type Pool = PoolSide;
+    type Mailbox = Mailbox;
+
+    fn register(_pool: &PoolSide, cfg: &BackendConfig) -> Result<(Self, Mailbox), Error> {
+        let eventfd = sys::eventfd::new().map_err(|e| Error::io("cannot create an eventfd", e))?;
+        let side = LoopSide {
+            eventfd: eventfd.as_raw_fd(),
+            armed: false,
+        };
+        let results = ResultQueue::new(cfg.max_in_flight);
+        Ok((side, Mailbox { results, eventfd }))
+    }
+
+    fn arm(
+        &mut self,
+        ring: &mut IoUring,
+        _home: &LoopShared,
+        reg: u8,
+        stats: &mut LoopStats,
+    ) -> io::Result<()> {
+        if self.armed {
+            return Ok(());
+        }
+        let sqe = opcode::PollAdd::new(types::Fd(self.eventfd), libc::POLLIN as u32)
+            .multi(true)
+            .build()
+            .user_data(tag::encode(Kind::Poll, reg, 0));
+        // SAFETY: POLL_ADD references no user memory: only the eventfd, of
+        // which the request holds its own reference in the kernel.
+        unsafe { common::push_sqe(ring, &sqe, stats)? };
+        self.armed = true;
+        Ok(())
+    }
+
+    fn on_cqe(
+        &mut self,
+        cqe: PoolCqe,
+        _pool: &PoolSide,
+        _workers: &Workers,
+        _sink: &mut impl Sink,
+        stats: &mut LoopStats,
+    ) -> bool {
+        if cqe.kind != Kind::Poll {
+            return false;
+        }
+        // Without F_MORE the multishot poll has ended: re-arm before sleeping
+        // (a re-armed poll on a non-zero counter fires at once).
+        if !cqueue::more(cqe.flags) {
+            self.armed = false;
+        }
+        if cqe.res < 0 && cqe.res != -libc::ECANCELED {
+            stats.errors += 1;
+        }
+        true
+    }
+
+    fn armed(&self, reg: u8) -> Option<u64> {
+        self.armed.then(|| tag::encode(Kind::Poll, reg, 0))
+    }
+
+    fn busy(&self) -> bool {
+        self.armed
+    }
+}

@@ -1,0 +1,212 @@
+//! `futex`: the loop waits with `IORING_OP_FUTEX_WAIT` on its doorbell word,
+//! which workers wake with futex(2); the loop wakes sleeping workers with
+//! `IORING_OP_FUTEX_WAKE` SQEs batched into its next `io_uring_enter`.
+//!
+//! Needs `IORING_OP_FUTEX_WAIT`/`IORING_OP_FUTEX_WAKE` (Linux 6.7) and
+//! `IOSQE_CQE_SKIP_SUCCESS` (5.17). On 6.16+ a private io_uring futex waiter
+//! armed while the process is single-threaded can be stranded; a loop side
+//! exists only after its pool has spawned its workers, so the loop's wait is
+//! never armed single-threaded.
+
+use super::caps::Capabilities;
+use super::common::{self, JobQueue, ResultQueue};
+use super::dispatch::{
+    BackendConfig, LoopSideOps, MailboxOps, PoolCqe, PoolSideOps, Sink, WorkerOps,
+};
+use crate::error::Error;
+use crate::pool::job::JobRef;
+use crate::pool::loop_shared::LoopShared;
+use crate::pool::workers::{WorkerStats, Workers};
+use crate::stats::LoopStats;
+use crate::sys::{self, futex};
+use crate::tag::{self, Kind};
+use io_uring::{opcode, squeue, IoUring};
+use std::io;
+use std::os::fd::RawFd;
+
+pub(crate) struct PoolSide {
+    jobs: JobQueue,
+}
+
+impl PoolSideOps for PoolSide {
+    fn unsupported(caps: &Capabilities) -> Option<String> {
+        if !caps.futex {
+            return Some(caps.missing("IORING_OP_FUTEX_WAIT/IORING_OP_FUTEX_WAKE", "6.7"));
+        }
+        if !caps.cqe_skip {
+            return Some(caps.missing("IOSQE_CQE_SKIP_SUCCESS", "5.17"));
+        }
+        None
+    }
+
+    fn new(_cfg: &BackendConfig) -> Result<Self, Error> {
+        Ok(PoolSide {
+            jobs: JobQueue::new(),
+        })
+    }
+
+    fn push(&self, job: JobRef) {
+        self.jobs.push(job)
+    }
+
+    fn pop(&self) -> Option<JobRef> {
+        self.jobs.pop()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+}
+
+pub(crate) struct Worker;
+
+impl WorkerOps for Worker {
+    type Pool = PoolSide;
+
+    fn new(_pool: &PoolSide, _idx: usize) -> io::Result<Self> {
+        Ok(Worker)
+    }
+
+    fn next_job(&mut self, pool: &PoolSide, workers: &Workers, idx: usize) -> Option<JobRef> {
+        common::next_job_parked(&pool.jobs, workers, idx, common::futex_wait)
+    }
+}
+
+pub(crate) struct Mailbox {
+    results: ResultQueue,
+}
+
+impl MailboxOps for Mailbox {
+    type Worker = Worker;
+
+    fn deliver(&self, home: &LoopShared, _: &mut Worker, job: JobRef, _: u32, stats: &WorkerStats) {
+        common::deliver_batched(&self.results, home, job, stats, |_| {
+            futex::wake(home.doorbell.word(), 1).map(drop)
+        })
+    }
+
+    fn pop(&self) -> Option<JobRef> {
+        self.results.pop()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.results.is_empty()
+    }
+}
+
+pub(crate) struct LoopSide {
+    /// The `FUTEX_WAIT` on the doorbell word is armed.
+    armed: bool,
+}
+
+impl LoopSideOps for LoopSide {
+    type Pool = PoolSide;
+    type Mailbox = Mailbox;
+
+    fn register(_pool: &PoolSide, cfg: &BackendConfig) -> Result<(Self, Mailbox), Error> {
+        let results = ResultQueue::new(cfg.max_in_flight);
+        Ok((LoopSide { armed: false }, Mailbox { results }))
+    }
+
+    fn wake(
+        &mut self,
+        ring: &mut IoUring,
+        _pool: &PoolSide,
+        workers: &Workers,
+        idx: usize,
+        reg: u8,
+        stats: &mut LoopStats,
+    ) -> io::Result<bool> {
+        let word = &workers.slots[idx].state;
+        let sqe = opcode::FutexWake::new(
+            word.as_ptr().cast_const(),
+            1,
+            futex::MATCH_ANY,
+            futex::FUTEX2_SIZE_U32 | futex::FUTEX2_PRIVATE,
+        )
+        .build()
+        .flags(squeue::Flags::SKIP_SUCCESS)
+        .user_data(tag::encode(Kind::FutexWake, reg, idx as u32));
+        // SAFETY: the worker's state word lives in the pool's `Workers`,
+        // which the loop handle keeps alive (its `PoolOwner`) until it is
+        // gone, and a handle dropped without its ring submits its queued
+        // SQEs before it lets go of the pool.
+        unsafe { common::push_sqe(ring, &sqe, stats)? };
+        Ok(true)
+    }
+
+    fn arm(
+        &mut self,
+        ring: &mut IoUring,
+        home: &LoopShared,
+        reg: u8,
+        stats: &mut LoopStats,
+    ) -> io::Result<()> {
+        if self.armed {
+            return Ok(());
+        }
+        let sqe = opcode::FutexWait::new(
+            home.doorbell.word().as_ptr().cast_const(),
+            0,
+            futex::MATCH_ANY,
+            futex::FUTEX2_SIZE_U32 | futex::FUTEX2_PRIVATE,
+        )
+        .build()
+        .user_data(tag::encode(Kind::FutexWait, reg, 0));
+        // SAFETY: the futex word lives in `home` (the loop's `LoopShared`),
+        // which outlives the request: `close` cancels and reaps it, and a
+        // handle dropped without its ring cancels it synchronously or, if
+        // it cannot, leaks `home` (see `release`).
+        unsafe { common::push_sqe(ring, &sqe, stats)? };
+        self.armed = true;
+        Ok(())
+    }
+
+    fn on_cqe(
+        &mut self,
+        cqe: PoolCqe,
+        pool: &PoolSide,
+        workers: &Workers,
+        _sink: &mut impl Sink,
+        stats: &mut LoopStats,
+    ) -> bool {
+        match cqe.kind {
+            Kind::FutexWait => {
+                self.armed = false;
+                // 0: woken; -EAGAIN: the word was already 1 when armed. Both
+                // mean "look". Anything else is counted and looked at anyway.
+                if cqe.res < 0 && cqe.res != -libc::EAGAIN && cqe.res != -libc::ECANCELED {
+                    stats.errors += 1;
+                }
+                true
+            }
+            Kind::FutexWake => {
+                // A batched wake failed (success CQEs are skipped): wake the
+                // worker directly, so its job is not stranded.
+                stats.errors += 1;
+                if let Some(idx) = common::worker_index(workers, cqe.payload) {
+                    pool.wake(workers, idx);
+                }
+                false
+            }
+            _ => false,
+        }
+    }
+
+    fn queues_sqes_for_workers(&self) -> bool {
+        true
+    }
+
+    fn armed(&self, reg: u8) -> Option<u64> {
+        self.armed.then(|| tag::encode(Kind::FutexWait, reg, 0))
+    }
+
+    fn busy(&self) -> bool {
+        self.armed
+    }
+
+    fn release(&mut self, ring_fd: RawFd, reg: u8) -> bool {
+        self.armed
+            && sys::cancel::sync_cancel(ring_fd, tag::encode(Kind::FutexWait, reg, 0)).is_err()
+    }
+}

@@ -1,0 +1,133 @@
+//! `spin`: lock-free queues busy-polled on both sides. The latency floor, at
+//! the price of every worker's core, and the loop's while it waits.
+//!
+//! Needs nothing from the kernel. Workers never sleep, so nothing wakes
+//! them; results arrive without a CQE, so the loop must not block
+//! ([`LoopWait::Spin`]).
+
+use super::caps::Capabilities;
+use super::common::{JobQueue, ResultQueue};
+use super::dispatch::{
+    BackendConfig, LoopSideOps, LoopWait, MailboxOps, PoolCqe, PoolSideOps, Sink, WorkerOps,
+};
+use crate::error::Error;
+use crate::pool::job::JobRef;
+use crate::pool::loop_shared::LoopShared;
+use crate::pool::workers::{WorkerStats, Workers};
+use crate::stats::LoopStats;
+use std::io;
+
+pub(crate) struct PoolSide {
+    jobs: JobQueue,
+}
+
+impl PoolSideOps for PoolSide {
+    fn unsupported(_caps: &Capabilities) -> Option<String> {
+        None
+    }
+
+    fn new(_cfg: &BackendConfig) -> Result<Self, Error> {
+        Ok(PoolSide {
+            jobs: JobQueue::new(),
+        })
+    }
+
+    fn push(&self, job: JobRef) {
+        self.jobs.push(job)
+    }
+
+    fn pop(&self) -> Option<JobRef> {
+        self.jobs.pop()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    /// Spin workers never sleep: there is no one to wake.
+    fn wake_sleepers(&self, _workers: &Workers, _n: usize) -> usize {
+        0
+    }
+}
+
+pub(crate) struct Worker;
+
+impl WorkerOps for Worker {
+    type Pool = PoolSide;
+
+    fn new(_pool: &PoolSide, _idx: usize) -> io::Result<Self> {
+        Ok(Worker)
+    }
+
+    fn next_job(&mut self, pool: &PoolSide, workers: &Workers, _idx: usize) -> Option<JobRef> {
+        loop {
+            if let Some(job) = pool.jobs.pop() {
+                return Some(job);
+            }
+            let seen = (0..256).any(|_| {
+                std::hint::spin_loop();
+                !pool.jobs.is_empty()
+            });
+            if seen {
+                continue;
+            }
+            if workers.exiting() && pool.jobs.is_empty() {
+                return None;
+            }
+            std::thread::yield_now();
+        }
+    }
+}
+
+pub(crate) struct Mailbox {
+    results: ResultQueue,
+}
+
+impl MailboxOps for Mailbox {
+    type Worker = Worker;
+
+    fn deliver(&self, _: &LoopShared, _: &mut Worker, job: JobRef, _: u32, _: &WorkerStats) {
+        self.results.push(job)
+    }
+
+    fn pop(&self) -> Option<JobRef> {
+        self.results.pop()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.results.is_empty()
+    }
+}
+
+pub(crate) struct LoopSide;
+
+impl LoopSideOps for LoopSide {
+    type Pool = PoolSide;
+    type Mailbox = Mailbox;
+
+    fn register(_pool: &PoolSide, cfg: &BackendConfig) -> Result<(Self, Mailbox), Error> {
+        let results = ResultQueue::new(cfg.max_in_flight);
+        Ok((LoopSide, Mailbox { results }))
+    }
+
+    fn wait_policy(&self) -> LoopWait {
+        LoopWait::Spin
+    }
+
+    /// No worker ever sleeps, so no job needs a wake.
+    fn enqueue(&mut self, pool: &PoolSide, job: JobRef) -> bool {
+        pool.push(job);
+        false
+    }
+
+    fn on_cqe(
+        &mut self,
+        _cqe: PoolCqe,
+        _pool: &PoolSide,
+        _workers: &Workers,
+        _sink: &mut impl Sink,
+        _stats: &mut LoopStats,
+    ) -> bool {
+        false
+    }
+}

@@ -1,0 +1,106 @@
+//! What the loop gets back: job ids, completions, and the handling of the
+//! pool's CQEs that produce them.
+
+use super::LoopHandle;
+use crate::error::JobError;
+use crate::handoff::dispatch::PoolCqe;
+use crate::tag;
+use io_uring::{cqueue, IoUring};
+
+/// Identifies a submitted job; unique within its [`LoopHandle`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobId(u64);
+
+impl JobId {
+    pub(crate) fn new(id: u64) -> JobId {
+        JobId(id)
+    }
+
+    /// The id as a number (0 for the first job of a handle, then 1, 2, ...).
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+/// A finished job: its id and its value (or why there is none).
+#[derive(Debug)]
+pub struct Completion<R> {
+    /// What [`LoopHandle::try_submit`] returned for this job.
+    pub id: JobId,
+    /// The job's return value, or the panic / the cancelled job.
+    pub result: Result<R, JobError<R>>,
+}
+
+/// Iterator over ready completions; see [`LoopHandle::completions`].
+pub struct Completions<'a, R> {
+    pub(super) lp: &'a mut LoopHandle<R>,
+}
+
+impl<R> Iterator for Completions<'_, R> {
+    type Item = Completion<R>;
+
+    fn next(&mut self) -> Option<Completion<R>> {
+        self.lp.slots.pop_ready()
+    }
+}
+
+impl<R> LoopHandle<R> {
+    /// Reaps every CQE on `ring`: the pool's are handled, the others are
+    /// passed to `on_io` in order. Returns the number of completions ready.
+    pub fn reap(&mut self, ring: &mut IoUring, mut on_io: impl FnMut(cqueue::Entry)) -> usize {
+        for cqe in ring.completion() {
+            if !self.handle_cqe(&cqe) {
+                on_io(cqe);
+            }
+        }
+        self.drain_results();
+        self.slots.ready()
+    }
+
+    /// Handles `cqe` if it is the pool's, returning `true`; returns `false`
+    /// (and does nothing) for any other CQE.
+    ///
+    /// Results it announces become available from [`completions`](LoopHandle::completions).
+    pub fn handle_cqe(&mut self, cqe: &cqueue::Entry) -> bool {
+        let Some((kind, reg, payload)) = tag::decode(cqe.user_data()) else {
+            return false;
+        };
+        if reg != self.shared.reg {
+            return false;
+        }
+        self.stats.pool_cqes += 1;
+        let cqe = PoolCqe {
+            kind,
+            payload,
+            res: cqe.result(),
+            flags: cqe.flags(),
+        };
+        let pool = &self.owner.shared;
+        let look = self.side.on_cqe(
+            cqe,
+            &pool.backend,
+            &pool.workers,
+            &mut self.slots,
+            &mut self.stats,
+        );
+        if look {
+            self.shared.doorbell.ack();
+            self.drain_results();
+        }
+        true
+    }
+
+    /// Takes the completions that are ready, draining results the workers
+    /// have published (no syscall).
+    pub fn completions(&mut self) -> Completions<'_, R> {
+        self.drain_results();
+        Completions { lp: self }
+    }
+
+    /// Moves every result queued in the mailbox into the ready list.
+    pub(super) fn drain_results(&mut self) {
+        while let Some(job) = self.shared.mailbox.pop() {
+            self.slots.complete(job);
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! The loop's side: submit jobs, recognise the pool's CQEs, collect results.
+//!
+//! [`LoopHandle`] is split by job: [`slots`] (the in-flight table),
+//! [`submit`] (submitting and flushing), [`wait`] (waiting on the ring),
+//! [`completions`] (the pool's CQEs and what they produce), [`close`].
+
+mod close;
+mod completions;
+mod slots;
+mod submit;
+mod wait;
+
+pub use completions::{Completion, Completions, JobId};
+
+use crate::config::Announce;
+use crate::error::{Error, ErrorKind};
+use crate::handoff::dispatch::{BackendConfig, LoopSide};
+use crate::handoff::Handoff;
+use crate::pool::loop_shared::LoopShared;
+use crate::pool::shared::PoolOwner;
+use crate::protocol::doorbell::Doorbell;
+use crate::stats::LoopStats;
+use crate::sync::{AtomicBool, AtomicU32};
+use crate::sys;
+use crossbeam_utils::CachePadded;
+use io_uring::IoUring;
+use slots::Slots;
+use std::io;
+use std::marker::PhantomData;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// CQ entries the pool may occupy on a loop's ring at once, beyond per-job
+/// results: one announcement or armed doorbell SQE, a cancel, and error
+/// CQEs of skipped-on-success SQEs.
+pub const POOL_CQ_RESERVE: usize = 4;
+
+/// Tells apart several registrations on one ring.
+static NEXT_REG: AtomicU8 = AtomicU8::new(0);
+
+/// The loop's handle on a [`Pool`](crate::Pool): submits jobs and turns the
+/// pool's completions on the loop's ring back into results.
+///
+/// It is not `Send`: it belongs to the thread that owns the ring.
+///
+/// # The loop contract
+///
+/// 1. Wait through [`submit_and_wait`](LoopHandle::submit_and_wait), or call
+///    [`flush`](LoopHandle::flush) right before entering the kernel yourself:
+///    that is where wakes for new jobs and the doorbell's SQE go out. A loop
+///    that enters the kernel itself waits as
+///    [`wait_policy`](LoopHandle::wait_policy) says.
+/// 2. Give every CQE to [`handle_cqe`](LoopHandle::handle_cqe) (or reap with
+///    [`reap`](LoopHandle::reap)); it returns `false` for your own CQEs.
+/// 3. Take results with [`completions`](LoopHandle::completions).
+///
+/// # Examples
+///
+/// ```
+/// use io_uring::{opcode, types, IoUring};
+/// use ringpool::Pool;
+///
+/// let pool = Pool::builder().workers(2).build()?;
+/// let mut ring = IoUring::new(64)?;
+/// let mut lp = pool.register::<u32>(&mut ring)?;
+/// for i in 0..8u32 {
+///     lp.try_submit(move || i * 2).unwrap();
+/// }
+/// // Your own I/O shares the ring: a 1 ms timeout, say.
+/// let ts = types::Timespec::new().nsec(1_000_000);
+/// let sqe = opcode::Timeout::new(&ts).build().user_data(7);
+/// unsafe { ring.submission().push(&sqe)? };
+/// let (mut sum, mut io) = (0, 0);
+/// while lp.in_flight() > 0 || io == 0 {
+///     lp.submit_and_wait(&mut ring, 1)?;
+///     lp.reap(&mut ring, |cqe| { assert_eq!(cqe.user_data(), 7); io += 1 });
+///     for c in lp.completions() {
+///         sum += c.result.unwrap();
+///     }
+/// }
+/// assert_eq!(sum, 56);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct LoopHandle<R> {
+    owner: Arc<PoolOwner>,
+    shared: Arc<LoopShared>,
+    /// The mechanism's loop side: what it arms, how it reacts to its CQEs.
+    side: LoopSide,
+    ring_fd: RawFd,
+    sq_entries: u32,
+    slots: Slots<R>,
+    /// Jobs queued since the last wake round.
+    pending_wake: usize,
+    /// SQEs queued that workers are waiting for (wakes, job writes): submit
+    /// them before spinning.
+    urgent: bool,
+    /// The workers claimed in the current wake round (kept to reuse its
+    /// allocation).
+    claimed: Vec<usize>,
+    loop_spin: Duration,
+    /// The current spin budget, adapted between `loop_spin / 16` and `loop_spin`.
+    spin_budget: Duration,
+    stats: LoopStats,
+    closed: bool,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<R: Send + 'static> LoopHandle<R> {
+    pub(crate) fn new(owner: Arc<PoolOwner>, ring: &mut IoUring) -> Result<Self, Error> {
+        let p = ring.params();
+        if !p.is_feature_nodrop() {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                "the ring lacks IORING_FEAT_NODROP (Linux 5.5): completions could be dropped",
+            ));
+        }
+        let (sq_entries, cq_entries) = (p.sq_entries(), p.cq_entries() as usize);
+        let pool = &owner.shared;
+        let max = owner.config.max_in_flight;
+        if pool.announce == Announce::PerJob && max + POOL_CQ_RESERVE > cq_entries {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "Announce::PerJob needs max_in_flight + {POOL_CQ_RESERVE} <= the ring's CQ \
+                     entries, but max_in_flight is {max} and the CQ has {cq_entries}; lower \
+                     max_in_flight or build the ring with a larger CQ (setup_cqsize)"
+                ),
+            ));
+        }
+        let ring_fd = ring.as_raw_fd();
+        let dup = sys::dup_cloexec(ring_fd).map_err(|e| Error::io("cannot dup the ring fd", e))?;
+        let cfg = BackendConfig {
+            workers: pool.workers.slots.len(),
+            max_in_flight: max,
+            announce: pool.announce,
+            poll_interval: owner.config.poll_interval,
+        };
+        let (side, mailbox) = LoopSide::register(&pool.backend, &cfg)?;
+        let shared = Arc::new(LoopShared {
+            doorbell: CachePadded::new(Doorbell::new()),
+            senders: CachePadded::new(AtomicU32::new(0)),
+            closing: AtomicBool::new(false),
+            reg: NEXT_REG.fetch_add(1, Relaxed),
+            ring: dup,
+            mailbox,
+        });
+        Ok(LoopHandle {
+            loop_spin: owner.config.loop_spin,
+            spin_budget: owner.config.loop_spin,
+            owner,
+            shared,
+            side,
+            ring_fd,
+            sq_entries,
+            slots: Slots::new(max),
+            pending_wake: 0,
+            urgent: false,
+            claimed: Vec::new(),
+            stats: LoopStats::default(),
+            closed: false,
+            _not_send: PhantomData,
+        })
+    }
+}
+
+impl<R> LoopHandle<R> {
+    /// The mechanism in use.
+    pub fn handoff(&self) -> Handoff {
+        self.owner.shared.backend.handoff()
+    }
+
+    /// Jobs submitted whose completion has not yet been produced.
+    pub fn in_flight(&self) -> usize {
+        self.slots.in_flight()
+    }
+
+    /// The in-flight limit.
+    pub fn capacity(&self) -> usize {
+        self.slots.capacity()
+    }
+
+    /// Completions waiting in [`completions`](LoopHandle::completions).
+    pub fn ready(&self) -> usize {
+        self.slots.ready()
+    }
+
+    /// This handle's counters.
+    pub fn stats(&self) -> LoopStats {
+        LoopStats {
+            completed: self.slots.completed,
+            ..self.stats.clone()
+        }
+    }
+
+    fn check_ring(&self, ring: &IoUring) -> io::Result<()> {
+        if ring.as_raw_fd() != self.ring_fd {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "ringpool: this LoopHandle was registered with a different ring",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl<R> std::fmt::Debug for LoopHandle<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoopHandle")
+            .field("handoff", &self.handoff())
+            .field("in_flight", &self.in_flight())
+            .field("ready", &self.ready())
+            .finish()
+    }
+}

@@ -1,0 +1,152 @@
+//! Handing jobs to the pool, and flushing what workers wait for.
+
+use super::completions::JobId;
+use super::LoopHandle;
+use crate::error::{SubmitError, TrySubmitError};
+use crate::pool::job::JobRef;
+use crate::sync::Ordering::Acquire;
+use io_uring::{cqueue, IoUring};
+use std::io;
+use std::ptr::NonNull;
+
+impl<R: Send + 'static> LoopHandle<R> {
+    /// Hands `job` to the pool without blocking.
+    ///
+    /// The job is queued at once; a sleeping worker is woken at the next
+    /// [`flush`](LoopHandle::flush) (which `submit_and_wait` does), so that
+    /// several submissions share one wake.
+    ///
+    /// # Errors
+    ///
+    /// [`TrySubmitError::Full`] when `max_in_flight` jobs are out (reap
+    /// completions and retry), [`TrySubmitError::Closed`] after
+    /// [`Pool::shutdown`](crate::Pool::shutdown). The job comes back unchanged.
+    pub fn try_submit<F>(&mut self, job: F) -> Result<JobId, TrySubmitError<F>>
+    where
+        F: FnOnce() -> R + Send + 'static,
+    {
+        if self.closed || self.owner.shared.closed.load(Acquire) {
+            return Err(TrySubmitError::Closed(job));
+        }
+        let Some((slot, id)) = self.slots.reserve() else {
+            return Err(TrySubmitError::Full(job));
+        };
+        let home = NonNull::from(&*self.shared);
+        let job = JobRef::new(job, home, slot);
+        self.slots.occupy(slot, &job);
+        self.stats.submitted += 1;
+        if self.side.enqueue(&self.owner.shared.backend, job) {
+            self.pending_wake += 1;
+        }
+        Ok(id)
+    }
+
+    /// Hands `job` to the pool, waiting for room if `max_in_flight` jobs are
+    /// out. While it waits it reaps the ring: the pool's CQEs are handled,
+    /// and every other CQE is passed to `on_io`, in order.
+    ///
+    /// # Errors
+    ///
+    /// [`SubmitError::Closed`] after shutdown; [`SubmitError::Io`] if waiting
+    /// on the ring fails (other than `EINTR`, which is retried). The job
+    /// comes back unchanged.
+    pub fn submit<F>(
+        &mut self,
+        ring: &mut IoUring,
+        job: F,
+        mut on_io: impl FnMut(cqueue::Entry),
+    ) -> Result<JobId, SubmitError<F>>
+    where
+        F: FnOnce() -> R + Send + 'static,
+    {
+        let mut job = job;
+        loop {
+            match self.try_submit(job) {
+                Ok(id) => return Ok(id),
+                Err(TrySubmitError::Closed(j)) => return Err(SubmitError::Closed(j)),
+                Err(TrySubmitError::Full(j)) => job = j,
+            }
+            match self.wait(ring, 1, self.slots.ready()) {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(e) => return Err(SubmitError::Io(e, job)),
+            }
+            self.reap(ring, &mut on_io);
+        }
+    }
+}
+
+impl<R> LoopHandle<R> {
+    /// Prepares the loop to sleep on `ring`: drains results the workers have
+    /// published, sends the wakes that new jobs need (sleeping workers) and
+    /// (pipe) writes out queued job pointers, and queues the doorbell's
+    /// (re-)arm SQE. Returns the number of completions ready: if it is not
+    /// zero, take them before you block.
+    ///
+    /// [`submit_and_wait`](LoopHandle::submit_and_wait) does all of this for
+    /// you; call `flush` yourself only when you enter the kernel yourself
+    /// (and then wait as [`wait_policy`](LoopHandle::wait_policy) says).
+    /// Everything it queues goes out with the next `io_uring_enter`, however
+    /// it is made.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if `ring` is not the ring this handle was registered
+    /// with; the errno of `io_uring_enter` if the SQ was full and flushing
+    /// it failed.
+    pub fn flush(&mut self, ring: &mut IoUring) -> io::Result<usize> {
+        self.check_ring(ring)?;
+        self.drain_results();
+        self.send_work(ring)?;
+        self.arm(ring)?;
+        Ok(self.slots.ready())
+    }
+
+    /// Queues the doorbell's arm SQE if the mechanism has one and it is not
+    /// armed.
+    pub(super) fn arm(&mut self, ring: &mut IoUring) -> io::Result<()> {
+        self.side
+            .arm(ring, &self.shared, self.shared.reg, &mut self.stats)
+    }
+
+    /// Sends what workers are waiting for: the SQEs that carry jobs
+    /// (`pipe`), and a wake for each sleeping worker that new jobs need
+    /// (SQEs, marked urgent, or syscalls).
+    pub(super) fn send_work(&mut self, ring: &mut IoUring) -> io::Result<()> {
+        let reg = self.shared.reg;
+        if self.side.send_jobs(ring, reg, &mut self.stats)? {
+            self.urgent = true;
+        }
+        if self.pending_wake == 0 {
+            return Ok(());
+        }
+        let want = std::mem::take(&mut self.pending_wake);
+        let pool = &*self.owner.shared;
+        let mut claimed = std::mem::take(&mut self.claimed);
+        claimed.clear();
+        pool.workers
+            .sleepers
+            .claim(pool.workers.states(), want, |i| claimed.push(i));
+        let mut result = Ok(());
+        for (n, &i) in claimed.iter().enumerate() {
+            self.stats.wakes_sent += 1;
+            match self
+                .side
+                .wake(ring, &pool.backend, &pool.workers, i, reg, &mut self.stats)
+            {
+                Ok(queued) => self.urgent |= queued,
+                Err(e) => {
+                    // The SQ is full and cannot be flushed: the claimed
+                    // workers left would sleep for ever. Wake them directly.
+                    for &j in &claimed[n..] {
+                        pool.wake(j);
+                    }
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        self.claimed = claimed;
+        result
+    }
+}

@@ -1,0 +1,166 @@
+//! Waiting on the ring for I/O and results alike, the way the mechanism
+//! needs ([`LoopWait`]).
+
+use super::LoopHandle;
+use crate::config::Announce;
+use crate::handoff::LoopWait;
+use io_uring::{types, IoUring};
+use std::io;
+use std::time::Instant;
+
+/// `IORING_ENTER_GETEVENTS` from `include/uapi/linux/io_uring.h` (v5.1).
+const IORING_ENTER_GETEVENTS: u32 = 1;
+
+impl<R> LoopHandle<R> {
+    /// How a loop that makes its own `io_uring_enter` must wait for this
+    /// pool's results; [`submit_and_wait`](LoopHandle::submit_and_wait)
+    /// follows it.
+    ///
+    /// [`LoopWait::Block`] for every mechanism that announces results with a
+    /// CQE; [`LoopWait::Poll`] for `condvar`; [`LoopWait::Spin`] for `spin`.
+    pub fn wait_policy(&self) -> LoopWait {
+        self.side.wait_policy()
+    }
+
+    /// Flushes (see [`flush`](LoopHandle::flush)), then waits on `ring` for
+    /// `want` CQEs, unless results are already waiting. Before sleeping it
+    /// spins for the pool's `loop_spin` budget on the result queue, with
+    /// announcements suppressed, so that a busy loop makes no syscall per
+    /// batch.
+    ///
+    /// Returns what `io_uring_enter` returned (SQEs submitted), or 0 if it
+    /// did not need to enter.
+    ///
+    /// # Errors
+    ///
+    /// As [`IoUring::submit_and_wait`] (including `EINTR`), and as [`flush`](LoopHandle::flush).
+    pub fn submit_and_wait(&mut self, ring: &mut IoUring, want: usize) -> io::Result<usize> {
+        self.wait(ring, want, 0)
+    }
+
+    /// `submit_and_wait`, returning early only once more than `seen`
+    /// completions are ready (the blocking `submit` waits for fresh ones).
+    pub(super) fn wait(
+        &mut self,
+        ring: &mut IoUring,
+        want: usize,
+        seen: usize,
+    ) -> io::Result<usize> {
+        self.check_ring(ring)?;
+        self.drain_results();
+        self.send_work(ring)?;
+        if self.slots.ready() > seen {
+            return self.enter_nowait(ring);
+        }
+        match self.side.wait_policy() {
+            LoopWait::Block => {}
+            LoopWait::Spin => return self.spin_wait(ring, want, seen),
+            LoopWait::Poll(interval) => return self.poll_wait(ring, want, seen, interval),
+        }
+        if self.urgent {
+            // Workers are waiting for these wakes / writes: send them before spinning.
+            self.urgent = false;
+            self.stats.enters += 1;
+            ring.submit()?;
+        }
+        let can_spin = !self.loop_spin.is_zero()
+            && self.slots.in_flight() > 0
+            && self.owner.shared.announce == Announce::Batch
+            && self.side.spins_on_results();
+        if can_spin && self.shared.doorbell.claim() {
+            let deadline = Instant::now() + self.spin_budget;
+            'spin: loop {
+                for _ in 0..32 {
+                    if !self.shared.mailbox.is_empty() || ring.completion().len() >= want {
+                        break 'spin;
+                    }
+                    std::hint::spin_loop();
+                }
+                if Instant::now() >= deadline {
+                    break;
+                }
+            }
+            // Results pushed while we held the doorbell sent no CQE: the
+            // release is followed by a drain, which sees all of them.
+            self.shared.doorbell.release();
+            self.drain_results();
+            if self.slots.ready() > seen {
+                // Adaptive: a hit restores the budget, a miss halves it (down
+                // to 1/16), so long jobs do not keep a core busy spinning
+                // next to the worker that runs them.
+                self.stats.spin_hits += 1;
+                self.spin_budget = (self.spin_budget * 2).min(self.loop_spin);
+                return self.enter_nowait(ring);
+            }
+            self.spin_budget = (self.spin_budget / 2).max(self.loop_spin / 16);
+        }
+        // About to sleep: the doorbell must be armed.
+        self.arm(ring)?;
+        if want > 0 && ring.submission().is_empty() && ring.completion().len() >= want {
+            return Ok(0); // the CQEs are already there: no need to enter
+        }
+        self.stats.enters += 1;
+        self.stats.waits += 1;
+        ring.submit_and_wait(want)
+    }
+
+    /// More than `seen` completions are ready, or results wait to be drained.
+    fn has_new(&self, seen: usize) -> bool {
+        self.slots.ready() > seen || !self.shared.mailbox.is_empty()
+    }
+
+    fn enter_nowait(&mut self, ring: &mut IoUring) -> io::Result<usize> {
+        self.urgent = false;
+        if ring.submission().is_empty() {
+            return Ok(0);
+        }
+        self.stats.enters += 1;
+        ring.submit()
+    }
+
+    /// [`LoopWait::Spin`]: busy-poll the result queue and the CQ.
+    fn spin_wait(&mut self, ring: &mut IoUring, want: usize, seen: usize) -> io::Result<usize> {
+        let submitted = self.enter_nowait(ring)?;
+        let mut n = 0u32;
+        while !self.has_new(seen) && ring.completion().len() < want {
+            std::hint::spin_loop();
+            n = n.wrapping_add(1);
+            if n % 4096 == 0 {
+                // Run deferred task work (DEFER_TASKRUN rings) without sleeping.
+                self.stats.enters += 1;
+                // SAFETY: no argument pointer is passed (None, size 0).
+                unsafe {
+                    ring.submitter()
+                        .enter::<libc::sigset_t>(0, 0, IORING_ENTER_GETEVENTS, None)?
+                };
+            }
+        }
+        Ok(submitted)
+    }
+
+    /// [`LoopWait::Poll`]: the loop cannot sleep on the workers' condvar and
+    /// on its ring at once, so it waits on the ring for at most `interval`
+    /// at a time and polls the result queue in between.
+    fn poll_wait(
+        &mut self,
+        ring: &mut IoUring,
+        want: usize,
+        seen: usize,
+        interval: std::time::Duration,
+    ) -> io::Result<usize> {
+        let ts = types::Timespec::from(interval);
+        let args = types::SubmitArgs::new().timespec(&ts);
+        loop {
+            self.stats.enters += 1;
+            self.stats.waits += 1;
+            match ring.submitter().submit_with_args(want, &args) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.raw_os_error() == Some(libc::ETIME) => {}
+                Err(e) => return Err(e),
+            }
+            if self.has_new(seen) {
+                return Ok(0);
+            }
+        }
+    }
+}

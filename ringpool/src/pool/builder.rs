@@ -1,0 +1,256 @@
+//! Configuring and starting a pool.
+
+use super::shared::{LoopConfig, PoolOwner, PoolShared};
+use super::workers::Workers;
+use super::{worker, Pool};
+use crate::config::{Announce, Shutdown};
+use crate::error::{Error, ErrorKind};
+use crate::handoff::dispatch::{BackendConfig, PoolSide};
+use crate::handoff::{self, Capabilities, Handoff};
+use crate::sync::{lock, Arc, AtomicBool, Mutex};
+use crate::sys;
+use std::time::Duration;
+
+/// Builds a [`Pool`].
+///
+/// # Examples
+///
+/// ```
+/// use ringpool::{Handoff, Pool};
+/// use std::time::Duration;
+///
+/// let pool = Pool::builder()
+///     .workers(2)
+///     .handoff(Handoff::Auto)
+///     .spin(Duration::from_micros(20))
+///     .build()?;
+/// println!("running on {}", pool.selection());
+/// # Ok::<(), ringpool::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct PoolBuilder {
+    workers: Option<usize>,
+    handoff: Handoff,
+    announce: Announce,
+    spin: Duration,
+    loop_spin: Duration,
+    poll_interval: Duration,
+    pin: Option<Vec<usize>>,
+    max_in_flight: usize,
+    shutdown: Shutdown,
+    name: String,
+}
+
+impl Default for PoolBuilder {
+    fn default() -> Self {
+        PoolBuilder {
+            workers: None,
+            handoff: Handoff::Auto,
+            announce: Announce::Batch,
+            spin: Duration::from_micros(50),
+            loop_spin: Duration::from_micros(20),
+            poll_interval: Duration::from_micros(100),
+            pin: None,
+            max_in_flight: 1024,
+            shutdown: Shutdown::Cancel,
+            name: "ringpool-worker".into(),
+        }
+    }
+}
+
+impl PoolBuilder {
+    /// Number of worker threads. Default: `std::thread::available_parallelism()`.
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = Some(n);
+        self
+    }
+
+    /// The handoff mechanism (default [`Handoff::Auto`]). The environment
+    /// variable `RINGPOOL_HANDOFF` overrides it.
+    pub fn handoff(mut self, h: Handoff) -> Self {
+        self.handoff = h;
+        self
+    }
+
+    /// How results are announced (default [`Announce::Batch`]).
+    pub fn announce(mut self, a: Announce) -> Self {
+        self.announce = a;
+        self
+    }
+
+    /// How long an idle worker spins on the job queue before it sleeps
+    /// (default 50 µs; zero sleeps at once).
+    pub fn spin(mut self, d: Duration) -> Self {
+        self.spin = d;
+        self
+    }
+
+    /// How long [`LoopHandle::submit_and_wait`] spins on the result queue,
+    /// with announcements suppressed, before it enters the kernel (default
+    /// 20 µs; zero never spins).
+    pub fn loop_spin(mut self, d: Duration) -> Self {
+        self.loop_spin = d;
+        self
+    }
+
+    /// `condvar` backend only: the loop's bounded wait between polls of the
+    /// result queue (default 100 µs).
+    pub fn poll_interval(mut self, d: Duration) -> Self {
+        self.poll_interval = d;
+        self
+    }
+
+    /// Pins worker `i` to CPU `i % ncpu`.
+    pub fn pin_workers(mut self, yes: bool) -> Self {
+        self.pin = if yes {
+            let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+            Some((0..n).collect())
+        } else {
+            None
+        };
+        self
+    }
+
+    /// Pins worker `i` to `cpus[i % cpus.len()]`.
+    pub fn pin_to(mut self, cpus: &[usize]) -> Self {
+        self.pin = Some(cpus.to_vec());
+        self
+    }
+
+    /// Jobs one loop may have out at once (default 1024). A full loop's
+    /// `try_submit` hands the job back.
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n;
+        self
+    }
+
+    /// What happens to queued jobs when their loop closes (default [`Shutdown::Cancel`]).
+    pub fn shutdown(mut self, s: Shutdown) -> Self {
+        self.shutdown = s;
+        self
+    }
+
+    /// Worker thread name prefix (default `ringpool-worker`).
+    pub fn thread_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Probes the kernel, chooses the handoff, and starts the workers.
+    ///
+    /// # Errors
+    ///
+    /// * [`ErrorKind::InvalidConfig`]: zero workers, a zero or huge in-flight
+    ///   limit, an empty pin list, `Announce::PerJob` with a backend that
+    ///   cannot do it, or an unparsable `RINGPOOL_HANDOFF`.
+    /// * [`ErrorKind::Unsupported`]: the handoff asked for needs a kernel
+    ///   feature this kernel lacks (with `Auto`, only if nothing at all works).
+    /// * [`ErrorKind::Io`]: a ring, pipe or eventfd could not be created.
+    /// * [`ErrorKind::Spawn`]: a worker thread could not be spawned (the
+    ///   workers already started are stopped and joined first).
+    pub fn build(self) -> Result<Pool, Error> {
+        let workers = match self.workers {
+            Some(0) => {
+                return Err(Error::new(
+                    ErrorKind::InvalidConfig,
+                    "workers must be at least 1",
+                ))
+            }
+            Some(n) if n > 4096 => {
+                return Err(Error::new(
+                    ErrorKind::InvalidConfig,
+                    "workers must be at most 4096",
+                ))
+            }
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        if self.max_in_flight == 0 || self.max_in_flight > 1 << 20 {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "max_in_flight must be in 1..=1048576, got {}",
+                    self.max_in_flight
+                ),
+            ));
+        }
+        if self.pin.as_ref().is_some_and(|p| p.is_empty()) {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                "pin_to needs at least one CPU",
+            ));
+        }
+        let selection = handoff::select::select(self.handoff, Capabilities::get())?;
+        let h = selection.chosen;
+        if self.announce == Announce::PerJob && !h.supports_per_job() {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!("Announce::PerJob needs msg-ring or msg-ring-sync, not {h}"),
+            ));
+        }
+        let backend = PoolSide::new(
+            h,
+            &BackendConfig {
+                workers,
+                max_in_flight: self.max_in_flight,
+                announce: self.announce,
+                poll_interval: self.poll_interval,
+            },
+        )?;
+        let shared = Arc::new(PoolShared {
+            backend,
+            workers: Workers::new(workers, self.spin),
+            announce: self.announce,
+            closed: AtomicBool::new(false),
+            cancel_queued: self.shutdown == Shutdown::Cancel,
+        });
+        let mut owner = PoolOwner {
+            shared: shared.clone(),
+            threads: Mutex::new(Vec::with_capacity(workers)),
+            selection,
+            config: LoopConfig {
+                max_in_flight: self.max_in_flight,
+                loop_spin: self.loop_spin,
+                poll_interval: self.poll_interval,
+            },
+        };
+        let (tx, rx) = std::sync::mpsc::channel::<std::io::Result<()>>();
+        for idx in 0..workers {
+            let shared = shared.clone();
+            let tx = tx.clone();
+            let cpu = self.pin.as_ref().map(|p| p[idx % p.len()]);
+            let spawned = sys::fault::check(sys::fault::Site::Spawn).and_then(|()| {
+                std::thread::Builder::new()
+                    .name(format!("{}-{idx}", self.name))
+                    .spawn(move || worker::main(shared, idx, cpu, tx))
+            });
+            match spawned {
+                Ok(t) => lock(&owner.threads).push(t),
+                Err(e) => {
+                    owner.stop();
+                    return Err(Error::spawn(e));
+                }
+            }
+        }
+        drop(tx);
+        for _ in 0..workers {
+            match rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    owner.stop();
+                    return Err(Error::io("a worker failed to start", e));
+                }
+                Err(_) => {
+                    owner.stop();
+                    return Err(Error::new(
+                        ErrorKind::Spawn,
+                        "a worker exited during start-up",
+                    ));
+                }
+            }
+        }
+        Ok(Pool {
+            owner: Arc::new(owner),
+        })
+    }
+}

@@ -1,0 +1,86 @@
+//! What the workers and loops of one pool share, and stopping it.
+
+use super::workers::Workers;
+use crate::config::Announce;
+use crate::handoff::dispatch::PoolSide;
+use crate::handoff::Selection;
+use crate::protocol::park;
+use crate::sync::Ordering::{Acquire, SeqCst};
+use crate::sync::{lock, Arc, AtomicBool, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// What the workers share.
+pub(crate) struct PoolShared {
+    /// The mechanism's pool side: the job queue, how workers are woken.
+    pub(crate) backend: PoolSide,
+    pub(crate) workers: Workers,
+    pub(crate) announce: Announce,
+    /// No new jobs are accepted.
+    pub(crate) closed: AtomicBool,
+    /// `Shutdown::Cancel`: a closing loop's queued jobs are cancelled.
+    pub(crate) cancel_queued: bool,
+}
+
+impl PoolShared {
+    /// Wakes worker `idx` (claimed by the caller) from any thread, without a
+    /// loop ring. Used on cold paths: shutdown, a loop dropped without its
+    /// ring, a failed batched wake.
+    pub(crate) fn wake(&self, idx: usize) {
+        self.backend.wake(&self.workers, idx)
+    }
+
+    /// Claims and wakes up to `n` sleeping workers through [`Self::wake`].
+    pub(crate) fn wake_sleepers(&self, n: usize) -> usize {
+        self.backend.wake_sleepers(&self.workers, n)
+    }
+}
+
+/// What a loop handle takes from its pool's configuration.
+#[derive(Clone, Debug)]
+pub(crate) struct LoopConfig {
+    pub(crate) max_in_flight: usize,
+    pub(crate) loop_spin: Duration,
+    pub(crate) poll_interval: Duration,
+}
+
+/// Owns the threads; dropping the last reference stops and joins them.
+pub(crate) struct PoolOwner {
+    pub(crate) shared: Arc<PoolShared>,
+    pub(crate) threads: Mutex<Vec<JoinHandle<()>>>,
+    pub(crate) selection: Selection,
+    pub(crate) config: LoopConfig,
+}
+
+impl PoolOwner {
+    /// Stops and joins every worker. Called when no loop is left.
+    pub(crate) fn stop(&mut self) {
+        let s = &self.shared;
+        s.closed.store(true, SeqCst);
+        s.workers.exit.store(true, SeqCst);
+        s.backend.stop();
+        let threads = std::mem::take(&mut *lock(&self.threads));
+        // Keep waking until everyone is out: a worker that was between its
+        // last check and its sleep is caught by the next round.
+        while threads.iter().any(|t| !t.is_finished()) {
+            s.wake_sleepers(usize::MAX);
+            // A worker left NOTIFIED by a wake that never landed (a loop that
+            // went away mid-flush) would sleep for ever: wake those too.
+            for (i, w) in s.workers.slots.iter().enumerate() {
+                if w.state.load(Acquire) == park::NOTIFIED {
+                    s.wake(i);
+                }
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for PoolOwner {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
