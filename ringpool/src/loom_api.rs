@@ -59,6 +59,9 @@ impl Sleepers {
     }
 }
 
+/// The worker's real wait loop (`park::next_job`) and the queue it reads.
+pub use crate::protocol::park::{next_job, Queue};
+
 /// `park::still_sleeping`.
 pub fn still_sleeping(me: &AtomicU32) -> bool {
     park::still_sleeping(me)

@@ -1,10 +1,10 @@
 //! loom models of ringpool's user-space sleep/wake protocols, run on the
-//! real code (`src/pool/park.rs`, `src/pool/doorbell.rs`) compiled against
+//! real code (`src/protocol/park.rs`, `src/protocol/doorbell.rs`) compiled against
 //! loom's atomics through the `cfg(loom)` shim in `src/sync.rs`:
 //!
 //! ```text
 //! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 \
-//!     cargo test --release --no-default-features --test loom
+//!     cargo test --release -p ringpool --test loom
 //! ```
 //!
 //! (`bash ci/loom.sh` does this.) The kernel's part of each hand-off is
@@ -20,7 +20,7 @@ use loom::cell::UnsafeCell;
 use loom::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicUsize};
 use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
-use ringpool::__loom::{still_sleeping, wake_up, Doorbell, Prepared, Sleepers};
+use ringpool::__loom::{next_job, Doorbell, Prepared, Queue, Sleepers};
 use ringpool::__loom::{AWAKE, SLEEPING};
 use std::sync::atomic::Ordering::{Acquire, Release, SeqCst};
 
@@ -142,12 +142,12 @@ impl Pool {
         }
     }
 
-    /// The worker's re-check after announcing its sleep
-    /// (`!jobs.is_empty() || exit`, `SeqCst` loads in the real code).
+    /// The queue's emptiness check, as the worker's re-check after
+    /// announcing its sleep reads it (a `SeqCst` load in the real queue).
     ///
     /// The `fence(SeqCst)` stands in for C++'s single total order of
     /// `SeqCst` operations, which orders the worker's `SeqCst` RMW on the
-    /// sleeper count before these `SeqCst` loads. loom does not model that
+    /// sleeper count before this `SeqCst` load. loom does not model that
     /// order (it treats `SeqCst` accesses as `AcqRel` and lets a `SeqCst`
     /// load read an atomic's non-`SeqCst` initial value after a newer
     /// `SeqCst` store; loom README, "Unsupported features", issue #180), so
@@ -155,9 +155,9 @@ impl Pool {
     /// the hardware (a locked RMW is a full barrier on x86) rule out. It
     /// supports `fence(SeqCst)` exactly, and a fence between two `SeqCst`
     /// operations of one thread adds no ordering they do not already have.
-    fn has_work(&self) -> bool {
+    fn has_job(&self) -> bool {
         fence(SeqCst);
-        self.jobs.load(SeqCst) > 0 || self.exit.load(SeqCst)
+        self.jobs.load(SeqCst) > 0
     }
 
     fn try_pop(&self) -> bool {
@@ -203,34 +203,35 @@ impl Pool {
         }
     }
 
-    /// The worker's main loop (`worker::run`, without spinning): take jobs;
-    /// when there are none, prepare to sleep, re-check, sleep until claimed.
+    /// The worker's main loop: the real one (`park::next_job`, which every
+    /// parking backend runs), without spinning, on this model's queue and
+    /// kernel stand-ins.
     fn worker(&self, idx: usize) {
         let me = &self.states[idx];
-        loop {
-            if self.try_pop() {
-                self.ran.fetch_add(1, SeqCst);
-                continue;
+        let block = || match self.kernel {
+            WorkerKernel::Futex => self.futexes[idx].wait(me, SLEEPING),
+            WorkerKernel::Ring => {
+                self.rings[idx].wait();
             }
-            match self.sleepers.prepare(me, || self.has_work()) {
-                Prepared::Abort { .. } => {}
-                Prepared::Sleep => {
-                    while still_sleeping(me) {
-                        match self.kernel {
-                            WorkerKernel::Futex => self.futexes[idx].wait(me, SLEEPING),
-                            WorkerKernel::Ring => {
-                                self.rings[idx].wait();
-                            }
-                        }
-                    }
-                    wake_up(me);
-                }
-            }
-            if self.exit.load(SeqCst) && self.jobs.load(SeqCst) == 0 {
-                self.exited.fetch_add(1, SeqCst);
-                return;
-            }
+        };
+        while next_job(self, &self.sleepers, me, &self.exit, || false, block, || {}).is_some() {
+            self.ran.fetch_add(1, SeqCst);
         }
+        self.exited.fetch_add(1, SeqCst);
+    }
+}
+
+/// The model's job queue: a counter, with the `SeqCst` emptiness check
+/// `crossbeam_queue::SegQueue` uses.
+impl Queue for Pool {
+    type Job = ();
+
+    fn pop(&self) -> Option<()> {
+        self.try_pop().then_some(())
+    }
+
+    fn is_empty(&self) -> bool {
+        !self.has_job()
     }
 }
 
@@ -327,7 +328,8 @@ fn park_either_sees_the_other() {
             let pool = pool.clone();
             thread::spawn(move || {
                 let me = &pool.states[0];
-                pool.sleepers.prepare(me, || pool.has_work())
+                pool.sleepers
+                    .prepare(me, || pool.has_job() || pool.exit.load(SeqCst))
             })
         };
         pool.jobs.fetch_add(1, SeqCst);

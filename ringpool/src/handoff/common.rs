@@ -6,7 +6,7 @@ use crate::backoff::Backoff;
 use crate::pool::job::JobRef;
 use crate::pool::loop_shared::LoopShared;
 use crate::pool::workers::{bump, WorkerStats, Workers};
-use crate::protocol::park::{self, Prepared};
+use crate::protocol::park;
 use crate::stats::LoopStats;
 use crate::sync::AtomicU32;
 use crate::sync::Ordering::Acquire;
@@ -97,11 +97,23 @@ pub(crate) fn spin_for(budget: Duration, seen: impl Fn() -> bool) -> bool {
     }
 }
 
+impl park::Queue for JobQueue {
+    type Job = JobRef;
+
+    fn pop(&self) -> Option<JobRef> {
+        JobQueue::pop(self)
+    }
+
+    fn is_empty(&self) -> bool {
+        JobQueue::is_empty(self)
+    }
+}
+
 /// A worker's wait for its next job, for the backends whose workers park
-/// (`msg-ring`, `msg-ring-sync`, `eventfd`, `futex`): pop; spin for the
-/// pool's budget; then sleep through the park protocol, with `wait` as the
-/// primitive that blocks until the state word may have changed. `None` once
-/// the pool exits with the queue empty.
+/// (`msg-ring`, `msg-ring-sync`, `eventfd`, `futex`): the park protocol's
+/// loop ([`park::next_job`]), spinning for the pool's budget first, with
+/// `wait` as the primitive that blocks until the state word may have
+/// changed. `None` once the pool exits with the queue empty.
 pub(crate) fn next_job_parked(
     jobs: &JobQueue,
     workers: &Workers,
@@ -110,36 +122,22 @@ pub(crate) fn next_job_parked(
 ) -> Option<JobRef> {
     let me = &*workers.slots[idx].state;
     let stats = &workers.slots[idx].stats;
-    loop {
-        if let Some(job) = jobs.pop() {
-            return Some(job);
-        }
-        if spin_for(workers.spin, || !jobs.is_empty()) {
-            continue;
-        }
-        match workers
-            .sleepers
-            .prepare(me, || !jobs.is_empty() || workers.exiting())
-        {
-            Prepared::Abort { .. } => {}
-            Prepared::Sleep => {
-                bump(&stats.parks);
-                while park::still_sleeping(me) {
-                    if wait(me).is_err() {
-                        // EINTR and injected faults: count it and back off
-                        // briefly; the state word is re-checked, so nothing
-                        // is lost.
-                        bump(&stats.wait_errors);
-                        std::thread::sleep(Duration::from_micros(50));
-                    }
-                }
-                park::wake_up(me);
+    park::next_job(
+        jobs,
+        &workers.sleepers,
+        me,
+        &workers.exit,
+        || spin_for(workers.spin, || !jobs.is_empty()),
+        || {
+            if wait(me).is_err() {
+                // EINTR and injected faults: count it and back off briefly;
+                // the state word is re-checked, so nothing is lost.
+                bump(&stats.wait_errors);
+                std::thread::sleep(Duration::from_micros(50));
             }
-        }
-        if workers.exiting() && jobs.is_empty() {
-            return None;
-        }
-    }
+        },
+        || bump(&stats.parks),
+    )
 }
 
 /// Sleeps on the worker's own state word with futex(2).

@@ -115,8 +115,9 @@ pub(crate) trait PoolSideOps: Sized {
             .claim(workers.states(), n, |i| self.wake(workers, i))
     }
 
-    /// The pool is stopping: release what keeps workers blocked.
-    fn stop(&self) {}
+    /// Workers are told to exit: release what keeps them blocked outside
+    /// the park protocol (the pipe's read end).
+    fn release_workers(&self) {}
 }
 
 /// A worker thread's own state for a mechanism.
@@ -334,8 +335,8 @@ macro_rules! backends {
                 match self { $(PoolSide::$variant(p) => p.wake_sleepers(workers, n)),* }
             }
 
-            pub(crate) fn stop(&self) {
-                match self { $(PoolSide::$variant(p) => p.stop()),* }
+            pub(crate) fn release_workers(&self) {
+                match self { $(PoolSide::$variant(p) => p.release_workers()),* }
             }
         }
 

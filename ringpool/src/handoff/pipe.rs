@@ -79,7 +79,7 @@ impl PoolSideOps for PoolSide {
         0
     }
 
-    fn stop(&self) {
+    fn release_workers(&self) {
         drop(lock(&self.tx).take()); // EOF for every worker blocked in read(2)
     }
 }

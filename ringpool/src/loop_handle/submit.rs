@@ -25,7 +25,7 @@ impl<R: Send + 'static> LoopHandle<R> {
     where
         F: FnOnce() -> R + Send + 'static,
     {
-        if self.closed || self.owner.shared.closed.load(Acquire) {
+        if self.closed || self.owner.shared.shut_down.load(Acquire) {
             return Err(TrySubmitError::Closed(job));
         }
         let Some((slot, id)) = self.slots.reserve() else {

@@ -201,7 +201,7 @@ impl PoolBuilder {
             backend,
             workers: Workers::new(workers, self.spin),
             announce: self.announce,
-            closed: AtomicBool::new(false),
+            shut_down: AtomicBool::new(false),
             cancel_queued: self.shutdown == Shutdown::Cancel,
         });
         let mut owner = PoolOwner {
@@ -227,7 +227,7 @@ impl PoolBuilder {
             match spawned {
                 Ok(t) => lock(&owner.threads).push(t),
                 Err(e) => {
-                    owner.stop();
+                    owner.exit_workers();
                     return Err(Error::spawn(e));
                 }
             }
@@ -237,11 +237,11 @@ impl PoolBuilder {
             match rx.recv() {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
-                    owner.stop();
+                    owner.exit_workers();
                     return Err(Error::io("a worker failed to start", e));
                 }
                 Err(_) => {
-                    owner.stop();
+                    owner.exit_workers();
                     return Err(Error::new(
                         ErrorKind::Spawn,
                         "a worker exited during start-up",

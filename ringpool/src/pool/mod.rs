@@ -107,12 +107,12 @@ impl Pool {
     /// [`Shutdown`], when their loop closes); workers exit once the last loop
     /// and pool handle are dropped.
     pub fn shutdown(&self) {
-        self.owner.shared.closed.store(true, SeqCst);
+        self.owner.shared.shut_down.store(true, SeqCst);
     }
 
     /// `true` after [`Pool::shutdown`].
     pub fn is_shut_down(&self) -> bool {
-        self.owner.shared.closed.load(Acquire)
+        self.owner.shared.shut_down.load(Acquire)
     }
 
     /// Counters summed over the workers.

@@ -16,8 +16,8 @@ pub(crate) struct PoolShared {
     pub(crate) backend: PoolSide,
     pub(crate) workers: Workers,
     pub(crate) announce: Announce,
-    /// No new jobs are accepted.
-    pub(crate) closed: AtomicBool,
+    /// The pool is shut down: no new jobs are accepted.
+    pub(crate) shut_down: AtomicBool,
     /// `Shutdown::Cancel`: a closing loop's queued jobs are cancelled.
     pub(crate) cancel_queued: bool,
 }
@@ -44,7 +44,7 @@ pub(crate) struct LoopConfig {
     pub(crate) poll_interval: Duration,
 }
 
-/// Owns the threads; dropping the last reference stops and joins them.
+/// Owns the threads; dropping the last reference makes them exit and joins them.
 pub(crate) struct PoolOwner {
     pub(crate) shared: Arc<PoolShared>,
     pub(crate) threads: Mutex<Vec<JoinHandle<()>>>,
@@ -53,12 +53,13 @@ pub(crate) struct PoolOwner {
 }
 
 impl PoolOwner {
-    /// Stops and joins every worker. Called when no loop is left.
-    pub(crate) fn stop(&mut self) {
+    /// Tells every worker to exit, wakes them until they have, and joins
+    /// them. Called when no loop is left.
+    pub(crate) fn exit_workers(&mut self) {
         let s = &self.shared;
-        s.closed.store(true, SeqCst);
+        s.shut_down.store(true, SeqCst);
         s.workers.exit.store(true, SeqCst);
-        s.backend.stop();
+        s.backend.release_workers();
         let threads = std::mem::take(&mut *lock(&self.threads));
         // Keep waking until everyone is out: a worker that was between its
         // last check and its sleep is caught by the next round.
@@ -81,6 +82,6 @@ impl PoolOwner {
 
 impl Drop for PoolOwner {
     fn drop(&mut self) {
-        self.stop();
+        self.exit_workers();
     }
 }

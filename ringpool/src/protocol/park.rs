@@ -16,7 +16,7 @@
 //! entirely while workers are awake or spinning. `tests/loom.rs` checks this
 //! code exhaustively under `--cfg loom`.
 
-use crate::sync::{fence, AtomicU32, AtomicUsize, Ordering::SeqCst};
+use crate::sync::{fence, AtomicBool, AtomicU32, AtomicUsize, Ordering::SeqCst};
 
 /// The worker is running or spinning.
 pub(crate) const AWAKE: u32 = 0;
@@ -120,4 +120,59 @@ pub(crate) fn still_sleeping(me: &AtomicU32) -> bool {
 #[inline]
 pub(crate) fn wake_up(me: &AtomicU32) {
     me.store(AWAKE, SeqCst);
+}
+
+/// A job queue, as a parking worker sees it. (`pub` only so that the loom
+/// API can re-export it; the module is private.)
+pub trait Queue {
+    /// What the queue holds.
+    type Job;
+
+    /// Takes a job, if any.
+    fn pop(&self) -> Option<Self::Job>;
+
+    /// The emptiness check of the worker's re-check (a `SeqCst` read in
+    /// every queue the pool uses).
+    fn is_empty(&self) -> bool;
+}
+
+/// A parking worker's wait for its next job: pop; `spin` (for the pool's
+/// budget: `true` if a job appeared); then announce the sleep, re-check, and
+/// `block` until claimed. `parked` runs once per sleep (counters). Returns
+/// `None` once `exit` is set and the queue is empty.
+///
+/// (`pub` only for the loom API's re-export; the module is private.)
+///
+/// `block` returns whenever the state word may have changed (a wake, a
+/// signal, a spurious return, an error it handled); the loop re-checks.
+pub fn next_job<Q: Queue>(
+    queue: &Q,
+    sleepers: &Sleepers,
+    me: &AtomicU32,
+    exit: &AtomicBool,
+    mut spin: impl FnMut() -> bool,
+    mut block: impl FnMut(),
+    mut parked: impl FnMut(),
+) -> Option<Q::Job> {
+    loop {
+        if let Some(job) = queue.pop() {
+            return Some(job);
+        }
+        if spin() {
+            continue;
+        }
+        match sleepers.prepare(me, || !queue.is_empty() || exit.load(SeqCst)) {
+            Prepared::Abort { .. } => {}
+            Prepared::Sleep => {
+                parked();
+                while still_sleeping(me) {
+                    block();
+                }
+                wake_up(me);
+            }
+        }
+        if exit.load(SeqCst) && queue.is_empty() {
+            return None;
+        }
+    }
 }

@@ -2,7 +2,8 @@
 //!
 //! Created with `EFD_NONBLOCK`: the loop watches it with a multishot
 //! `IORING_OP_POLL_ADD`, and an io_uring write to a *blocking* eventfd is
-//! punted to io-wq every time (reference §3.2), so nothing here may block.
+//! punted to io-wq every time (measured on 6.18: it cannot complete inline),
+//! so nothing here may block.
 
 use super::fault::{check, Site};
 use std::io;

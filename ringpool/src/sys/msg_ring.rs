@@ -2,7 +2,8 @@
 //! IORING_REGISTER_SEND_MSG_RING, &sqe, 1)` (Linux 6.13).
 //!
 //! Posts a CQE straight into a target ring from a thread that owns no ring
-//! (reference §1.11). The io-uring crate does not wrap this register opcode,
+//! (the kernel checks the target ring and posts the CQE itself, on the
+//! caller's thread). The io-uring crate does not wrap this register opcode,
 //! so the SQE is laid out here by hand.
 
 use super::fault::{check, Site};
@@ -39,7 +40,8 @@ const _: () = assert!(std::mem::size_of::<MsgSqe>() == 64);
 /// Posts `{user_data, res}` as a CQE on the ring `target` (flags 0).
 ///
 /// Never blocks and never fails because the target CQ is full (the kernel
-/// overflows instead, reference §1.6): callers must bound what they send.
+/// queues the CQE in kernel memory past the CQ's end, growing without
+/// bound): callers must bound what they send.
 ///
 /// # Errors
 ///

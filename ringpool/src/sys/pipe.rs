@@ -3,7 +3,8 @@
 //!
 //! Every message is exactly 8 bytes, below `PIPE_BUF` (4096), so a write is
 //! atomic: writers never interleave, and a reader that asks for a multiple of
-//! 8 bytes gets a multiple of 8 while every writer writes 8 (reference §4).
+//! 8 bytes gets a multiple of 8 while every writer writes 8 (pipe(7): writes
+//! of at most `PIPE_BUF` bytes are atomic).
 
 use super::fault::{check, Site};
 use std::io;
