@@ -4,7 +4,7 @@
 //! is compiled unchanged against loom's atomics (`crate::sync`).
 
 use crate::protocol::{doorbell, park};
-use crate::sync::AtomicU32;
+use crate::sync::{AtomicBool, AtomicU32};
 
 /// [`park::AWAKE`].
 pub const AWAKE: u32 = park::AWAKE;
@@ -59,8 +59,21 @@ impl Sleepers {
     }
 }
 
-/// The worker's real wait loop (`park::next_job`) and the queue it reads.
-pub use crate::protocol::park::{next_job, Queue};
+/// The queue the worker's wait loop reads (`park::Queue`).
+pub use crate::protocol::park::Queue;
+
+/// The worker's real wait loop: `park::next_job`.
+pub fn next_job<Q: Queue>(
+    queue: &Q,
+    sleepers: &Sleepers,
+    me: &AtomicU32,
+    exit: &AtomicBool,
+    spin: impl FnMut() -> bool,
+    block: impl FnMut(),
+    parked: impl FnMut(),
+) -> Option<Q::Job> {
+    park::next_job(queue, &sleepers.0, me, exit, spin, block, parked)
+}
 
 /// `park::still_sleeping`.
 pub fn still_sleeping(me: &AtomicU32) -> bool {

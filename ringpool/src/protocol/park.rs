@@ -141,11 +141,9 @@ pub trait Queue {
 /// `block` until claimed. `parked` runs once per sleep (counters). Returns
 /// `None` once `exit` is set and the queue is empty.
 ///
-/// (`pub` only for the loom API's re-export; the module is private.)
-///
 /// `block` returns whenever the state word may have changed (a wake, a
 /// signal, a spurious return, an error it handled); the loop re-checks.
-pub fn next_job<Q: Queue>(
+pub(crate) fn next_job<Q: Queue>(
     queue: &Q,
     sleepers: &Sleepers,
     me: &AtomicU32,
