@@ -261,7 +261,7 @@ impl EngineCfg {
     /// (an unpinned worker still measures, just noisier).
     pub fn pin_worker(&self, i: usize) {
         if let Some(cpu) = self.cpu_for(i) {
-            let _ = super::cpu::pin(cpu);
+            let _ = ringpool::affinity::pin_current_thread(cpu);
         }
     }
 }

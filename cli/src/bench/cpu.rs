@@ -1,5 +1,6 @@
-//! Measuring the machine: thread and process CPU clocks, pinning, and a
-//! per-thread system-call counter.
+//! Measuring the machine: thread and process CPU clocks, a per-thread
+//! system-call counter, and how busy the rest of the machine was. (Pinning
+//! is `ringpool::affinity`'s.)
 //!
 //! * Loop-side CPU: `getrusage(RUSAGE_THREAD)` (user + system) on the loop
 //!   thread, read at the start and end of a measurement.
@@ -19,23 +20,6 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::time::Duration;
-
-/// Pins the calling thread to `cpu`.
-pub fn pin(cpu: usize) -> io::Result<()> {
-    // SAFETY: `cpu_set_t` is plain data for which all-zero is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: CPU_SET writes one bit inside `set`; it bounds-checks `cpu`
-    // against the set's size (it is a no-op past CPU_SETSIZE).
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: pid 0 is the calling thread; `set` is a valid cpu_set_t of the
-    // size passed.
-    let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
 
 /// CPU time (user + system) of the calling thread, from `getrusage(RUSAGE_THREAD)`.
 pub fn thread_cpu() -> Duration {

@@ -108,6 +108,33 @@ fn selected(args: &BenchArgs) -> Result<Vec<Contender>, Box<dyn Error>> {
         .collect())
 }
 
+/// The CPUs the bench pins to: the first `ncpu` of those this process may
+/// run on (all of `0..ncpu` on an unrestricted machine). The loop thread
+/// takes `cpus[0]` and worker `i` takes `cpus[(1 + i) % cpus.len()]`, so a
+/// single worker never shares the loop's CPU when there are two or more.
+fn bench_cpus(ncpu: usize) -> Vec<usize> {
+    match ringpool::affinity::current_thread_cpus() {
+        Ok(mut cpus) if !cpus.is_empty() => {
+            cpus.truncate(ncpu.max(1));
+            cpus
+        }
+        _ => (0..ncpu.max(1)).collect(),
+    }
+}
+
+/// The header's `pinning` line for the CPUs of [`bench_cpus`].
+fn describe_pinning(cpus: &[usize]) -> String {
+    if cpus.iter().copied().eq(0..cpus.len()) {
+        "loop thread on CPU 0; worker i on CPU (1 + i) % cores, for every contender".into()
+    } else {
+        format!(
+            "loop thread on CPU {}; worker i on CPU cpus[(1 + i) % {}] of cpus = {cpus:?}, for every contender",
+            cpus[0],
+            cpus.len()
+        )
+    }
+}
+
 /// Runs the benchmark described by `args` and prints (and writes) the report.
 pub fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
     let contenders = selected(&args)?;
@@ -123,10 +150,12 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
     let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
     let plan = Plan::new(&args, ncpu);
     let pin = !args.no_pin;
+    let cpus = bench_cpus(ncpu);
+    let loop_cpu = cpus[0];
     // Calibrate on the loop's CPU, where nothing else runs yet.
     let calib = std::thread::spawn(move || {
         if pin {
-            let _ = cpu::pin(0);
+            let _ = ringpool::affinity::pin_current_thread(loop_cpu);
         }
         work::Calibration::measure(20)
     })
@@ -149,7 +178,7 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
         auto_selection: auto,
         loop_ring: format!("{:?}: {}", args.loop_ring, args.loop_ring.describe()),
         pinning: if pin {
-            "loop thread on CPU 0; worker i on CPU (1 + i) % cores, for every contender".into()
+            describe_pinning(&cpus)
         } else {
             "none".into()
         },
@@ -174,11 +203,13 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
     for step in &steps {
         bar.set_message(step.label());
         let bed = Bed {
-            loop_cpu: pin.then_some(0),
+            loop_cpu: pin.then_some(loop_cpu),
             cfg: EngineCfg {
                 workers: step.workers,
                 worker_cpus: if pin {
-                    (0..step.workers).map(|i| (1 + i) % ncpu).collect()
+                    (0..step.workers)
+                        .map(|i| cpus[(1 + i) % cpus.len()])
+                        .collect()
                 } else {
                     vec![]
                 },

@@ -2,7 +2,7 @@
 //! Each runs on a fresh loop thread (pinned), against a freshly built engine.
 
 use super::contenders::{Contender, Counters, Engine, EngineCfg, Job};
-use super::cpu::{self, CpuSnap, SyscallCounter};
+use super::cpu::{CpuSnap, SyscallCounter};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -29,7 +29,7 @@ fn on_loop_thread<T: Send + 'static>(
         .name("bench-loop".into())
         .spawn(move || {
             if let Some(cpu) = bed.loop_cpu {
-                let _ = cpu::pin(cpu);
+                let _ = ringpool::affinity::pin_current_thread(cpu);
             }
             let mut e = c.build(&bed.cfg)?;
             let r = f(&mut *e, &bed);
