@@ -170,7 +170,7 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
         .map(|p| p.selection().to_string())
         .unwrap_or_else(|e| format!("unavailable: {e}"));
     let mut hdr = header::Header {
-        kernel: header::kernel_release(),
+        kernel: ringpool::Capabilities::get().release.clone(),
         cpu_model: header::cpu_model(),
         cores: ncpu,
         commit: header::git_commit(),
