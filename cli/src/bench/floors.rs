@@ -4,6 +4,7 @@
 use super::contenders::{Engine, EngineCfg, Job};
 use super::work::burn;
 use crossbeam_utils::CachePadded;
+use rustix::thread::futex;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -228,49 +229,23 @@ impl Drop for SpscSpin {
     }
 }
 
-/// `FUTEX_WAIT_PRIVATE` on `w` while it holds `old`.
-fn futex_wait(w: &AtomicU32, old: u32) {
-    // SAFETY: `w` is a live, aligned u32 for the duration of the call; the
-    // kernel only reads it; a null timeout means "no timeout".
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            w.as_ptr(),
-            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-            old,
-            std::ptr::null::<libc::timespec>(),
-        )
-    };
-}
-
-/// `FUTEX_WAKE_PRIVATE` one waiter of `w`.
-fn futex_wake(w: &AtomicU32) {
-    // SAFETY: `w` is a live, aligned u32; FUTEX_WAKE does not dereference it
-    // beyond hashing its address.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            w.as_ptr(),
-            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
-            1,
-        )
-    };
-}
-
-/// Store then always wake (no waiter tracking), as `exp/bench.c` does.
+/// Stores `v` into `w`, then always wakes one waiter (the floor does not
+/// track whether anyone sleeps: it pays the wake every time).
 fn post(w: &AtomicU32, v: u32) {
     w.store(v, Ordering::Release);
-    futex_wake(w);
+    // A wake can fail only for a bad address, which a reference is not.
+    let _ = futex::wake(w, futex::Flags::PRIVATE, 1);
 }
 
-/// Sleep until `w` is no longer `old`.
+/// Sleeps until `w` is no longer `old`; returns the new value.
 fn wait_change(w: &AtomicU32, old: u32) -> u32 {
     loop {
         let v = w.load(Ordering::Acquire);
         if v != old {
             return v;
         }
-        futex_wait(w, old);
+        // EAGAIN (the word already changed) and EINTR just loop.
+        let _ = futex::wait(w, futex::Flags::PRIVATE, old, None);
     }
 }
 
