@@ -71,7 +71,7 @@ pub trait Engine {
 }
 
 /// How the bench builds the loop's ring for ringpool contenders.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum LoopRing {
     /// The answer's loop flags: SINGLE_ISSUER | COOP_TASKRUN | DEFER_TASKRUN
     /// | SUBMIT_ALL (so ringpool and the answer share the same loop ring).

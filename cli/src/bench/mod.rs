@@ -23,6 +23,7 @@ mod plan;
 mod report;
 mod ringpool_engine;
 mod scenarios;
+mod seconds;
 mod targets;
 mod work;
 

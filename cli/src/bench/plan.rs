@@ -24,19 +24,15 @@ pub struct Plan {
     /// Idle ping-pong.
     pub idle_pp: PingPongSpec,
     /// Throughput warm-up.
-    #[serde(serialize_with = "secs")]
+    #[serde(with = "super::seconds")]
     pub tput_warmup: Duration,
     /// Throughput window (one measured run).
-    #[serde(serialize_with = "secs")]
+    #[serde(with = "super::seconds")]
     pub tput_window: Duration,
     /// Measured throughput runs per figure (the median is reported).
     pub tput_reps: usize,
     /// Idle cost.
     pub idle: IdleSpec,
-}
-
-fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64())
 }
 
 const fn ms(n: u64) -> Duration {

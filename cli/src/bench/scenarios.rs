@@ -61,10 +61,10 @@ pub struct PingPongSpec {
     /// Unmeasured round trips first.
     pub warmup: usize,
     /// Stop measuring after this long even if `iterations` is not reached.
-    #[serde(serialize_with = "ser_secs")]
+    #[serde(with = "super::seconds")]
     pub max_time: Duration,
     /// Idle variant: the gap before each job.
-    #[serde(serialize_with = "ser_secs")]
+    #[serde(with = "super::seconds")]
     pub gap: Duration,
 }
 
@@ -138,20 +138,17 @@ pub fn ping_pong(c: Contender, bed: &Bed, spec: PingPongSpec) -> Result<PingPong
 }
 
 /// Throughput parameters.
-#[derive(Copy, Clone, Debug, Serialize)]
+#[derive(Copy, Clone, Debug)]
 pub struct ThroughputSpec {
     /// Jobs kept in flight.
     pub depth: usize,
     /// CPU work per job.
-    #[serde(serialize_with = "ser_secs")]
     pub cost: Duration,
     /// Rounds of [`burn`](super::work::burn) that make `cost`.
     pub iters: u64,
     /// Unmeasured run first.
-    #[serde(serialize_with = "ser_secs")]
     pub warmup: Duration,
     /// Measured run: new jobs are submitted until then, then the loop drains.
-    #[serde(serialize_with = "ser_secs")]
     pub window: Duration,
     /// Measured runs; the one with the median jobs/s is reported.
     pub reps: usize,
@@ -280,10 +277,10 @@ pub fn throughput(c: Contender, bed: &Bed, spec: ThroughputSpec) -> Result<Throu
 #[derive(Copy, Clone, Debug, Serialize)]
 pub struct IdleSpec {
     /// After the burst, wait this long for every spin budget to run out.
-    #[serde(serialize_with = "ser_secs")]
+    #[serde(with = "super::seconds")]
     pub settle: Duration,
     /// Then measure CPU over this long.
-    #[serde(serialize_with = "ser_secs")]
+    #[serde(with = "super::seconds")]
     pub window: Duration,
 }
 
@@ -329,9 +326,4 @@ pub fn idle_cost(c: Contender, bed: &Bed, spec: IdleSpec) -> Result<Idle, String
             loop_pct_of_core: pct(lp),
         })
     })
-}
-
-/// Serializes a duration as seconds (f64).
-fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64())
 }
