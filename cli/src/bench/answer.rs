@@ -20,7 +20,7 @@
 //! The loop side, like the demo, queues as many job SQEs as it has and
 //! submits them with one `io_uring_enter`, which also waits for the next CQE.
 
-use super::contenders::{Counters, Engine, EngineCfg, Job, LOOP_CQ, LOOP_SQ};
+use super::engine::{Counters, Engine, EngineCfg, Job, LOOP_CQ, LOOP_SQ};
 use super::work::burn;
 use io_uring::{opcode, squeue, types, IoUring};
 use std::os::fd::{AsRawFd, RawFd};

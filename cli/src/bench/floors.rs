@@ -1,7 +1,7 @@
 //! The floors: what the hardware and the kernel cost with nothing on top.
 //! One loop thread and one worker thread each (`workers == 1`).
 
-use super::contenders::{Engine, EngineCfg, Job};
+use super::engine::{Engine, EngineCfg, Job};
 use super::work::burn;
 use crossbeam_utils::CachePadded;
 use rustix::thread::futex;

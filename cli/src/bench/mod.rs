@@ -2,9 +2,10 @@
 //! and the floors, on the same workloads in the same process run.
 //!
 //! Modules, one job each:
-//! * [`contenders`]: the engine interface and the list of contenders;
+//! * [`engine`]: the interface the contenders implement and the types they share;
+//! * [`contenders`]: the list of contenders and the factory that builds them;
 //! * [`ringpool_engine`], [`answer`], [`peers`], [`floors`]: the contenders;
-//! * [`work`]: the calibrated job; [`cpu`]: CPU clocks, pinning, syscall counting;
+//! * [`work`]: the calibrated job; [`cpu`]: CPU clocks, syscall counting, other load;
 //! * [`scenarios`]: ping-pong, throughput, idle cost;
 //! * [`plan`]: what quick / full / smoke run;
 //! * [`report`]: terminal tables; [`targets`]: the targets;
@@ -15,6 +16,7 @@ mod answer;
 mod charts;
 mod contenders;
 mod cpu;
+mod engine;
 mod floors;
 mod header;
 mod json;
@@ -27,7 +29,8 @@ mod seconds;
 mod targets;
 mod work;
 
-use contenders::{Contender, EngineCfg, LoopRing};
+use contenders::Contender;
+use engine::{EngineCfg, LoopRing};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use plan::Plan;
 use scenarios::{Bed, Idle, PingPong, Throughput, Variant};

@@ -3,7 +3,7 @@
 //! Each is written the idiomatic way, with its workers pinned like every
 //! other contender's and limited to the same worker count.
 
-use super::contenders::{Engine, EngineCfg, Job};
+use super::engine::{Engine, EngineCfg, Job};
 use super::work::burn;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

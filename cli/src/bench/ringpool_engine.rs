@@ -1,7 +1,7 @@
 //! ringpool itself, driven the way a loop uses it: `try_submit`, then
 //! `submit_and_wait` / `reap` / `completions` on a ring the bench built.
 
-use super::contenders::{Counters, Engine, EngineCfg, Job};
+use super::engine::{Counters, Engine, EngineCfg, Job};
 use super::work::burn;
 use io_uring::{opcode, types, IoUring};
 use ringpool::{Announce, Handoff, LoopHandle, Pool, TrySubmitError};

@@ -1,8 +1,9 @@
 //! The workloads: ping-pong latency, throughput at a depth, and idle cost.
 //! Each runs on a fresh loop thread (pinned), against a freshly built engine.
 
-use super::contenders::{Contender, Counters, Engine, EngineCfg, Job};
+use super::contenders::Contender;
 use super::cpu::{CpuSnap, SyscallCounter};
+use super::engine::{Counters, Engine, EngineCfg, Job};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::time::{Duration, Instant};
