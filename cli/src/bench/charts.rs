@@ -2,8 +2,8 @@
 //! throughput against depth.
 
 use super::contenders::Contender;
+use super::results::Results;
 use super::scenarios::{PingPong, Variant};
-use super::{Results, VARIANTS};
 use plotters::prelude::*;
 use std::error::Error;
 use std::path::{Path, PathBuf};
@@ -32,7 +32,7 @@ pub fn draw(
     workers.sort_unstable();
     workers.dedup();
     for &w in &workers {
-        for v in VARIANTS {
+        for v in Variant::ALL {
             let rows: Vec<(usize, &PingPong)> = contenders
                 .iter()
                 .enumerate()

@@ -6,7 +6,7 @@
 //! * [`contenders`]: the list of contenders and the factory that builds them;
 //! * [`ringpool_engine`], [`answer`], [`peers`], [`floors`]: the contenders;
 //! * [`work`]: the calibrated job; [`cpu`]: CPU clocks, syscall counting, other load;
-//! * [`scenarios`]: ping-pong, throughput, idle cost;
+//! * [`scenarios`]: ping-pong, throughput, idle cost; [`results`]: what a run measured;
 //! * [`plan`]: what quick / full / smoke run;
 //! * [`report`]: terminal tables; [`targets`]: the targets;
 //! * [`json`], [`charts`]: machine-readable output and SVG charts;
@@ -23,6 +23,7 @@ mod json;
 mod peers;
 mod plan;
 mod report;
+mod results;
 mod ringpool_engine;
 mod scenarios;
 mod seconds;
@@ -32,9 +33,9 @@ mod work;
 use contenders::Contender;
 use engine::{EngineCfg, LoopRing};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use plan::Plan;
-use scenarios::{Bed, Idle, PingPong, Throughput, Variant};
-use serde::Serialize;
+use plan::{Mode, Plan};
+use results::Results;
+use scenarios::Bed;
 use std::error::Error;
 use std::io::Write;
 use std::path::PathBuf;
@@ -80,19 +81,6 @@ impl BenchArgs {
             ..BenchArgs::default()
         }
     }
-}
-
-/// Everything one run measured.
-#[derive(Debug, Default, Serialize)]
-pub struct Results {
-    /// Ping-pong latencies.
-    pub ping_pong: Vec<PingPong>,
-    /// Throughput and CPU per job.
-    pub throughput: Vec<Throughput>,
-    /// Idle cost.
-    pub idle: Vec<Idle>,
-    /// Measurements that failed, with the reason.
-    pub errors: Vec<String>,
 }
 
 fn selected(args: &BenchArgs) -> Result<Vec<Contender>, Box<dyn Error>> {
@@ -152,7 +140,14 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
     let machine0 = cpu::MachineSnap::now();
     let loadavg_at_start = header::loadavg();
     let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let plan = Plan::new(&args, ncpu);
+    let mode = if args.smoke {
+        Mode::Smoke
+    } else if args.full {
+        Mode::Full
+    } else {
+        Mode::Quick
+    };
+    let plan = Plan::new(mode, ncpu);
     let pin = !args.no_pin;
     let cpus = bench_cpus(ncpu);
     let loop_cpu = cpus[0];
@@ -262,6 +257,3 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
     }
     Ok(())
 }
-
-/// Kept for the report: which ping-pong variants exist.
-pub const VARIANTS: [Variant; 2] = [Variant::Hot, Variant::Idle];

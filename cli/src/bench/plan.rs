@@ -2,11 +2,22 @@
 //! list of steps that the progress bar counts.
 
 use super::contenders::Contender;
+use super::results::Results;
 use super::scenarios::{self, Bed, IdleSpec, PingPongSpec, ThroughputSpec, Variant};
 use super::work::Calibration;
-use super::{BenchArgs, Results};
 use serde::Serialize;
 use std::time::Duration;
+
+/// Which configuration runs.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// The default: about a minute on two cores.
+    Quick,
+    /// `--full`: every depth, cost and worker count, longer windows.
+    Full,
+    /// `--smoke`: tiny counts, every contender once (CI).
+    Smoke,
+}
 
 /// Sizes of one mode.
 #[derive(Clone, Debug, Serialize)]
@@ -40,8 +51,8 @@ const fn ms(n: u64) -> Duration {
 }
 
 impl Plan {
-    /// The plan `args` asks for on a machine with `ncpu` cores.
-    pub fn new(args: &BenchArgs, ncpu: usize) -> Plan {
+    /// The plan of `mode` on a machine with `ncpu` cores.
+    pub fn new(mode: Mode, ncpu: usize) -> Plan {
         let pp = |variant, iterations, warmup, max_time| PingPongSpec {
             variant,
             iterations,
@@ -53,8 +64,8 @@ impl Plan {
         if ncpu > 1 {
             workers.push(ncpu);
         }
-        if args.smoke {
-            Plan {
+        match mode {
+            Mode::Smoke => Plan {
                 mode: "smoke",
                 workers: vec![1],
                 depths: vec![1, 64],
@@ -68,9 +79,8 @@ impl Plan {
                     settle: ms(5),
                     window: ms(20),
                 },
-            }
-        } else if args.full {
-            Plan {
+            },
+            Mode::Full => Plan {
                 mode: "full",
                 workers,
                 depths: vec![1, 8, 64, 256],
@@ -84,9 +94,8 @@ impl Plan {
                     settle: ms(100),
                     window: ms(1_000),
                 },
-            }
-        } else {
-            Plan {
+            },
+            Mode::Quick => Plan {
                 mode: "quick",
                 workers: vec![1],
                 depths: vec![1, 64],
@@ -100,7 +109,7 @@ impl Plan {
                     settle: ms(50),
                     window: ms(300),
                 },
-            }
+            },
         }
     }
 

@@ -7,9 +7,9 @@
 use super::contenders::Contender;
 use super::header::Header;
 use super::plan::Plan;
+use super::results::Results;
 use super::scenarios::{PingPong, Throughput, Variant};
 use super::targets::Target;
-use super::{Results, VARIANTS};
 use std::fmt::Write;
 use std::time::Duration;
 
@@ -182,7 +182,7 @@ pub fn render(
 
     let order: Vec<String> = contenders.iter().map(|c| c.name()).collect();
     for &w in &plan.workers {
-        for v in VARIANTS {
+        for v in Variant::ALL {
             let rows: Vec<_> = order
                 .iter()
                 .filter_map(|c| {

@@ -52,6 +52,11 @@ pub enum Variant {
     Idle,
 }
 
+impl Variant {
+    /// Every variant, in report order.
+    pub const ALL: [Variant; 2] = [Variant::Hot, Variant::Idle];
+}
+
 /// Ping-pong parameters.
 #[derive(Copy, Clone, Debug, Serialize)]
 pub struct PingPongSpec {

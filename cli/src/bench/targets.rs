@@ -1,7 +1,7 @@
 //! The targets, evaluated on this run's figures only.
 
+use super::results::Results;
 use super::scenarios::{Throughput, Variant};
-use super::Results;
 use serde::Serialize;
 
 /// One target: the rule, what was measured, and the verdict.
