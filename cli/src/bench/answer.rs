@@ -14,13 +14,17 @@
 //!
 //! Two sizes differ from the demo, so that no scenario overflows a CQ (which
 //! the demo never had to consider with 32 jobs): the loop's ring has
-//! [`LOOP_SQ`] SQ / [`LOOP_CQ`] CQ entries, and each worker's CQ has room
+//! [`LOOP_SQ`](super::engine::LOOP_SQ) SQ /
+//! [`LOOP_CQ`](super::engine::LOOP_CQ) CQ entries, and each worker's CQ has room
 //! for the deepest scenario.
 //!
 //! The loop side, like the demo, queues as many job SQEs as it has and
 //! submits them with one `io_uring_enter`, which also waits for the next CQE.
 
-use super::engine::{Counters, Engine, EngineCfg, Job, LOOP_CQ, LOOP_SQ};
+use super::engine::{
+    idle_timeout_sqe, join_workers, spawn_worker, Counters, Engine, EngineCfg, Job, LoopRing,
+    IDLE_TIMEOUT,
+};
 use super::work::burn;
 use io_uring::{opcode, squeue, types, IoUring};
 use std::os::fd::{AsRawFd, RawFd};
@@ -32,9 +36,6 @@ const TQSIZE: u32 = 32;
 /// CQ entries of a worker's ring: every job of the deepest scenario (256)
 /// may wait in one worker's CQ.
 const WORKER_CQ: u32 = 512;
-/// `user_data` of the bench's own timeout SQE: never a job pointer (those
-/// are 8-byte aligned and non-null), never the stop message (0).
-const IDLE_TIMEOUT: u64 = 1;
 
 /// The demo's `job_unit`: it travels to a worker and back by pointer.
 struct JobUnit {
@@ -68,25 +69,15 @@ impl AnswerEngine {
     /// Builds the loop's ring, starts `cfg.workers` workers (pinned like
     /// every contender's) and collects their ring fds, as the demo does.
     pub fn new(cfg: &EngineCfg) -> Result<Self, String> {
-        let mut ring: IoUring = IoUring::builder()
-            .setup_single_issuer()
-            .setup_coop_taskrun()
-            .setup_defer_taskrun()
-            .setup_submit_all()
-            .setup_cqsize(LOOP_CQ)
-            .build(LOOP_SQ)
+        // The answer's loop flags, whatever `--loop-ring` says for ringpool.
+        let mut ring = LoopRing::Answer
+            .build()
             .map_err(|e| format!("answer: loop ring: {e}"))?;
         let root_fd = ring.as_raw_fd();
         let mut threads = Vec::new();
         for i in 0..cfg.workers {
-            let cfg = cfg.clone();
-            let t = std::thread::Builder::new()
-                .name(format!("answer-worker-{i}"))
-                .spawn(move || {
-                    cfg.pin_worker(i);
-                    work(root_fd);
-                })
-                .map_err(|e| format!("answer: spawn: {e}"))?;
+            let t = spawn_worker(cfg, i, format!("answer-worker-{i}"), move || work(root_fd))
+                .map_err(|e| format!("answer: {e}"))?;
             threads.push(t);
         }
         // Fill out the table of work-thread ring fds.
@@ -239,10 +230,7 @@ impl Engine for AnswerEngine {
     }
 
     fn idle(&mut self, d: Duration) -> Result<(), String> {
-        *self.idle_ts = types::Timespec::from(d);
-        let sqe = opcode::Timeout::new(&*self.idle_ts)
-            .build()
-            .user_data(IDLE_TIMEOUT);
+        let sqe = idle_timeout_sqe(&mut self.idle_ts, d);
         self.push(&sqe)?;
         loop {
             self.enter(1)?;
@@ -275,8 +263,6 @@ impl Drop for AnswerEngine {
             let _ = self.push(&stop);
         }
         let _ = self.enter(0);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
+        join_workers(self.threads.drain(..));
     }
 }

@@ -5,16 +5,26 @@
 //! The engines (`ringpool_engine`, `answer`, `peers`, `floors`) depend on
 //! this module and on `work` only; `contenders` depends on the engines.
 
-use io_uring::IoUring;
+use super::work::burn;
+use io_uring::{opcode, squeue, types, IoUring};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
-/// One job: burn `iters` rounds of [`burn`](super::work::burn), then hand
-/// `token` back.
+/// One job: burn `iters` rounds of [`burn`], then hand `token` back.
 #[derive(Copy, Clone, Debug)]
 pub struct Job {
     /// Returned by the job, so the loop knows which one finished.
     pub token: u64,
     /// Rounds of CPU work.
     pub iters: u64,
+}
+
+impl Job {
+    /// Runs the job on the calling thread: burns its rounds, returns its token.
+    pub fn run(self) -> u64 {
+        burn(self.iters);
+        self.token
+    }
 }
 
 /// Loop-side counters a contender can report (cumulative; `None` when the
@@ -122,6 +132,20 @@ impl LoopRing {
     }
 }
 
+/// `user_data` of the timeout SQE a ring-based engine idles on. 1 is never
+/// a pool tag (those carry `0x5250` in their top 16 bits), never one of the
+/// answer's job pointers (non-null and 8-byte aligned) and never its stop
+/// message (0).
+pub const IDLE_TIMEOUT: u64 = 1;
+
+/// The timeout SQE a ring-based engine idles on for `d`, tagged
+/// [`IDLE_TIMEOUT`]. It stores `d` in `ts` and points at it: the caller keeps
+/// `ts` in place and unchanged until the timeout's CQE has been reaped.
+pub fn idle_timeout_sqe(ts: &mut types::Timespec, d: Duration) -> squeue::Entry {
+    *ts = types::Timespec::from(d);
+    opcode::Timeout::new(ts).build().user_data(IDLE_TIMEOUT)
+}
+
 /// How to build an engine.
 #[derive(Clone, Debug)]
 pub struct EngineCfg {
@@ -145,5 +169,32 @@ impl EngineCfg {
         if let Some(cpu) = self.cpu_for(i) {
             let _ = ringpool::affinity::pin_current_thread(cpu);
         }
+    }
+}
+
+/// Starts worker `i`'s thread, named `name`: it pins itself as `cfg` says
+/// ([`EngineCfg::pin_worker`]), then runs `body`.
+pub fn spawn_worker(
+    cfg: &EngineCfg,
+    i: usize,
+    name: String,
+    body: impl FnOnce() + Send + 'static,
+) -> Result<JoinHandle<()>, String> {
+    let cfg = cfg.clone();
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(move || {
+            cfg.pin_worker(i);
+            body()
+        })
+        .map_err(|e| format!("spawn: {e}"))
+}
+
+/// Joins every worker thread of `threads` (an engine's drop, after it told
+/// them to stop). A worker that panicked has already printed its panic; the
+/// engine's drop does not raise it again.
+pub fn join_workers(threads: impl IntoIterator<Item = JoinHandle<()>>) {
+    for t in threads {
+        let _ = t.join();
     }
 }

@@ -1,14 +1,10 @@
 //! ringpool itself, driven the way a loop uses it: `try_submit`, then
 //! `submit_and_wait` / `reap` / `completions` on a ring the bench built.
 
-use super::engine::{Counters, Engine, EngineCfg, Job};
-use super::work::burn;
-use io_uring::{opcode, types, IoUring};
+use super::engine::{idle_timeout_sqe, Counters, Engine, EngineCfg, Job, IDLE_TIMEOUT};
+use io_uring::{types, IoUring};
 use ringpool::{Announce, Handoff, LoopHandle, Pool, TrySubmitError};
 use std::time::Duration;
-
-/// `user_data` of the bench's own timeout SQE (not a pool tag).
-const IDLE_TIMEOUT: u64 = 1;
 
 /// A pool, the loop's ring and the loop's handle.
 pub struct RingpoolEngine {
@@ -61,13 +57,20 @@ impl RingpoolEngine {
     }
 }
 
+/// Submits what the loop queued and waits for at least one CQE; a wait cut
+/// short by a signal (EINTR) counts as done, since every caller loops until
+/// it has what it waits for.
+fn submit_and_wait_one(lp: &mut LoopHandle<u64>, ring: &mut IoUring) -> Result<(), String> {
+    match lp.submit_and_wait(ring, 1) {
+        Ok(_) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EINTR) => Ok(()),
+        Err(e) => Err(format!("submit_and_wait: {e}")),
+    }
+}
+
 impl Engine for RingpoolEngine {
     fn submit(&mut self, job: Job) -> Result<(), String> {
-        let Job { token, iters } = job;
-        match self.lp().try_submit(move || {
-            burn(iters);
-            token
-        }) {
+        match self.lp().try_submit(move || job.run()) {
             Ok(_) => Ok(()),
             Err(TrySubmitError::Full(_)) => Err("ringpool: in-flight limit reached".into()),
             Err(TrySubmitError::Closed(_)) => Err("ringpool: pool closed".into()),
@@ -78,11 +81,7 @@ impl Engine for RingpoolEngine {
         let start = done.len();
         let lp = self.lp.as_mut().expect("open until drop");
         loop {
-            match lp.submit_and_wait(&mut self.ring, 1) {
-                Ok(_) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
-                Err(e) => return Err(format!("submit_and_wait: {e}")),
-            }
+            submit_and_wait_one(lp, &mut self.ring)?;
             lp.reap(&mut self.ring, |_| {});
             for c in lp.completions() {
                 done.push(c.result.map_err(|e| format!("job failed: {e}"))?);
@@ -94,10 +93,7 @@ impl Engine for RingpoolEngine {
     }
 
     fn idle(&mut self, d: Duration) -> Result<(), String> {
-        *self.idle_ts = types::Timespec::from(d);
-        let sqe = opcode::Timeout::new(&*self.idle_ts)
-            .build()
-            .user_data(IDLE_TIMEOUT);
+        let sqe = idle_timeout_sqe(&mut self.idle_ts, d);
         // SAFETY: the timespec is boxed in `self.idle_ts`, which is dropped
         // after the ring and rewritten only here, after the previous
         // timeout's CQE was reaped (this function returns Ok only then; on
@@ -106,11 +102,7 @@ impl Engine for RingpoolEngine {
         let lp = self.lp.as_mut().expect("open until drop");
         let mut fired = false;
         while !fired {
-            match lp.submit_and_wait(&mut self.ring, 1) {
-                Ok(_) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
-                Err(e) => return Err(format!("submit_and_wait: {e}")),
-            }
+            submit_and_wait_one(lp, &mut self.ring)?;
             lp.reap(&mut self.ring, |cqe| {
                 fired |= cqe.user_data() == IDLE_TIMEOUT
             });
