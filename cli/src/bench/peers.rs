@@ -3,19 +3,13 @@
 //! Each is written the idiomatic way, with its workers pinned like every
 //! other contender's and limited to the same worker count.
 
-use super::engine::{Engine, EngineCfg, Job};
-use super::work::burn;
+use super::engine::{join_workers, spawn_worker, Engine, EngineCfg, Job};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::runtime::Runtime;
 use tokio::task::JoinSet;
-
-fn run(job: Job) -> u64 {
-    burn(job.iters);
-    job.token
-}
 
 /// A current-thread runtime whose spawned threads (the blocking pool) are
 /// pinned round-robin like workers and capped at `cfg.workers`.
@@ -30,58 +24,78 @@ fn runtime(cfg: &EngineCfg) -> Result<Runtime, String> {
         .map_err(|e| format!("tokio runtime: {e}"))
 }
 
-/// Collects at least one finished task of `set`, then every other finished one.
-fn join_some(rt: &Runtime, set: &mut JoinSet<u64>, done: &mut Vec<u64>) -> Result<(), String> {
-    rt.block_on(async {
-        match set.join_next().await {
-            Some(r) => done.push(r.map_err(|e| e.to_string())?),
-            None => return Err("wait with nothing in flight".to_string()),
-        }
-        while let Some(r) = set.try_join_next() {
-            done.push(r.map_err(|e| e.to_string())?);
-        }
-        Ok(())
-    })
-}
-
-/// tokio current-thread runtime (the loop) + `spawn_blocking` (the workers).
-pub struct TokioBlocking {
+/// The loop side of both tokio peers: the runtime and the tasks in flight,
+/// each of which yields one job's token. (Field order: the tasks are
+/// dropped before the runtime.)
+struct TokioLoop {
     set: JoinSet<u64>,
     rt: Runtime,
 }
 
-impl TokioBlocking {
-    /// A runtime whose blocking pool has `cfg.workers` threads at most.
-    pub fn new(cfg: &EngineCfg) -> Result<Self, String> {
-        Ok(TokioBlocking {
+impl TokioLoop {
+    fn new(cfg: &EngineCfg) -> Result<Self, String> {
+        Ok(TokioLoop {
             set: JoinSet::new(),
             rt: runtime(cfg)?,
         })
     }
-}
 
-impl Engine for TokioBlocking {
-    fn submit(&mut self, job: Job) -> Result<(), String> {
-        self.set
-            .spawn_blocking_on(move || run(job), self.rt.handle());
-        Ok(())
-    }
-
+    /// Collects at least one finished task, then every other finished one.
     fn wait(&mut self, done: &mut Vec<u64>) -> Result<(), String> {
-        join_some(&self.rt, &mut self.set, done)
+        let set = &mut self.set;
+        self.rt.block_on(async {
+            match set.join_next().await {
+                Some(r) => done.push(r.map_err(|e| e.to_string())?),
+                None => return Err("wait with nothing in flight".to_string()),
+            }
+            while let Some(r) = set.try_join_next() {
+                done.push(r.map_err(|e| e.to_string())?);
+            }
+            Ok(())
+        })
     }
 
+    /// Sleeps on the runtime's timer.
     fn idle(&mut self, d: Duration) -> Result<(), String> {
         self.rt.block_on(async { tokio::time::sleep(d).await });
         Ok(())
     }
 }
 
+/// tokio current-thread runtime (the loop) + `spawn_blocking` (the workers).
+pub struct TokioBlocking {
+    tokio: TokioLoop,
+}
+
+impl TokioBlocking {
+    /// A runtime whose blocking pool has `cfg.workers` threads at most.
+    pub fn new(cfg: &EngineCfg) -> Result<Self, String> {
+        Ok(TokioBlocking {
+            tokio: TokioLoop::new(cfg)?,
+        })
+    }
+}
+
+impl Engine for TokioBlocking {
+    fn submit(&mut self, job: Job) -> Result<(), String> {
+        let t = &mut self.tokio;
+        t.set.spawn_blocking_on(move || job.run(), t.rt.handle());
+        Ok(())
+    }
+
+    fn wait(&mut self, done: &mut Vec<u64>) -> Result<(), String> {
+        self.tokio.wait(done)
+    }
+
+    fn idle(&mut self, d: Duration) -> Result<(), String> {
+        self.tokio.idle(d)
+    }
+}
+
 /// tokio current-thread runtime (the loop) + a rayon pool (the workers);
 /// each job's result comes back through a `tokio::sync::oneshot`.
 pub struct TokioRayon {
-    set: JoinSet<u64>,
-    rt: Runtime,
+    tokio: TokioLoop,
     pool: Option<rayon::ThreadPool>,
     /// rayon threads still running (their exit handler decrements it).
     alive: Arc<AtomicUsize>,
@@ -102,8 +116,7 @@ impl TokioRayon {
             .build()
             .map_err(|e| format!("rayon: {e}"))?;
         Ok(TokioRayon {
-            set: JoinSet::new(),
-            rt: runtime(cfg)?,
+            tokio: TokioLoop::new(cfg)?,
             pool: Some(pool),
             alive,
         })
@@ -115,22 +128,20 @@ impl Engine for TokioRayon {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let pool = self.pool.as_ref().expect("open until drop");
         pool.spawn(move || {
-            let _ = tx.send(run(job));
+            let _ = tx.send(job.run());
         });
-        self.set.spawn_on(
-            async move { rx.await.unwrap_or(u64::MAX) },
-            self.rt.handle(),
-        );
+        let t = &mut self.tokio;
+        t.set
+            .spawn_on(async move { rx.await.unwrap_or(u64::MAX) }, t.rt.handle());
         Ok(())
     }
 
     fn wait(&mut self, done: &mut Vec<u64>) -> Result<(), String> {
-        join_some(&self.rt, &mut self.set, done)
+        self.tokio.wait(done)
     }
 
     fn idle(&mut self, d: Duration) -> Result<(), String> {
-        self.rt.block_on(async { tokio::time::sleep(d).await });
-        Ok(())
+        self.tokio.idle(d)
     }
 }
 
@@ -186,22 +197,14 @@ impl Engine for Crossbeam {
     }
 
     fn wait(&mut self, done: &mut Vec<u64>) -> Result<(), String> {
-        done.push(
-            self.results
-                .recv()
-                .map_err(|_| "workers gone".to_string())?,
-        );
-        done.extend(self.results.try_iter());
-        Ok(())
+        collect_results(self.results.recv().ok(), self.results.try_iter(), done)
     }
 }
 
 impl Drop for Crossbeam {
     fn drop(&mut self) {
         self.jobs = None;
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
+        join_workers(self.threads.drain(..));
     }
 }
 
@@ -250,22 +253,14 @@ impl Engine for StdMpsc {
     }
 
     fn wait(&mut self, done: &mut Vec<u64>) -> Result<(), String> {
-        done.push(
-            self.results
-                .recv()
-                .map_err(|_| "workers gone".to_string())?,
-        );
-        done.extend(self.results.try_iter());
-        Ok(())
+        collect_results(self.results.recv().ok(), self.results.try_iter(), done)
     }
 }
 
 impl Drop for StdMpsc {
     fn drop(&mut self) {
         self.jobs.clear();
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
+        join_workers(self.threads.drain(..));
     }
 }
 
@@ -277,17 +272,25 @@ fn spawn_channel_worker(
     cfg: &EngineCfg,
     jobs: impl IntoIterator<Item = Job> + Send + 'static,
     mut send: impl FnMut(u64) -> bool + Send + 'static,
-) -> Result<std::thread::JoinHandle<()>, String> {
-    let cfg = cfg.clone();
-    std::thread::Builder::new()
-        .name(name)
-        .spawn(move || {
-            cfg.pin_worker(i);
-            for job in jobs {
-                if !send(run(job)) {
-                    return;
-                }
+) -> Result<JoinHandle<()>, String> {
+    spawn_worker(cfg, i, name, move || {
+        for job in jobs {
+            if !send(job.run()) {
+                return;
             }
-        })
-        .map_err(|e| format!("spawn: {e}"))
+        }
+    })
+}
+
+/// The loop side of a channel peer's wait: `first` is what its blocking
+/// receive returned (`None`: every worker is gone), `rest` the results
+/// already waiting behind it; all of them go to `done`.
+fn collect_results(
+    first: Option<u64>,
+    rest: impl Iterator<Item = u64>,
+    done: &mut Vec<u64>,
+) -> Result<(), String> {
+    done.push(first.ok_or("workers gone")?);
+    done.extend(rest);
+    Ok(())
 }
