@@ -1,7 +1,7 @@
 //! The floors: what the hardware and the kernel cost with nothing on top.
 //! One loop thread and one worker thread each (`workers == 1`).
 
-use super::engine::{Engine, EngineCfg, Job};
+use super::engine::{join_workers, spawn_worker, Engine, EngineCfg, Job};
 use super::work::burn;
 use crossbeam_utils::CachePadded;
 use rustix::thread::futex;
@@ -17,19 +17,40 @@ fn one_worker(cfg: &EngineCfg, name: &str) -> Result<(), String> {
     }
 }
 
-fn spawn(
-    cfg: &EngineCfg,
-    name: &str,
-    f: impl FnOnce() + Send + 'static,
-) -> Result<JoinHandle<()>, String> {
-    let cfg = cfg.clone();
-    std::thread::Builder::new()
-        .name(name.into())
-        .spawn(move || {
-            cfg.pin_worker(0);
-            f()
-        })
-        .map_err(|e| format!("spawn: {e}"))
+/// The one job in flight of a ping-pong floor. The loop fills it in before
+/// it publishes a new request number (a Release store); the worker reads it
+/// after it saw that number (an Acquire load), and the loop reads the token
+/// back after it saw the reply (Acquire). So plain Relaxed accesses suffice.
+struct JobSlot {
+    token: AtomicU64,
+    iters: AtomicU64,
+}
+
+impl JobSlot {
+    fn new() -> JobSlot {
+        JobSlot {
+            token: AtomicU64::new(0),
+            iters: AtomicU64::new(0),
+        }
+    }
+
+    /// Loop side, before publishing the request.
+    fn put(&self, job: Job) {
+        self.token.store(job.token, Ordering::Relaxed);
+        self.iters.store(job.iters, Ordering::Relaxed);
+    }
+
+    /// Worker side, after seeing the request: runs the job (its output is
+    /// kept from the optimiser, as in the answer's demo).
+    fn run(&self) {
+        let out = burn(self.iters.load(Ordering::Relaxed)) ^ self.token.load(Ordering::Relaxed);
+        std::hint::black_box(out);
+    }
+
+    /// Loop side, after seeing the reply: the finished job's token.
+    fn token(&self) -> u64 {
+        self.token.load(Ordering::Relaxed)
+    }
 }
 
 /// One cache line shared by the two threads.
@@ -39,8 +60,7 @@ struct Line {
     req: AtomicU64,
     /// Reply: the request number the worker finished.
     resp: AtomicU64,
-    token: AtomicU64,
-    iters: AtomicU64,
+    job: JobSlot,
 }
 
 /// Floor: both threads busy-spin on one cache line. One job in flight.
@@ -57,11 +77,10 @@ impl SpinLine {
         let line = Arc::new(Line {
             req: AtomicU64::new(0),
             resp: AtomicU64::new(0),
-            token: AtomicU64::new(0),
-            iters: AtomicU64::new(0),
+            job: JobSlot::new(),
         });
         let l = line.clone();
-        let thread = spawn(cfg, "spin-line-worker", move || {
+        let thread = spawn_worker(cfg, 0, "spin-line-worker".into(), move || {
             let mut seen = 0;
             loop {
                 let r = l.req.load(Ordering::Acquire);
@@ -73,8 +92,7 @@ impl SpinLine {
                     continue;
                 }
                 seen = r;
-                let out = burn(l.iters.load(Ordering::Relaxed)) ^ l.token.load(Ordering::Relaxed);
-                std::hint::black_box(out);
+                l.job.run();
                 l.resp.store(r, Ordering::Release);
             }
         })?;
@@ -88,8 +106,7 @@ impl SpinLine {
 
 impl Engine for SpinLine {
     fn submit(&mut self, job: Job) -> Result<(), String> {
-        self.line.token.store(job.token, Ordering::Relaxed);
-        self.line.iters.store(job.iters, Ordering::Relaxed);
+        self.line.job.put(job);
         self.seq += 1;
         self.line.req.store(self.seq, Ordering::Release);
         Ok(())
@@ -99,7 +116,7 @@ impl Engine for SpinLine {
         while self.line.resp.load(Ordering::Acquire) != self.seq {
             std::hint::spin_loop();
         }
-        done.push(self.line.token.load(Ordering::Relaxed));
+        done.push(self.line.job.token());
         Ok(())
     }
 }
@@ -107,9 +124,7 @@ impl Engine for SpinLine {
 impl Drop for SpinLine {
     fn drop(&mut self) {
         self.line.req.store(u64::MAX, Ordering::Release);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        join_workers(self.thread.take());
     }
 }
 
@@ -175,7 +190,7 @@ impl SpscSpin {
         let results = Arc::new(Spsc::new(1024));
         let stop = Arc::new(AtomicBool::new(false));
         let (j, r, s) = (jobs.clone(), results.clone(), stop.clone());
-        let thread = spawn(cfg, "spsc-worker", move || {
+        let thread = spawn_worker(cfg, 0, "spsc-worker".into(), move || {
             while !s.load(Ordering::Relaxed) {
                 match j.pop() {
                     Some([token, iters]) => {
@@ -223,9 +238,7 @@ impl Engine for SpscSpin {
 impl Drop for SpscSpin {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        join_workers(self.thread.take());
     }
 }
 
@@ -252,8 +265,7 @@ fn wait_change(w: &AtomicU32, old: u32) -> u32 {
 struct FutexWords {
     req: CachePadded<AtomicU32>,
     resp: CachePadded<AtomicU32>,
-    token: AtomicU64,
-    iters: AtomicU64,
+    job: JobSlot,
     stop: AtomicBool,
 }
 
@@ -271,20 +283,18 @@ impl FutexPingPong {
         let w = Arc::new(FutexWords {
             req: CachePadded::new(AtomicU32::new(0)),
             resp: CachePadded::new(AtomicU32::new(0)),
-            token: AtomicU64::new(0),
-            iters: AtomicU64::new(0),
+            job: JobSlot::new(),
             stop: AtomicBool::new(false),
         });
         let ww = w.clone();
-        let thread = spawn(cfg, "futex-worker", move || {
+        let thread = spawn_worker(cfg, 0, "futex-worker".into(), move || {
             let mut seen = 0;
             loop {
                 seen = wait_change(&ww.req, seen);
                 if ww.stop.load(Ordering::Acquire) {
                     return;
                 }
-                let out = burn(ww.iters.load(Ordering::Relaxed)) ^ ww.token.load(Ordering::Relaxed);
-                std::hint::black_box(out);
+                ww.job.run();
                 post(&ww.resp, seen);
             }
         })?;
@@ -298,8 +308,7 @@ impl FutexPingPong {
 
 impl Engine for FutexPingPong {
     fn submit(&mut self, job: Job) -> Result<(), String> {
-        self.w.token.store(job.token, Ordering::Relaxed);
-        self.w.iters.store(job.iters, Ordering::Relaxed);
+        self.w.job.put(job);
         self.seq = self.seq.wrapping_add(1).max(1);
         post(&self.w.req, self.seq);
         Ok(())
@@ -310,7 +319,7 @@ impl Engine for FutexPingPong {
         while v != self.seq {
             v = wait_change(&self.w.resp, v);
         }
-        done.push(self.w.token.load(Ordering::Relaxed));
+        done.push(self.w.job.token());
         Ok(())
     }
 }
@@ -319,8 +328,6 @@ impl Drop for FutexPingPong {
     fn drop(&mut self) {
         self.w.stop.store(true, Ordering::Release);
         post(&self.w.req, self.seq.wrapping_add(2).max(1));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        join_workers(self.thread.take());
     }
 }
