@@ -139,24 +139,9 @@ fn latency(path: &Path, title: &str, rows: &[(usize, &PingPong)]) -> Result<(), 
             .enumerate()
             .map(|(k, &y)| (k as f64, y))
             .collect();
-        let col = color(*i);
-        chart
-            .draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)))?
-            .label(p.contender.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2)));
-        chart.draw_series(PointSeries::of_element(
-            pts,
-            3,
-            col.filled(),
-            &|c, s, st| EmptyElement::at(c) + Circle::new((0, 0), s, st),
-        ))?;
+        draw_line(&mut chart, &p.contender, color(*i), pts)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     root.present()?;
     Ok(())
 }
@@ -193,24 +178,55 @@ fn throughput(path: &Path, title: &str, series: &[Series]) -> Result<(), Box<dyn
         })
         .draw()?;
     for (i, name, pts) in series {
-        let col = color(*i);
-        chart
-            .draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)))?
-            .label(name.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2)));
-        chart.draw_series(PointSeries::of_element(
-            pts.clone(),
-            3,
-            col.filled(),
-            &|c, s, st| EmptyElement::at(c) + Circle::new((0, 0), s, st),
-        ))?;
+        draw_line(&mut chart, name, color(*i), pts.clone())?;
     }
+    draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
+    root.present()?;
+    Ok(())
+}
+
+/// A chart of either kind: `f64` on both axes, linear or log.
+type Chart<'a, X, Y> = ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>;
+
+/// One contender's line through `pts`, a dot on each point, and its entry
+/// in the legend.
+fn draw_line<X, Y>(
+    chart: &mut Chart<'_, X, Y>,
+    name: &str,
+    col: RGBColor,
+    pts: Vec<(f64, f64)>,
+) -> Result<(), Box<dyn Error>>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    chart
+        .draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)))?
+        .label(name)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2)));
+    chart.draw_series(PointSeries::of_element(
+        pts,
+        3,
+        col.filled(),
+        &|c, s, st| EmptyElement::at(c) + Circle::new((0, 0), s, st),
+    ))?;
+    Ok(())
+}
+
+/// The legend box, at `pos`.
+fn draw_legend<X, Y>(
+    chart: &mut Chart<'_, X, Y>,
+    pos: SeriesLabelPosition,
+) -> Result<(), Box<dyn Error>>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(pos)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()?;
-    root.present()?;
     Ok(())
 }
