@@ -36,12 +36,7 @@ pub fn draw(
             let rows: Vec<(usize, &PingPong)> = contenders
                 .iter()
                 .enumerate()
-                .filter_map(|(i, c)| {
-                    r.ping_pong
-                        .iter()
-                        .find(|p| p.contender == c.name() && p.workers == w && p.variant == v)
-                        .map(|p| (i, p))
-                })
+                .filter_map(|(i, c)| r.find_ping_pong(&c.name(), w, v).map(|p| (i, p)))
                 .collect();
             if rows.is_empty() {
                 continue;

@@ -8,7 +8,7 @@ use super::contenders::Contender;
 use super::header::Header;
 use super::plan::Plan;
 use super::results::Results;
-use super::scenarios::{PingPong, Throughput, Variant};
+use super::scenarios::{PingPong, Variant};
 use super::targets::Target;
 use std::fmt::Write;
 use std::time::Duration;
@@ -185,11 +185,7 @@ pub fn render(
         for v in Variant::ALL {
             let rows: Vec<_> = order
                 .iter()
-                .filter_map(|c| {
-                    r.ping_pong
-                        .iter()
-                        .find(|p| &p.contender == c && p.workers == w && p.variant == v)
-                })
+                .filter_map(|c| r.find_ping_pong(c, w, v))
                 .collect();
             let find = |c: &str| rows.iter().find(|p| p.contender == c).copied();
             let (a, t) = (find("answer"), find("tokio-blocking"));
@@ -229,11 +225,7 @@ pub fn render(
 
         for &cost in &plan.costs_us {
             let cost_ns = cost * 1000;
-            let get = |c: &str, d: usize| -> Option<&Throughput> {
-                r.throughput.iter().find(|t| {
-                    t.contender == c && t.workers == w && t.depth == d && t.cost_ns == cost_ns
-                })
-            };
+            let get = |c: &str, d: usize| r.find_throughput(c, w, d, cost_ns);
             let mut head = vec!["contender".to_string()];
             for d in &plan.depths {
                 head.push(format!("depth {d}"));
@@ -343,7 +335,7 @@ pub fn render(
         &head_ref,
     );
     for c in &order {
-        let get = |c: &str, w: usize| r.idle.iter().find(|i| i.contender == c && i.workers == w);
+        let get = |c: &str, w: usize| r.find_idle(c, w);
         if plan.workers.iter().all(|&w| get(c, w).is_none()) {
             continue;
         }

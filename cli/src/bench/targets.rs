@@ -16,23 +16,8 @@ pub struct Target {
     pub pass: Option<bool>,
 }
 
-fn tput<'a>(
-    r: &'a Results,
-    c: &str,
-    w: usize,
-    depth: usize,
-    cost_ns: u64,
-) -> Option<&'a Throughput> {
-    r.throughput
-        .iter()
-        .find(|t| t.contender == c && t.workers == w && t.depth == depth && t.cost_ns == cost_ns)
-}
-
 fn p50(r: &Results, c: &str, w: usize, v: Variant) -> Option<u64> {
-    r.ping_pong
-        .iter()
-        .find(|p| p.contender == c && p.workers == w && p.variant == v)
-        .map(|p| p.p50_ns)
+    r.find_ping_pong(c, w, v).map(|p| p.p50_ns)
 }
 
 fn kjobs(t: &Throughput) -> String {
@@ -46,7 +31,10 @@ fn us(ns: u64) -> String {
 /// Throughput of `auto` against `other` at depth 64, 1 worker, trivial jobs:
 /// pass if `auto >= factor * other`.
 fn tput_ratio(r: &Results, auto: &str, other: &str, factor: f64, rule: &str) -> Target {
-    match (tput(r, auto, 1, 64, 0), tput(r, other, 1, 64, 0)) {
+    match (
+        r.find_throughput(auto, 1, 64, 0),
+        r.find_throughput(other, 1, 64, 0),
+    ) {
         (Some(a), Some(o)) => {
             let x = a.jobs_per_s / o.jobs_per_s;
             Target {
@@ -125,7 +113,7 @@ pub fn evaluate(r: &Results) -> Vec<Target> {
 
     let rule =
         "loop-side syscalls per job, depth 64, trivial jobs, 1 worker: ringpool default <= 0.1";
-    v.push(match tput(r, auto, 1, 64, 0) {
+    v.push(match r.find_throughput(auto, 1, 64, 0) {
         Some(t) => {
             let enters = t.per_job(t.counters.enters);
             let (fig, how) = match t.loop_syscalls_per_job {
