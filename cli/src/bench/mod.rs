@@ -8,7 +8,7 @@
 //! * [`work`]: the calibrated job; [`cpu`]: CPU clocks, syscall counting, other load;
 //! * [`scenarios`]: ping-pong, throughput, idle cost; [`results`]: what a run measured;
 //! * [`plan`]: what quick / full / smoke run;
-//! * [`report`]: terminal tables; [`targets`]: the targets;
+//! * [`report`]: terminal tables; [`targets`]: the performance targets and their verdicts;
 //! * [`json`], [`charts`]: machine-readable output and SVG charts;
 //! * [`header`]: machine, kernel, commit, date.
 
@@ -35,7 +35,7 @@ use engine::{EngineCfg, LoopRing};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use plan::{Mode, Plan};
 use results::Results;
-use scenarios::Bed;
+use scenarios::LoopSetup;
 use std::error::Error;
 use std::io::Write;
 use std::path::PathBuf;
@@ -83,7 +83,7 @@ impl BenchArgs {
     }
 }
 
-fn selected(args: &BenchArgs) -> Result<Vec<Contender>, Box<dyn Error>> {
+fn selected_contenders(args: &BenchArgs) -> Result<Vec<Contender>, Box<dyn Error>> {
     let all = Contender::all();
     if args.only.is_empty() {
         return Ok(all);
@@ -129,7 +129,7 @@ fn describe_pinning(cpus: &[usize]) -> String {
 
 /// Runs the benchmark described by `args` and prints (and writes) the report.
 pub fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
-    let contenders = selected(&args)?;
+    let contenders = selected_contenders(&args)?;
     if args.list {
         for c in Contender::all() {
             println!("{:<18} {}", c.name(), c.family());
@@ -137,7 +137,7 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
         return Ok(());
     }
     let started = Instant::now();
-    let machine0 = cpu::MachineSnap::now();
+    let machine_at_start = cpu::MachineSnap::now();
     let loadavg_at_start = header::loadavg();
     let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mode = if args.smoke {
@@ -152,7 +152,7 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
     let cpus = bench_cpus(ncpu);
     let loop_cpu = cpus[0];
     // Calibrate on the loop's CPU, where nothing else runs yet.
-    let calib = std::thread::spawn(move || {
+    let calibration = std::thread::spawn(move || {
         if pin {
             let _ = ringpool::affinity::pin_current_thread(loop_cpu);
         }
@@ -160,29 +160,29 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
     })
     .join()
     .map_err(|_| "calibration panicked")?;
-    let syscalls = std::thread::spawn(cpu::SyscallCounter::probe)
+    let syscall_counter_probe = std::thread::spawn(cpu::SyscallCounter::probe)
         .join()
         .map_err(|_| "syscall counter probe panicked")?;
-    let auto = ringpool::Pool::builder()
+    let auto_selection = ringpool::Pool::builder()
         .workers(1)
         .build()
         .map(|p| p.selection().to_string())
         .unwrap_or_else(|e| format!("unavailable: {e}"));
-    let mut hdr = header::Header {
+    let mut run_header = header::Header {
         kernel: ringpool::Capabilities::get().release.clone(),
         cpu_model: header::cpu_model(),
         cores: ncpu,
         commit: header::git_commit(),
         date: header::utc_now(),
-        auto_selection: auto,
+        auto_selection,
         loop_ring: format!("{:?}: {}", args.loop_ring, args.loop_ring.describe()),
         pinning: if pin {
             describe_pinning(&cpus)
         } else {
             "none".into()
         },
-        iters_per_ns: calib.iters_per_ns,
-        syscall_counting: match &syscalls {
+        iters_per_ns: calibration.iters_per_ns,
+        syscall_counting: match &syscall_counter_probe {
             Ok(()) => "perf counter on raw_syscalls:sys_enter, loop thread only".into(),
             Err(e) => format!("unavailable ({e}); ringpool figures from LoopStats only"),
         },
@@ -198,10 +198,10 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
             .map_err(|e| e.to_string())?
             .progress_chars("=> "),
     );
-    let mut res = Results::default();
+    let mut measured = Results::default();
     for step in &steps {
         bar.set_message(step.label());
-        let bed = Bed {
+        let setup = LoopSetup {
             loop_cpu: pin.then_some(loop_cpu),
             cfg: EngineCfg {
                 workers: step.workers,
@@ -214,44 +214,61 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
                 },
                 loop_ring: args.loop_ring,
             },
-            count_syscalls: syscalls.is_ok(),
+            count_syscalls: syscall_counter_probe.is_ok(),
         };
-        if let Err(e) = step.run(&bed, &calib, &mut res) {
-            res.errors.push(format!("{}: {e}", step.label()));
+        if let Err(e) = step.run(&setup, &calibration, &mut measured) {
+            measured.errors.push(format!("{}: {e}", step.label()));
         }
         bar.inc(1);
     }
     bar.finish_and_clear();
     let elapsed = started.elapsed();
-    hdr.foreign_load_pct = cpu::MachineSnap::now().foreign_pct_since(&machine0);
+    run_header.foreign_load_pct = cpu::MachineSnap::now().foreign_pct_since(&machine_at_start);
 
-    let targets = targets::evaluate(&res);
-    let text = report::render(&hdr, &plan, &contenders, &res, &targets, elapsed);
+    let targets = targets::evaluate(&measured);
+    let text = report::render(
+        &run_header,
+        &plan,
+        &contenders,
+        &measured,
+        &targets,
+        elapsed,
+    );
     let to_stdout = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-");
-    if to_stdout {
-        eprint!("{text}");
-    } else {
-        print!("{text}");
-    }
-    if let Some(dir) = &args.svg_dir {
-        let files = charts::draw(dir, &contenders, &res)?;
-        let msg = format!("charts: {} SVG files in {}\n", files.len(), dir.display());
+    // With the JSON on stdout, everything else goes to stderr.
+    let say = |text: &str| {
         if to_stdout {
-            eprint!("{msg}");
+            eprint!("{text}");
         } else {
-            print!("{msg}");
+            print!("{text}");
         }
+    };
+    say(&text);
+    if let Some(dir) = &args.svg_dir {
+        let files = charts::draw(dir, &contenders, &measured)?;
+        say(&format!(
+            "charts: {} SVG files in {}\n",
+            files.len(),
+            dir.display()
+        ));
     }
     if let Some(path) = &args.json {
-        let doc = json::document(&hdr, &plan, &contenders, &res, &targets, elapsed);
+        let doc = json::document(
+            &run_header,
+            &plan,
+            &contenders,
+            &measured,
+            &targets,
+            elapsed,
+        );
         if to_stdout {
             let mut out = std::io::stdout().lock();
             serde_json::to_writer_pretty(&mut out, &doc)?;
             writeln!(out)?;
         } else {
-            let f = std::fs::File::create(path)
+            let file = std::fs::File::create(path)
                 .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-            serde_json::to_writer_pretty(std::io::BufWriter::new(f), &doc)?;
+            serde_json::to_writer_pretty(std::io::BufWriter::new(file), &doc)?;
             println!("json: {}", path.display());
         }
     }
