@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 /// One contender's line on a throughput chart: palette index, name, points.
 type Series = (usize, String, Vec<(f64, f64)>);
 
-const W: u32 = 1000;
-const H: u32 = 640;
+/// Size of every chart, in pixels.
+const WIDTH: u32 = 1000;
+const HEIGHT: u32 = 640;
 
 fn color(i: usize) -> RGBColor {
     let c = Palette99::pick(i).to_rgba();
@@ -95,7 +96,7 @@ pub fn draw(
 
 /// One line per contender through p50, p99, p99.9 and max.
 fn latency(path: &Path, title: &str, rows: &[(usize, &PingPong)]) -> Result<(), Box<dyn Error>> {
-    let root = SVGBackend::new(path, (W, H)).into_drawing_area();
+    let root = SVGBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
     root.fill(&WHITE)?;
     let vals =
         |p: &PingPong| [p.p50_ns, p.p99_ns, p.p999_ns, p.max_ns].map(|ns| (ns.max(1) as f64) / 1e3);
@@ -143,7 +144,7 @@ fn latency(path: &Path, title: &str, rows: &[(usize, &PingPong)]) -> Result<(), 
 
 /// One line per contender: jobs/s at each depth.
 fn throughput(path: &Path, title: &str, series: &[Series]) -> Result<(), Box<dyn Error>> {
-    let root = SVGBackend::new(path, (W, H)).into_drawing_area();
+    let root = SVGBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
     root.fill(&WHITE)?;
     let ys = series.iter().flat_map(|(_, _, p)| p.iter().map(|q| q.1));
     let lo = ys.clone().fold(f64::MAX, f64::min).max(1.0);
