@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-fn one_worker(cfg: &EngineCfg, name: &str) -> Result<(), String> {
+fn require_one_worker(cfg: &EngineCfg, name: &str) -> Result<(), String> {
     if cfg.workers == 1 {
         Ok(())
     } else {
@@ -55,7 +55,7 @@ impl JobSlot {
 
 /// One cache line shared by the two threads.
 #[repr(align(64))]
-struct Line {
+struct SharedLine {
     /// Request sequence number; `u64::MAX` stops the worker.
     req: AtomicU64,
     /// Reply: the request number the worker finished.
@@ -65,7 +65,7 @@ struct Line {
 
 /// Floor: both threads busy-spin on one cache line. One job in flight.
 pub struct SpinLine {
-    line: Arc<Line>,
+    line: Arc<SharedLine>,
     seq: u64,
     thread: Option<JoinHandle<()>>,
 }
@@ -73,27 +73,27 @@ pub struct SpinLine {
 impl SpinLine {
     /// Starts the spinning worker.
     pub fn new(cfg: &EngineCfg) -> Result<Self, String> {
-        one_worker(cfg, "floor-spin-line")?;
-        let line = Arc::new(Line {
+        require_one_worker(cfg, "floor-spin-line")?;
+        let line = Arc::new(SharedLine {
             req: AtomicU64::new(0),
             resp: AtomicU64::new(0),
             job: JobSlot::new(),
         });
-        let l = line.clone();
+        let worker_line = line.clone();
         let thread = spawn_worker(cfg, 0, "spin-line-worker".into(), move || {
             let mut seen = 0;
             loop {
-                let r = l.req.load(Ordering::Acquire);
-                if r == u64::MAX {
+                let req = worker_line.req.load(Ordering::Acquire);
+                if req == u64::MAX {
                     return;
                 }
-                if r == seen {
+                if req == seen {
                     std::hint::spin_loop();
                     continue;
                 }
-                seen = r;
-                l.job.run();
-                l.resp.store(r, Ordering::Release);
+                seen = req;
+                worker_line.job.run();
+                worker_line.resp.store(req, Ordering::Release);
             }
         })?;
         Ok(SpinLine {
@@ -153,9 +153,9 @@ impl Spsc {
         if t.wrapping_sub(self.head.load(Ordering::Acquire)) == self.slots.len() {
             return false;
         }
-        let s = &self.slots[t & (self.slots.len() - 1)];
-        s[0].store(v[0], Ordering::Relaxed);
-        s[1].store(v[1], Ordering::Relaxed);
+        let slot = &self.slots[t & (self.slots.len() - 1)];
+        slot[0].store(v[0], Ordering::Relaxed);
+        slot[1].store(v[1], Ordering::Relaxed);
         self.tail.store(t.wrapping_add(1), Ordering::Release);
         true
     }
@@ -166,8 +166,11 @@ impl Spsc {
         if h == self.tail.load(Ordering::Acquire) {
             return None;
         }
-        let s = &self.slots[h & (self.slots.len() - 1)];
-        let v = [s[0].load(Ordering::Relaxed), s[1].load(Ordering::Relaxed)];
+        let slot = &self.slots[h & (self.slots.len() - 1)];
+        let v = [
+            slot[0].load(Ordering::Relaxed),
+            slot[1].load(Ordering::Relaxed),
+        ];
         self.head.store(h.wrapping_add(1), Ordering::Release);
         Some(v)
     }
@@ -185,17 +188,18 @@ pub struct SpscSpin {
 impl SpscSpin {
     /// Starts the spinning worker.
     pub fn new(cfg: &EngineCfg) -> Result<Self, String> {
-        one_worker(cfg, "floor-spsc")?;
+        require_one_worker(cfg, "floor-spsc")?;
         let jobs = Arc::new(Spsc::new(1024));
         let results = Arc::new(Spsc::new(1024));
         let stop = Arc::new(AtomicBool::new(false));
-        let (j, r, s) = (jobs.clone(), results.clone(), stop.clone());
+        let (worker_jobs, worker_results, worker_stop) =
+            (jobs.clone(), results.clone(), stop.clone());
         let thread = spawn_worker(cfg, 0, "spsc-worker".into(), move || {
-            while !s.load(Ordering::Relaxed) {
-                match j.pop() {
+            while !worker_stop.load(Ordering::Relaxed) {
+                match worker_jobs.pop() {
                     Some([token, iters]) => {
                         burn(iters);
-                        while !r.push([token, 0]) {
+                        while !worker_results.push([token, 0]) {
                             std::hint::spin_loop();
                         }
                     }
@@ -242,36 +246,41 @@ impl Drop for SpscSpin {
     }
 }
 
-/// Stores `v` into `w`, then always wakes one waiter (the floor does not
+/// Stores `v` into `word`, then always wakes one waiter (the floor does not
 /// track whether anyone sleeps: it pays the wake every time).
-fn post(w: &AtomicU32, v: u32) {
-    w.store(v, Ordering::Release);
+fn post(word: &AtomicU32, v: u32) {
+    word.store(v, Ordering::Release);
     // A wake can fail only for a bad address, which a reference is not.
-    let _ = futex::wake(w, futex::Flags::PRIVATE, 1);
+    let _ = futex::wake(word, futex::Flags::PRIVATE, 1);
 }
 
-/// Sleeps until `w` is no longer `old`; returns the new value.
-fn wait_change(w: &AtomicU32, old: u32) -> u32 {
+/// Sleeps until `word` is no longer `old`; returns the new value.
+fn wait_change(word: &AtomicU32, old: u32) -> u32 {
     loop {
-        let v = w.load(Ordering::Acquire);
+        let v = word.load(Ordering::Acquire);
         if v != old {
             return v;
         }
         // EAGAIN (the word already changed) and EINTR just loop.
-        let _ = futex::wait(w, futex::Flags::PRIVATE, old, None);
+        let _ = futex::wait(word, futex::Flags::PRIVATE, old, None);
     }
 }
 
+/// What the futex floor's two threads share, the two futex words on cache
+/// lines of their own.
 struct FutexWords {
+    /// Request sequence number; the worker sleeps on it.
     req: CachePadded<AtomicU32>,
+    /// Reply: the request number the worker finished; the loop sleeps on it.
     resp: CachePadded<AtomicU32>,
     job: JobSlot,
+    /// Set before the last request: the worker returns instead of running it.
     stop: AtomicBool,
 }
 
 /// Floor: raw futex(2) ping-pong, both sides sleep (one job in flight).
 pub struct FutexPingPong {
-    w: Arc<FutexWords>,
+    words: Arc<FutexWords>,
     seq: u32,
     thread: Option<JoinHandle<()>>,
 }
@@ -279,27 +288,27 @@ pub struct FutexPingPong {
 impl FutexPingPong {
     /// Starts the sleeping worker.
     pub fn new(cfg: &EngineCfg) -> Result<Self, String> {
-        one_worker(cfg, "floor-futex")?;
-        let w = Arc::new(FutexWords {
+        require_one_worker(cfg, "floor-futex")?;
+        let words = Arc::new(FutexWords {
             req: CachePadded::new(AtomicU32::new(0)),
             resp: CachePadded::new(AtomicU32::new(0)),
             job: JobSlot::new(),
             stop: AtomicBool::new(false),
         });
-        let ww = w.clone();
+        let worker_words = words.clone();
         let thread = spawn_worker(cfg, 0, "futex-worker".into(), move || {
             let mut seen = 0;
             loop {
-                seen = wait_change(&ww.req, seen);
-                if ww.stop.load(Ordering::Acquire) {
+                seen = wait_change(&worker_words.req, seen);
+                if worker_words.stop.load(Ordering::Acquire) {
                     return;
                 }
-                ww.job.run();
-                post(&ww.resp, seen);
+                worker_words.job.run();
+                post(&worker_words.resp, seen);
             }
         })?;
         Ok(FutexPingPong {
-            w,
+            words,
             seq: 0,
             thread: Some(thread),
         })
@@ -308,26 +317,26 @@ impl FutexPingPong {
 
 impl Engine for FutexPingPong {
     fn submit(&mut self, job: Job) -> Result<(), String> {
-        self.w.job.put(job);
+        self.words.job.put(job);
         self.seq = self.seq.wrapping_add(1).max(1);
-        post(&self.w.req, self.seq);
+        post(&self.words.req, self.seq);
         Ok(())
     }
 
     fn wait(&mut self, done: &mut Vec<u64>) -> Result<(), String> {
-        let mut v = self.w.resp.load(Ordering::Acquire);
+        let mut v = self.words.resp.load(Ordering::Acquire);
         while v != self.seq {
-            v = wait_change(&self.w.resp, v);
+            v = wait_change(&self.words.resp, v);
         }
-        done.push(self.w.job.token());
+        done.push(self.words.job.token());
         Ok(())
     }
 }
 
 impl Drop for FutexPingPong {
     fn drop(&mut self) {
-        self.w.stop.store(true, Ordering::Release);
-        post(&self.w.req, self.seq.wrapping_add(2).max(1));
+        self.words.stop.store(true, Ordering::Release);
+        post(&self.words.req, self.seq.wrapping_add(2).max(1));
         join_workers(self.thread.take());
     }
 }

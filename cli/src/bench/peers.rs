@@ -14,12 +14,12 @@ use tokio::task::JoinSet;
 /// A current-thread runtime whose spawned threads (the blocking pool) are
 /// pinned round-robin like workers and capped at `cfg.workers`.
 fn runtime(cfg: &EngineCfg) -> Result<Runtime, String> {
-    let next = Arc::new(AtomicUsize::new(0));
-    let pin = cfg.clone();
+    let next_worker = Arc::new(AtomicUsize::new(0));
+    let pin_cfg = cfg.clone();
     tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .max_blocking_threads(cfg.workers)
-        .on_thread_start(move || pin.pin_worker(next.fetch_add(1, Ordering::Relaxed)))
+        .on_thread_start(move || pin_cfg.pin_worker(next_worker.fetch_add(1, Ordering::Relaxed)))
         .build()
         .map_err(|e| format!("tokio runtime: {e}"))
 }
@@ -64,38 +64,40 @@ impl TokioLoop {
 
 /// tokio current-thread runtime (the loop) + `spawn_blocking` (the workers).
 pub struct TokioBlocking {
-    tokio: TokioLoop,
+    tokio_loop: TokioLoop,
 }
 
 impl TokioBlocking {
     /// A runtime whose blocking pool has `cfg.workers` threads at most.
     pub fn new(cfg: &EngineCfg) -> Result<Self, String> {
         Ok(TokioBlocking {
-            tokio: TokioLoop::new(cfg)?,
+            tokio_loop: TokioLoop::new(cfg)?,
         })
     }
 }
 
 impl Engine for TokioBlocking {
     fn submit(&mut self, job: Job) -> Result<(), String> {
-        let t = &mut self.tokio;
-        t.set.spawn_blocking_on(move || job.run(), t.rt.handle());
+        let tokio_loop = &mut self.tokio_loop;
+        tokio_loop
+            .set
+            .spawn_blocking_on(move || job.run(), tokio_loop.rt.handle());
         Ok(())
     }
 
     fn wait(&mut self, done: &mut Vec<u64>) -> Result<(), String> {
-        self.tokio.wait(done)
+        self.tokio_loop.wait(done)
     }
 
     fn idle(&mut self, d: Duration) -> Result<(), String> {
-        self.tokio.idle(d)
+        self.tokio_loop.idle(d)
     }
 }
 
 /// tokio current-thread runtime (the loop) + a rayon pool (the workers);
 /// each job's result comes back through a `tokio::sync::oneshot`.
 pub struct TokioRayon {
-    tokio: TokioLoop,
+    tokio_loop: TokioLoop,
     pool: Option<rayon::ThreadPool>,
     /// rayon threads still running (their exit handler decrements it).
     alive: Arc<AtomicUsize>,
@@ -104,19 +106,19 @@ pub struct TokioRayon {
 impl TokioRayon {
     /// A runtime and a rayon pool of `cfg.workers` pinned threads.
     pub fn new(cfg: &EngineCfg) -> Result<Self, String> {
-        let pin = cfg.clone();
+        let pin_cfg = cfg.clone();
         let alive = Arc::new(AtomicUsize::new(cfg.workers));
-        let gone = alive.clone();
+        let alive_on_exit = alive.clone();
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(cfg.workers)
-            .start_handler(move |i| pin.pin_worker(i))
+            .start_handler(move |i| pin_cfg.pin_worker(i))
             .exit_handler(move |_| {
-                gone.fetch_sub(1, Ordering::Release);
+                alive_on_exit.fetch_sub(1, Ordering::Release);
             })
             .build()
             .map_err(|e| format!("rayon: {e}"))?;
         Ok(TokioRayon {
-            tokio: TokioLoop::new(cfg)?,
+            tokio_loop: TokioLoop::new(cfg)?,
             pool: Some(pool),
             alive,
         })
@@ -130,18 +132,20 @@ impl Engine for TokioRayon {
         pool.spawn(move || {
             let _ = tx.send(job.run());
         });
-        let t = &mut self.tokio;
-        t.set
-            .spawn_on(async move { rx.await.unwrap_or(u64::MAX) }, t.rt.handle());
+        let tokio_loop = &mut self.tokio_loop;
+        tokio_loop.set.spawn_on(
+            async move { rx.await.unwrap_or(u64::MAX) },
+            tokio_loop.rt.handle(),
+        );
         Ok(())
     }
 
     fn wait(&mut self, done: &mut Vec<u64>) -> Result<(), String> {
-        self.tokio.wait(done)
+        self.tokio_loop.wait(done)
     }
 
     fn idle(&mut self, d: Duration) -> Result<(), String> {
-        self.tokio.idle(d)
+        self.tokio_loop.idle(d)
     }
 }
 
@@ -169,22 +173,22 @@ pub struct Crossbeam {
 impl Crossbeam {
     /// Starts `cfg.workers` pinned workers.
     pub fn new(cfg: &EngineCfg) -> Result<Self, String> {
-        let (jtx, jrx) = crossbeam_channel::unbounded::<Job>();
-        let (rtx, rrx) = crossbeam_channel::unbounded::<u64>();
+        let (job_tx, job_rx) = crossbeam_channel::unbounded::<Job>();
+        let (result_tx, result_rx) = crossbeam_channel::unbounded::<u64>();
         let mut threads = Vec::new();
         for i in 0..cfg.workers {
-            let rtx = rtx.clone();
+            let result_tx = result_tx.clone();
             threads.push(spawn_channel_worker(
                 format!("crossbeam-worker-{i}"),
                 i,
                 cfg,
-                jrx.clone(),
-                move |v| rtx.send(v).is_ok(),
+                job_rx.clone(),
+                move |v| result_tx.send(v).is_ok(),
             )?);
         }
         Ok(Crossbeam {
-            jobs: Some(jtx),
-            results: rrx,
+            jobs: Some(job_tx),
+            results: result_rx,
             threads,
         })
     }
@@ -220,25 +224,25 @@ pub struct StdMpsc {
 impl StdMpsc {
     /// Starts `cfg.workers` pinned workers.
     pub fn new(cfg: &EngineCfg) -> Result<Self, String> {
-        let (rtx, rrx) = std::sync::mpsc::channel::<u64>();
+        let (result_tx, result_rx) = std::sync::mpsc::channel::<u64>();
         let mut jobs = Vec::new();
         let mut threads = Vec::new();
         for i in 0..cfg.workers {
-            let (jtx, jrx) = std::sync::mpsc::channel::<Job>();
-            let rtx = rtx.clone();
-            jobs.push(jtx);
+            let (job_tx, job_rx) = std::sync::mpsc::channel::<Job>();
+            let result_tx = result_tx.clone();
+            jobs.push(job_tx);
             threads.push(spawn_channel_worker(
                 format!("mpsc-worker-{i}"),
                 i,
                 cfg,
-                jrx,
-                move |v| rtx.send(v).is_ok(),
+                job_rx,
+                move |v| result_tx.send(v).is_ok(),
             )?);
         }
         Ok(StdMpsc {
             jobs,
             next: 0,
-            results: rrx,
+            results: result_rx,
             threads,
         })
     }
