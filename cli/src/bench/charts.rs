@@ -2,8 +2,8 @@
 //! throughput against depth.
 
 use super::contenders::Contender;
+use super::results::Results;
 use super::scenarios::{PingPong, Variant};
-use super::{Results, VARIANTS};
 use plotters::prelude::*;
 use std::error::Error;
 use std::path::{Path, PathBuf};
@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 /// One contender's line on a throughput chart: palette index, name, points.
 type Series = (usize, String, Vec<(f64, f64)>);
 
-const W: u32 = 1000;
-const H: u32 = 640;
+/// Size of every chart, in pixels.
+const WIDTH: u32 = 1000;
+const HEIGHT: u32 = 640;
 
 fn color(i: usize) -> RGBColor {
     let c = Palette99::pick(i).to_rgba();
@@ -32,16 +33,11 @@ pub fn draw(
     workers.sort_unstable();
     workers.dedup();
     for &w in &workers {
-        for v in VARIANTS {
+        for v in Variant::ALL {
             let rows: Vec<(usize, &PingPong)> = contenders
                 .iter()
                 .enumerate()
-                .filter_map(|(i, c)| {
-                    r.ping_pong
-                        .iter()
-                        .find(|p| p.contender == c.name() && p.workers == w && p.variant == v)
-                        .map(|p| (i, p))
-                })
+                .filter_map(|(i, c)| r.find_ping_pong(&c.name(), w, v).map(|p| (i, p)))
                 .collect();
             if rows.is_empty() {
                 continue;
@@ -100,7 +96,7 @@ pub fn draw(
 
 /// One line per contender through p50, p99, p99.9 and max.
 fn latency(path: &Path, title: &str, rows: &[(usize, &PingPong)]) -> Result<(), Box<dyn Error>> {
-    let root = SVGBackend::new(path, (W, H)).into_drawing_area();
+    let root = SVGBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
     root.fill(&WHITE)?;
     let vals =
         |p: &PingPong| [p.p50_ns, p.p99_ns, p.p999_ns, p.max_ns].map(|ns| (ns.max(1) as f64) / 1e3);
@@ -139,31 +135,16 @@ fn latency(path: &Path, title: &str, rows: &[(usize, &PingPong)]) -> Result<(), 
             .enumerate()
             .map(|(k, &y)| (k as f64, y))
             .collect();
-        let col = color(*i);
-        chart
-            .draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)))?
-            .label(p.contender.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2)));
-        chart.draw_series(PointSeries::of_element(
-            pts,
-            3,
-            col.filled(),
-            &|c, s, st| EmptyElement::at(c) + Circle::new((0, 0), s, st),
-        ))?;
+        draw_line(&mut chart, &p.contender, color(*i), pts)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     root.present()?;
     Ok(())
 }
 
 /// One line per contender: jobs/s at each depth.
 fn throughput(path: &Path, title: &str, series: &[Series]) -> Result<(), Box<dyn Error>> {
-    let root = SVGBackend::new(path, (W, H)).into_drawing_area();
+    let root = SVGBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
     root.fill(&WHITE)?;
     let ys = series.iter().flat_map(|(_, _, p)| p.iter().map(|q| q.1));
     let lo = ys.clone().fold(f64::MAX, f64::min).max(1.0);
@@ -193,24 +174,55 @@ fn throughput(path: &Path, title: &str, series: &[Series]) -> Result<(), Box<dyn
         })
         .draw()?;
     for (i, name, pts) in series {
-        let col = color(*i);
-        chart
-            .draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)))?
-            .label(name.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2)));
-        chart.draw_series(PointSeries::of_element(
-            pts.clone(),
-            3,
-            col.filled(),
-            &|c, s, st| EmptyElement::at(c) + Circle::new((0, 0), s, st),
-        ))?;
+        draw_line(&mut chart, name, color(*i), pts.clone())?;
     }
+    draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
+    root.present()?;
+    Ok(())
+}
+
+/// A chart of either kind: `f64` on both axes, linear or log.
+type Chart<'a, X, Y> = ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>;
+
+/// One contender's line through `pts`, a dot on each point, and its entry
+/// in the legend.
+fn draw_line<X, Y>(
+    chart: &mut Chart<'_, X, Y>,
+    name: &str,
+    col: RGBColor,
+    pts: Vec<(f64, f64)>,
+) -> Result<(), Box<dyn Error>>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    chart
+        .draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)))?
+        .label(name)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2)));
+    chart.draw_series(PointSeries::of_element(
+        pts,
+        3,
+        col.filled(),
+        &|c, s, st| EmptyElement::at(c) + Circle::new((0, 0), s, st),
+    ))?;
+    Ok(())
+}
+
+/// The legend box, at `pos`.
+fn draw_legend<X, Y>(
+    chart: &mut Chart<'_, X, Y>,
+    pos: SeriesLabelPosition,
+) -> Result<(), Box<dyn Error>>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(pos)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()?;
-    root.present()?;
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! Measuring the machine: thread and process CPU clocks, pinning, and a
-//! per-thread system-call counter.
+//! Measuring the machine: thread and process CPU clocks, a per-thread
+//! system-call counter, and how busy the rest of the machine was. (Pinning
+//! is `ringpool::affinity`'s.)
 //!
 //! * Loop-side CPU: `getrusage(RUSAGE_THREAD)` (user + system) on the loop
 //!   thread, read at the start and end of a measurement.
@@ -20,28 +21,13 @@ use std::io::{self, Read};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::time::Duration;
 
-/// Pins the calling thread to `cpu`.
-pub fn pin(cpu: usize) -> io::Result<()> {
-    // SAFETY: `cpu_set_t` is plain data for which all-zero is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: CPU_SET writes one bit inside `set`; it bounds-checks `cpu`
-    // against the set's size (it is a no-op past CPU_SETSIZE).
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: pid 0 is the calling thread; `set` is a valid cpu_set_t of the
-    // size passed.
-    let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 /// CPU time (user + system) of the calling thread, from `getrusage(RUSAGE_THREAD)`.
 pub fn thread_cpu() -> Duration {
-    // SAFETY: `rusage` is plain data for which all-zero is valid.
+    // SAFETY: `rusage` is a C struct of integers and timevals only (no
+    // pointers, no enums), so all-zero bytes are a valid value.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `ru` is a valid, writable rusage for the call to fill in.
+    // SAFETY: `ru` is a live, writable, properly aligned rusage that the
+    // call fills in; RUSAGE_THREAD asks for the calling thread only.
     let r = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
     if r != 0 {
         return Duration::ZERO;
@@ -52,9 +38,11 @@ pub fn thread_cpu() -> Duration {
 
 /// CPU time of the whole process (every thread, living or exited).
 pub fn process_cpu() -> Duration {
-    // SAFETY: `timespec` is plain data for which all-zero is valid.
+    // SAFETY: `timespec` is a C struct of two integers, so all-zero bytes
+    // are a valid value.
     let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
-    // SAFETY: `ts` is a valid, writable timespec.
+    // SAFETY: `ts` is a live, writable, properly aligned timespec that the
+    // call fills in; CLOCK_PROCESS_CPUTIME_ID exists on every Linux.
     let r = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
     if r != 0 {
         return Duration::ZERO;
@@ -147,9 +135,12 @@ impl SyscallCounter {
             flags: EXCLUDE_HV,
             ..PerfEventAttr::default()
         };
-        // SAFETY: perf_event_open reads `attr.size` bytes from a valid
-        // PerfEventAttr; pid 0 / cpu -1 means "this thread, any CPU"; no
-        // group fd. It returns a new fd or -1.
+        // SAFETY: perf_event_open only reads `attr`, which is live for the
+        // call, and reads `attr.size` bytes of it: 64, its real size (a
+        // const assert next to `PerfEventAttr` checks it). The other
+        // arguments are integers: pid 0 and cpu -1 mean "this thread, any
+        // CPU", group fd -1 means none. It returns a new fd or -1 and
+        // touches no other memory of ours.
         let fd = unsafe {
             libc::syscall(
                 libc::SYS_perf_event_open,
@@ -166,7 +157,10 @@ impl SyscallCounter {
                 io::Error::last_os_error()
             ));
         }
-        // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+        // SAFETY: `fd` is not negative (the `fd < 0` branch returned), so
+        // perf_event_open just created it: an open descriptor that nothing
+        // else in the process owns or will close, so the OwnedFd may take
+        // it over.
         let owned = unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) };
         Ok(SyscallCounter {
             file: File::from(owned),
@@ -195,8 +189,8 @@ pub struct MachineSnap {
 impl MachineSnap {
     /// Reads /proc/stat and this process's CPU clock.
     pub fn now() -> MachineSnap {
-        let line = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-        let f: Vec<u64> = line
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let fields: Vec<u64> = stat
             .lines()
             .next()
             .unwrap_or("")
@@ -206,7 +200,7 @@ impl MachineSnap {
             .collect();
         // user nice system idle iowait irq softirq steal (guest time is
         // already included in user).
-        let get = |i: usize| f.get(i).copied().unwrap_or(0);
+        let get = |i: usize| fields.get(i).copied().unwrap_or(0);
         let idle = get(3) + get(4);
         let total: u64 = (0..8).map(get).sum();
         MachineSnap {
@@ -219,7 +213,8 @@ impl MachineSnap {
     /// CPU time other processes used since `earlier`, as a percentage of
     /// the whole machine's capacity over that time.
     pub fn foreign_pct_since(&self, earlier: &MachineSnap) -> f64 {
-        // SAFETY: sysconf has no memory-safety preconditions.
+        // SAFETY: sysconf takes an integer and touches no memory of ours;
+        // `_SC_CLK_TCK` is a valid name (an unknown one would return -1).
         let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
         let busy = self.busy_ticks.saturating_sub(earlier.busy_ticks) as f64 / hz;
         let total = self.total_ticks.saturating_sub(earlier.total_ticks) as f64 / hz;

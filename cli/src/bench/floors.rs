@@ -1,14 +1,15 @@
 //! The floors: what the hardware and the kernel cost with nothing on top.
 //! One loop thread and one worker thread each (`workers == 1`).
 
-use super::contenders::{Engine, EngineCfg, Job};
+use super::engine::{join_workers, spawn_worker, Engine, EngineCfg, Job};
 use super::work::burn;
 use crossbeam_utils::CachePadded;
+use rustix::thread::futex;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-fn one_worker(cfg: &EngineCfg, name: &str) -> Result<(), String> {
+fn require_one_worker(cfg: &EngineCfg, name: &str) -> Result<(), String> {
     if cfg.workers == 1 {
         Ok(())
     } else {
@@ -16,35 +17,55 @@ fn one_worker(cfg: &EngineCfg, name: &str) -> Result<(), String> {
     }
 }
 
-fn spawn(
-    cfg: &EngineCfg,
-    name: &str,
-    f: impl FnOnce() + Send + 'static,
-) -> Result<JoinHandle<()>, String> {
-    let cfg = cfg.clone();
-    std::thread::Builder::new()
-        .name(name.into())
-        .spawn(move || {
-            cfg.pin_worker(0);
-            f()
-        })
-        .map_err(|e| format!("spawn: {e}"))
-}
-
-/// One cache line shared by the two threads.
-#[repr(align(64))]
-struct Line {
-    /// Request sequence number; `u64::MAX` stops the worker.
-    req: AtomicU64,
-    /// Reply: the request number the worker finished.
-    resp: AtomicU64,
+/// The one job in flight of a ping-pong floor. The loop fills it in before
+/// it publishes a new request number (a Release store); the worker reads it
+/// after it saw that number (an Acquire load), and the loop reads the token
+/// back after it saw the reply (Acquire). So plain Relaxed accesses suffice.
+struct JobSlot {
     token: AtomicU64,
     iters: AtomicU64,
 }
 
+impl JobSlot {
+    fn new() -> JobSlot {
+        JobSlot {
+            token: AtomicU64::new(0),
+            iters: AtomicU64::new(0),
+        }
+    }
+
+    /// Loop side, before publishing the request.
+    fn put(&self, job: Job) {
+        self.token.store(job.token, Ordering::Relaxed);
+        self.iters.store(job.iters, Ordering::Relaxed);
+    }
+
+    /// Worker side, after seeing the request: runs the job (its output is
+    /// kept from the optimiser, as in the answer's demo).
+    fn run(&self) {
+        let out = burn(self.iters.load(Ordering::Relaxed)) ^ self.token.load(Ordering::Relaxed);
+        std::hint::black_box(out);
+    }
+
+    /// Loop side, after seeing the reply: the finished job's token.
+    fn token(&self) -> u64 {
+        self.token.load(Ordering::Relaxed)
+    }
+}
+
+/// One cache line shared by the two threads.
+#[repr(align(64))]
+struct SharedLine {
+    /// Request sequence number; `u64::MAX` stops the worker.
+    req: AtomicU64,
+    /// Reply: the request number the worker finished.
+    resp: AtomicU64,
+    job: JobSlot,
+}
+
 /// Floor: both threads busy-spin on one cache line. One job in flight.
 pub struct SpinLine {
-    line: Arc<Line>,
+    line: Arc<SharedLine>,
     seq: u64,
     thread: Option<JoinHandle<()>>,
 }
@@ -52,29 +73,27 @@ pub struct SpinLine {
 impl SpinLine {
     /// Starts the spinning worker.
     pub fn new(cfg: &EngineCfg) -> Result<Self, String> {
-        one_worker(cfg, "floor-spin-line")?;
-        let line = Arc::new(Line {
+        require_one_worker(cfg, "floor-spin-line")?;
+        let line = Arc::new(SharedLine {
             req: AtomicU64::new(0),
             resp: AtomicU64::new(0),
-            token: AtomicU64::new(0),
-            iters: AtomicU64::new(0),
+            job: JobSlot::new(),
         });
-        let l = line.clone();
-        let thread = spawn(cfg, "spin-line-worker", move || {
+        let worker_line = line.clone();
+        let thread = spawn_worker(cfg, 0, "spin-line-worker".into(), move || {
             let mut seen = 0;
             loop {
-                let r = l.req.load(Ordering::Acquire);
-                if r == u64::MAX {
+                let req = worker_line.req.load(Ordering::Acquire);
+                if req == u64::MAX {
                     return;
                 }
-                if r == seen {
+                if req == seen {
                     std::hint::spin_loop();
                     continue;
                 }
-                seen = r;
-                let out = burn(l.iters.load(Ordering::Relaxed)) ^ l.token.load(Ordering::Relaxed);
-                std::hint::black_box(out);
-                l.resp.store(r, Ordering::Release);
+                seen = req;
+                worker_line.job.run();
+                worker_line.resp.store(req, Ordering::Release);
             }
         })?;
         Ok(SpinLine {
@@ -87,8 +106,7 @@ impl SpinLine {
 
 impl Engine for SpinLine {
     fn submit(&mut self, job: Job) -> Result<(), String> {
-        self.line.token.store(job.token, Ordering::Relaxed);
-        self.line.iters.store(job.iters, Ordering::Relaxed);
+        self.line.job.put(job);
         self.seq += 1;
         self.line.req.store(self.seq, Ordering::Release);
         Ok(())
@@ -98,7 +116,7 @@ impl Engine for SpinLine {
         while self.line.resp.load(Ordering::Acquire) != self.seq {
             std::hint::spin_loop();
         }
-        done.push(self.line.token.load(Ordering::Relaxed));
+        done.push(self.line.job.token());
         Ok(())
     }
 }
@@ -106,9 +124,7 @@ impl Engine for SpinLine {
 impl Drop for SpinLine {
     fn drop(&mut self) {
         self.line.req.store(u64::MAX, Ordering::Release);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        join_workers(self.thread.take());
     }
 }
 
@@ -137,9 +153,9 @@ impl Spsc {
         if t.wrapping_sub(self.head.load(Ordering::Acquire)) == self.slots.len() {
             return false;
         }
-        let s = &self.slots[t & (self.slots.len() - 1)];
-        s[0].store(v[0], Ordering::Relaxed);
-        s[1].store(v[1], Ordering::Relaxed);
+        let slot = &self.slots[t & (self.slots.len() - 1)];
+        slot[0].store(v[0], Ordering::Relaxed);
+        slot[1].store(v[1], Ordering::Relaxed);
         self.tail.store(t.wrapping_add(1), Ordering::Release);
         true
     }
@@ -150,8 +166,11 @@ impl Spsc {
         if h == self.tail.load(Ordering::Acquire) {
             return None;
         }
-        let s = &self.slots[h & (self.slots.len() - 1)];
-        let v = [s[0].load(Ordering::Relaxed), s[1].load(Ordering::Relaxed)];
+        let slot = &self.slots[h & (self.slots.len() - 1)];
+        let v = [
+            slot[0].load(Ordering::Relaxed),
+            slot[1].load(Ordering::Relaxed),
+        ];
         self.head.store(h.wrapping_add(1), Ordering::Release);
         Some(v)
     }
@@ -169,17 +188,18 @@ pub struct SpscSpin {
 impl SpscSpin {
     /// Starts the spinning worker.
     pub fn new(cfg: &EngineCfg) -> Result<Self, String> {
-        one_worker(cfg, "floor-spsc")?;
+        require_one_worker(cfg, "floor-spsc")?;
         let jobs = Arc::new(Spsc::new(1024));
         let results = Arc::new(Spsc::new(1024));
         let stop = Arc::new(AtomicBool::new(false));
-        let (j, r, s) = (jobs.clone(), results.clone(), stop.clone());
-        let thread = spawn(cfg, "spsc-worker", move || {
-            while !s.load(Ordering::Relaxed) {
-                match j.pop() {
+        let (worker_jobs, worker_results, worker_stop) =
+            (jobs.clone(), results.clone(), stop.clone());
+        let thread = spawn_worker(cfg, 0, "spsc-worker".into(), move || {
+            while !worker_stop.load(Ordering::Relaxed) {
+                match worker_jobs.pop() {
                     Some([token, iters]) => {
                         burn(iters);
-                        while !r.push([token, 0]) {
+                        while !worker_results.push([token, 0]) {
                             std::hint::spin_loop();
                         }
                     }
@@ -222,69 +242,45 @@ impl Engine for SpscSpin {
 impl Drop for SpscSpin {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        join_workers(self.thread.take());
     }
 }
 
-/// `FUTEX_WAIT_PRIVATE` on `w` while it holds `old`.
-fn futex_wait(w: &AtomicU32, old: u32) {
-    // SAFETY: `w` is a live, aligned u32 for the duration of the call; the
-    // kernel only reads it; a null timeout means "no timeout".
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            w.as_ptr(),
-            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-            old,
-            std::ptr::null::<libc::timespec>(),
-        )
-    };
+/// Stores `v` into `word`, then always wakes one waiter (the floor does not
+/// track whether anyone sleeps: it pays the wake every time).
+fn post(word: &AtomicU32, v: u32) {
+    word.store(v, Ordering::Release);
+    // A wake can fail only for a bad address, which a reference is not.
+    let _ = futex::wake(word, futex::Flags::PRIVATE, 1);
 }
 
-/// `FUTEX_WAKE_PRIVATE` one waiter of `w`.
-fn futex_wake(w: &AtomicU32) {
-    // SAFETY: `w` is a live, aligned u32; FUTEX_WAKE does not dereference it
-    // beyond hashing its address.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            w.as_ptr(),
-            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
-            1,
-        )
-    };
-}
-
-/// Store then always wake (no waiter tracking), as `exp/bench.c` does.
-fn post(w: &AtomicU32, v: u32) {
-    w.store(v, Ordering::Release);
-    futex_wake(w);
-}
-
-/// Sleep until `w` is no longer `old`.
-fn wait_change(w: &AtomicU32, old: u32) -> u32 {
+/// Sleeps until `word` is no longer `old`; returns the new value.
+fn wait_change(word: &AtomicU32, old: u32) -> u32 {
     loop {
-        let v = w.load(Ordering::Acquire);
+        let v = word.load(Ordering::Acquire);
         if v != old {
             return v;
         }
-        futex_wait(w, old);
+        // EAGAIN (the word already changed) and EINTR just loop.
+        let _ = futex::wait(word, futex::Flags::PRIVATE, old, None);
     }
 }
 
+/// What the futex floor's two threads share, the two futex words on cache
+/// lines of their own.
 struct FutexWords {
+    /// Request sequence number; the worker sleeps on it.
     req: CachePadded<AtomicU32>,
+    /// Reply: the request number the worker finished; the loop sleeps on it.
     resp: CachePadded<AtomicU32>,
-    token: AtomicU64,
-    iters: AtomicU64,
+    job: JobSlot,
+    /// Set before the last request: the worker returns instead of running it.
     stop: AtomicBool,
 }
 
 /// Floor: raw futex(2) ping-pong, both sides sleep (one job in flight).
 pub struct FutexPingPong {
-    w: Arc<FutexWords>,
+    words: Arc<FutexWords>,
     seq: u32,
     thread: Option<JoinHandle<()>>,
 }
@@ -292,29 +288,27 @@ pub struct FutexPingPong {
 impl FutexPingPong {
     /// Starts the sleeping worker.
     pub fn new(cfg: &EngineCfg) -> Result<Self, String> {
-        one_worker(cfg, "floor-futex")?;
-        let w = Arc::new(FutexWords {
+        require_one_worker(cfg, "floor-futex")?;
+        let words = Arc::new(FutexWords {
             req: CachePadded::new(AtomicU32::new(0)),
             resp: CachePadded::new(AtomicU32::new(0)),
-            token: AtomicU64::new(0),
-            iters: AtomicU64::new(0),
+            job: JobSlot::new(),
             stop: AtomicBool::new(false),
         });
-        let ww = w.clone();
-        let thread = spawn(cfg, "futex-worker", move || {
+        let worker_words = words.clone();
+        let thread = spawn_worker(cfg, 0, "futex-worker".into(), move || {
             let mut seen = 0;
             loop {
-                seen = wait_change(&ww.req, seen);
-                if ww.stop.load(Ordering::Acquire) {
+                seen = wait_change(&worker_words.req, seen);
+                if worker_words.stop.load(Ordering::Acquire) {
                     return;
                 }
-                let out = burn(ww.iters.load(Ordering::Relaxed)) ^ ww.token.load(Ordering::Relaxed);
-                std::hint::black_box(out);
-                post(&ww.resp, seen);
+                worker_words.job.run();
+                post(&worker_words.resp, seen);
             }
         })?;
         Ok(FutexPingPong {
-            w,
+            words,
             seq: 0,
             thread: Some(thread),
         })
@@ -323,29 +317,26 @@ impl FutexPingPong {
 
 impl Engine for FutexPingPong {
     fn submit(&mut self, job: Job) -> Result<(), String> {
-        self.w.token.store(job.token, Ordering::Relaxed);
-        self.w.iters.store(job.iters, Ordering::Relaxed);
+        self.words.job.put(job);
         self.seq = self.seq.wrapping_add(1).max(1);
-        post(&self.w.req, self.seq);
+        post(&self.words.req, self.seq);
         Ok(())
     }
 
     fn wait(&mut self, done: &mut Vec<u64>) -> Result<(), String> {
-        let mut v = self.w.resp.load(Ordering::Acquire);
+        let mut v = self.words.resp.load(Ordering::Acquire);
         while v != self.seq {
-            v = wait_change(&self.w.resp, v);
+            v = wait_change(&self.words.resp, v);
         }
-        done.push(self.w.token.load(Ordering::Relaxed));
+        done.push(self.words.job.token());
         Ok(())
     }
 }
 
 impl Drop for FutexPingPong {
     fn drop(&mut self) {
-        self.w.stop.store(true, Ordering::Release);
-        post(&self.w.req, self.seq.wrapping_add(2).max(1));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.words.stop.store(true, Ordering::Release);
+        post(&self.words.req, self.seq.wrapping_add(2).max(1));
+        join_workers(self.thread.take());
     }
 }

@@ -38,20 +38,6 @@ pub struct Header {
     pub loadavg_at_start: String,
 }
 
-/// The kernel release, from `uname(2)`.
-pub fn kernel_release() -> String {
-    // SAFETY: `utsname` is plain data for which all-zero is valid.
-    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: `u` is a valid, writable utsname.
-    if unsafe { libc::uname(&mut u) } != 0 {
-        return "unknown".into();
-    }
-    // SAFETY: uname NUL-terminates `release` within the array.
-    unsafe { std::ffi::CStr::from_ptr(u.release.as_ptr()) }
-        .to_string_lossy()
-        .into_owned()
-}
-
 /// The first `model name` line of /proc/cpuinfo.
 pub fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")

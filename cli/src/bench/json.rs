@@ -3,8 +3,8 @@
 use super::contenders::Contender;
 use super::header::Header;
 use super::plan::Plan;
+use super::results::Results;
 use super::targets::Target;
-use super::Results;
 use serde::Serialize;
 use std::time::Duration;
 

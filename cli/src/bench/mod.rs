@@ -2,12 +2,13 @@
 //! and the floors, on the same workloads in the same process run.
 //!
 //! Modules, one job each:
-//! * [`contenders`]: the engine interface and the list of contenders;
+//! * [`engine`]: the interface the contenders implement and the types they share;
+//! * [`contenders`]: the list of contenders and the factory that builds them;
 //! * [`ringpool_engine`], [`answer`], [`peers`], [`floors`]: the contenders;
-//! * [`work`]: the calibrated job; [`cpu`]: CPU clocks, pinning, syscall counting;
-//! * [`scenarios`]: ping-pong, throughput, idle cost;
+//! * [`work`]: the calibrated job; [`cpu`]: CPU clocks, syscall counting, other load;
+//! * [`scenarios`]: ping-pong, throughput, idle cost; [`results`]: what a run measured;
 //! * [`plan`]: what quick / full / smoke run;
-//! * [`report`]: terminal tables; [`targets`]: the targets;
+//! * [`report`]: terminal tables; [`targets`]: the performance targets and their verdicts;
 //! * [`json`], [`charts`]: machine-readable output and SVG charts;
 //! * [`header`]: machine, kernel, commit, date.
 
@@ -15,22 +16,26 @@ mod answer;
 mod charts;
 mod contenders;
 mod cpu;
+mod engine;
 mod floors;
 mod header;
 mod json;
 mod peers;
 mod plan;
 mod report;
+mod results;
 mod ringpool_engine;
 mod scenarios;
+mod seconds;
 mod targets;
 mod work;
 
-use contenders::{Contender, EngineCfg, LoopRing};
+use contenders::Contender;
+use engine::{EngineCfg, LoopRing};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use plan::Plan;
-use scenarios::{Bed, Idle, PingPong, Throughput, Variant};
-use serde::Serialize;
+use plan::{Mode, Plan};
+use results::Results;
+use scenarios::LoopSetup;
 use std::error::Error;
 use std::io::Write;
 use std::path::PathBuf;
@@ -78,20 +83,7 @@ impl BenchArgs {
     }
 }
 
-/// Everything one run measured.
-#[derive(Debug, Default, Serialize)]
-pub struct Results {
-    /// Ping-pong latencies.
-    pub ping_pong: Vec<PingPong>,
-    /// Throughput and CPU per job.
-    pub throughput: Vec<Throughput>,
-    /// Idle cost.
-    pub idle: Vec<Idle>,
-    /// Measurements that failed, with the reason.
-    pub errors: Vec<String>,
-}
-
-fn selected(args: &BenchArgs) -> Result<Vec<Contender>, Box<dyn Error>> {
+fn selected_contenders(args: &BenchArgs) -> Result<Vec<Contender>, Box<dyn Error>> {
     let all = Contender::all();
     if args.only.is_empty() {
         return Ok(all);
@@ -108,9 +100,36 @@ fn selected(args: &BenchArgs) -> Result<Vec<Contender>, Box<dyn Error>> {
         .collect())
 }
 
+/// The CPUs the bench pins to: the first `ncpu` of those this process may
+/// run on (all of `0..ncpu` on an unrestricted machine). The loop thread
+/// takes `cpus[0]` and worker `i` takes `cpus[(1 + i) % cpus.len()]`, so a
+/// single worker never shares the loop's CPU when there are two or more.
+fn bench_cpus(ncpu: usize) -> Vec<usize> {
+    match ringpool::affinity::current_thread_cpus() {
+        Ok(mut cpus) if !cpus.is_empty() => {
+            cpus.truncate(ncpu.max(1));
+            cpus
+        }
+        _ => (0..ncpu.max(1)).collect(),
+    }
+}
+
+/// The header's `pinning` line for the CPUs of [`bench_cpus`].
+fn describe_pinning(cpus: &[usize]) -> String {
+    if cpus.iter().copied().eq(0..cpus.len()) {
+        "loop thread on CPU 0; worker i on CPU (1 + i) % cores, for every contender".into()
+    } else {
+        format!(
+            "loop thread on CPU {}; worker i on CPU cpus[(1 + i) % {}] of cpus = {cpus:?}, for every contender",
+            cpus[0],
+            cpus.len()
+        )
+    }
+}
+
 /// Runs the benchmark described by `args` and prints (and writes) the report.
 pub fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
-    let contenders = selected(&args)?;
+    let contenders = selected_contenders(&args)?;
     if args.list {
         for c in Contender::all() {
             println!("{:<18} {}", c.name(), c.family());
@@ -118,43 +137,52 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
         return Ok(());
     }
     let started = Instant::now();
-    let machine0 = cpu::MachineSnap::now();
+    let machine_at_start = cpu::MachineSnap::now();
     let loadavg_at_start = header::loadavg();
     let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let plan = Plan::new(&args, ncpu);
+    let mode = if args.smoke {
+        Mode::Smoke
+    } else if args.full {
+        Mode::Full
+    } else {
+        Mode::Quick
+    };
+    let plan = Plan::new(mode, ncpu);
     let pin = !args.no_pin;
+    let cpus = bench_cpus(ncpu);
+    let loop_cpu = cpus[0];
     // Calibrate on the loop's CPU, where nothing else runs yet.
-    let calib = std::thread::spawn(move || {
+    let calibration = std::thread::spawn(move || {
         if pin {
-            let _ = cpu::pin(0);
+            let _ = ringpool::affinity::pin_current_thread(loop_cpu);
         }
         work::Calibration::measure(20)
     })
     .join()
     .map_err(|_| "calibration panicked")?;
-    let syscalls = std::thread::spawn(cpu::SyscallCounter::probe)
+    let syscall_counter_probe = std::thread::spawn(cpu::SyscallCounter::probe)
         .join()
         .map_err(|_| "syscall counter probe panicked")?;
-    let auto = ringpool::Pool::builder()
+    let auto_selection = ringpool::Pool::builder()
         .workers(1)
         .build()
         .map(|p| p.selection().to_string())
         .unwrap_or_else(|e| format!("unavailable: {e}"));
-    let mut hdr = header::Header {
-        kernel: header::kernel_release(),
+    let mut run_header = header::Header {
+        kernel: ringpool::Capabilities::get().release.clone(),
         cpu_model: header::cpu_model(),
         cores: ncpu,
         commit: header::git_commit(),
         date: header::utc_now(),
-        auto_selection: auto,
+        auto_selection,
         loop_ring: format!("{:?}: {}", args.loop_ring, args.loop_ring.describe()),
         pinning: if pin {
-            "loop thread on CPU 0; worker i on CPU (1 + i) % cores, for every contender".into()
+            describe_pinning(&cpus)
         } else {
             "none".into()
         },
-        iters_per_ns: calib.iters_per_ns,
-        syscall_counting: match &syscalls {
+        iters_per_ns: calibration.iters_per_ns,
+        syscall_counting: match &syscall_counter_probe {
             Ok(()) => "perf counter on raw_syscalls:sys_enter, loop thread only".into(),
             Err(e) => format!("unavailable ({e}); ringpool figures from LoopStats only"),
         },
@@ -170,63 +198,79 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
             .map_err(|e| e.to_string())?
             .progress_chars("=> "),
     );
-    let mut res = Results::default();
+    let mut measured = Results::default();
     for step in &steps {
         bar.set_message(step.label());
-        let bed = Bed {
-            loop_cpu: pin.then_some(0),
+        let setup = LoopSetup {
+            loop_cpu: pin.then_some(loop_cpu),
             cfg: EngineCfg {
                 workers: step.workers,
                 worker_cpus: if pin {
-                    (0..step.workers).map(|i| (1 + i) % ncpu).collect()
+                    (0..step.workers)
+                        .map(|i| cpus[(1 + i) % cpus.len()])
+                        .collect()
                 } else {
                     vec![]
                 },
                 loop_ring: args.loop_ring,
             },
-            count_syscalls: syscalls.is_ok(),
+            count_syscalls: syscall_counter_probe.is_ok(),
         };
-        if let Err(e) = step.run(&bed, &calib, &mut res) {
-            res.errors.push(format!("{}: {e}", step.label()));
+        if let Err(e) = step.run(&setup, &calibration, &mut measured) {
+            measured.errors.push(format!("{}: {e}", step.label()));
         }
         bar.inc(1);
     }
     bar.finish_and_clear();
     let elapsed = started.elapsed();
-    hdr.foreign_load_pct = cpu::MachineSnap::now().foreign_pct_since(&machine0);
+    run_header.foreign_load_pct = cpu::MachineSnap::now().foreign_pct_since(&machine_at_start);
 
-    let targets = targets::evaluate(&res);
-    let text = report::render(&hdr, &plan, &contenders, &res, &targets, elapsed);
+    let targets = targets::evaluate(&measured);
+    let text = report::render(
+        &run_header,
+        &plan,
+        &contenders,
+        &measured,
+        &targets,
+        elapsed,
+    );
     let to_stdout = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-");
-    if to_stdout {
-        eprint!("{text}");
-    } else {
-        print!("{text}");
-    }
-    if let Some(dir) = &args.svg_dir {
-        let files = charts::draw(dir, &contenders, &res)?;
-        let msg = format!("charts: {} SVG files in {}\n", files.len(), dir.display());
+    // With the JSON on stdout, everything else goes to stderr.
+    let say = |text: &str| {
         if to_stdout {
-            eprint!("{msg}");
+            eprint!("{text}");
         } else {
-            print!("{msg}");
+            print!("{text}");
         }
+    };
+    say(&text);
+    if let Some(dir) = &args.svg_dir {
+        let files = charts::draw(dir, &contenders, &measured)?;
+        say(&format!(
+            "charts: {} SVG files in {}\n",
+            files.len(),
+            dir.display()
+        ));
     }
     if let Some(path) = &args.json {
-        let doc = json::document(&hdr, &plan, &contenders, &res, &targets, elapsed);
+        let doc = json::document(
+            &run_header,
+            &plan,
+            &contenders,
+            &measured,
+            &targets,
+            elapsed,
+        );
         if to_stdout {
             let mut out = std::io::stdout().lock();
             serde_json::to_writer_pretty(&mut out, &doc)?;
             writeln!(out)?;
         } else {
-            let f = std::fs::File::create(path)
+            let file = std::fs::File::create(path)
                 .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-            serde_json::to_writer_pretty(std::io::BufWriter::new(f), &doc)?;
+            serde_json::to_writer_pretty(std::io::BufWriter::new(file), &doc)?;
             println!("json: {}", path.display());
         }
     }
     Ok(())
 }
-
-/// Kept for the report: which ping-pong variants exist.
-pub const VARIANTS: [Variant; 2] = [Variant::Hot, Variant::Idle];

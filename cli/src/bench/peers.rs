@@ -3,8 +3,7 @@
 //! Each is written the idiomatic way, with its workers pinned like every
 //! other contender's and limited to the same worker count.
 
-use super::contenders::{Engine, EngineCfg, Job};
-use super::work::burn;
+use super::engine::{join_workers, spawn_worker, Engine, EngineCfg, Job};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -12,76 +11,93 @@ use std::time::Duration;
 use tokio::runtime::Runtime;
 use tokio::task::JoinSet;
 
-fn run(job: Job) -> u64 {
-    burn(job.iters);
-    job.token
-}
-
 /// A current-thread runtime whose spawned threads (the blocking pool) are
 /// pinned round-robin like workers and capped at `cfg.workers`.
 fn runtime(cfg: &EngineCfg) -> Result<Runtime, String> {
-    let next = Arc::new(AtomicUsize::new(0));
-    let pin = cfg.clone();
+    let next_worker = Arc::new(AtomicUsize::new(0));
+    let pin_cfg = cfg.clone();
     tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .max_blocking_threads(cfg.workers)
-        .on_thread_start(move || pin.pin_worker(next.fetch_add(1, Ordering::Relaxed)))
+        .on_thread_start(move || pin_cfg.pin_worker(next_worker.fetch_add(1, Ordering::Relaxed)))
         .build()
         .map_err(|e| format!("tokio runtime: {e}"))
 }
 
-/// Collects at least one finished task of `set`, then every other finished one.
-fn join_some(rt: &Runtime, set: &mut JoinSet<u64>, done: &mut Vec<u64>) -> Result<(), String> {
-    rt.block_on(async {
-        match set.join_next().await {
-            Some(r) => done.push(r.map_err(|e| e.to_string())?),
-            None => return Err("wait with nothing in flight".to_string()),
-        }
-        while let Some(r) = set.try_join_next() {
-            done.push(r.map_err(|e| e.to_string())?);
-        }
-        Ok(())
-    })
-}
-
-/// tokio current-thread runtime (the loop) + `spawn_blocking` (the workers).
-pub struct TokioBlocking {
+/// The loop side of both tokio peers: the runtime and the tasks in flight,
+/// each of which yields one job's token. (Field order: the tasks are
+/// dropped before the runtime.)
+struct TokioLoop {
     set: JoinSet<u64>,
     rt: Runtime,
 }
 
-impl TokioBlocking {
-    /// A runtime whose blocking pool has `cfg.workers` threads at most.
-    pub fn new(cfg: &EngineCfg) -> Result<Self, String> {
-        Ok(TokioBlocking {
+impl TokioLoop {
+    fn new(cfg: &EngineCfg) -> Result<Self, String> {
+        Ok(TokioLoop {
             set: JoinSet::new(),
             rt: runtime(cfg)?,
         })
     }
-}
 
-impl Engine for TokioBlocking {
-    fn submit(&mut self, job: Job) -> Result<(), String> {
-        self.set
-            .spawn_blocking_on(move || run(job), self.rt.handle());
-        Ok(())
-    }
-
+    /// Collects at least one finished task, then every other finished one.
     fn wait(&mut self, done: &mut Vec<u64>) -> Result<(), String> {
-        join_some(&self.rt, &mut self.set, done)
+        let set = &mut self.set;
+        self.rt.block_on(async {
+            match set.join_next().await {
+                Some(r) => done.push(r.map_err(|e| e.to_string())?),
+                None => return Err("wait with nothing in flight".to_string()),
+            }
+            while let Some(r) = set.try_join_next() {
+                done.push(r.map_err(|e| e.to_string())?);
+            }
+            Ok(())
+        })
     }
 
+    /// Sleeps on the runtime's timer.
     fn idle(&mut self, d: Duration) -> Result<(), String> {
         self.rt.block_on(async { tokio::time::sleep(d).await });
         Ok(())
     }
 }
 
+/// tokio current-thread runtime (the loop) + `spawn_blocking` (the workers).
+pub struct TokioBlocking {
+    tokio_loop: TokioLoop,
+}
+
+impl TokioBlocking {
+    /// A runtime whose blocking pool has `cfg.workers` threads at most.
+    pub fn new(cfg: &EngineCfg) -> Result<Self, String> {
+        Ok(TokioBlocking {
+            tokio_loop: TokioLoop::new(cfg)?,
+        })
+    }
+}
+
+impl Engine for TokioBlocking {
+    fn submit(&mut self, job: Job) -> Result<(), String> {
+        let tokio_loop = &mut self.tokio_loop;
+        tokio_loop
+            .set
+            .spawn_blocking_on(move || job.run(), tokio_loop.rt.handle());
+        Ok(())
+    }
+
+    fn wait(&mut self, done: &mut Vec<u64>) -> Result<(), String> {
+        self.tokio_loop.wait(done)
+    }
+
+    fn idle(&mut self, d: Duration) -> Result<(), String> {
+        self.tokio_loop.idle(d)
+    }
+}
+
 /// tokio current-thread runtime (the loop) + a rayon pool (the workers);
 /// each job's result comes back through a `tokio::sync::oneshot`.
 pub struct TokioRayon {
-    set: JoinSet<u64>,
-    rt: Runtime,
+    tokio_loop: TokioLoop,
     pool: Option<rayon::ThreadPool>,
     /// rayon threads still running (their exit handler decrements it).
     alive: Arc<AtomicUsize>,
@@ -90,20 +106,19 @@ pub struct TokioRayon {
 impl TokioRayon {
     /// A runtime and a rayon pool of `cfg.workers` pinned threads.
     pub fn new(cfg: &EngineCfg) -> Result<Self, String> {
-        let pin = cfg.clone();
+        let pin_cfg = cfg.clone();
         let alive = Arc::new(AtomicUsize::new(cfg.workers));
-        let gone = alive.clone();
+        let alive_on_exit = alive.clone();
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(cfg.workers)
-            .start_handler(move |i| pin.pin_worker(i))
+            .start_handler(move |i| pin_cfg.pin_worker(i))
             .exit_handler(move |_| {
-                gone.fetch_sub(1, Ordering::Release);
+                alive_on_exit.fetch_sub(1, Ordering::Release);
             })
             .build()
             .map_err(|e| format!("rayon: {e}"))?;
         Ok(TokioRayon {
-            set: JoinSet::new(),
-            rt: runtime(cfg)?,
+            tokio_loop: TokioLoop::new(cfg)?,
             pool: Some(pool),
             alive,
         })
@@ -115,22 +130,22 @@ impl Engine for TokioRayon {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let pool = self.pool.as_ref().expect("open until drop");
         pool.spawn(move || {
-            let _ = tx.send(run(job));
+            let _ = tx.send(job.run());
         });
-        self.set.spawn_on(
+        let tokio_loop = &mut self.tokio_loop;
+        tokio_loop.set.spawn_on(
             async move { rx.await.unwrap_or(u64::MAX) },
-            self.rt.handle(),
+            tokio_loop.rt.handle(),
         );
         Ok(())
     }
 
     fn wait(&mut self, done: &mut Vec<u64>) -> Result<(), String> {
-        join_some(&self.rt, &mut self.set, done)
+        self.tokio_loop.wait(done)
     }
 
     fn idle(&mut self, d: Duration) -> Result<(), String> {
-        self.rt.block_on(async { tokio::time::sleep(d).await });
-        Ok(())
+        self.tokio_loop.idle(d)
     }
 }
 
@@ -158,22 +173,22 @@ pub struct Crossbeam {
 impl Crossbeam {
     /// Starts `cfg.workers` pinned workers.
     pub fn new(cfg: &EngineCfg) -> Result<Self, String> {
-        let (jtx, jrx) = crossbeam_channel::unbounded::<Job>();
-        let (rtx, rrx) = crossbeam_channel::unbounded::<u64>();
+        let (job_tx, job_rx) = crossbeam_channel::unbounded::<Job>();
+        let (result_tx, result_rx) = crossbeam_channel::unbounded::<u64>();
         let mut threads = Vec::new();
         for i in 0..cfg.workers {
-            let rtx = rtx.clone();
+            let result_tx = result_tx.clone();
             threads.push(spawn_channel_worker(
                 format!("crossbeam-worker-{i}"),
                 i,
                 cfg,
-                jrx.clone(),
-                move |v| rtx.send(v).is_ok(),
+                job_rx.clone(),
+                move |v| result_tx.send(v).is_ok(),
             )?);
         }
         Ok(Crossbeam {
-            jobs: Some(jtx),
-            results: rrx,
+            jobs: Some(job_tx),
+            results: result_rx,
             threads,
         })
     }
@@ -186,22 +201,14 @@ impl Engine for Crossbeam {
     }
 
     fn wait(&mut self, done: &mut Vec<u64>) -> Result<(), String> {
-        done.push(
-            self.results
-                .recv()
-                .map_err(|_| "workers gone".to_string())?,
-        );
-        done.extend(self.results.try_iter());
-        Ok(())
+        collect_results(self.results.recv().ok(), self.results.try_iter(), done)
     }
 }
 
 impl Drop for Crossbeam {
     fn drop(&mut self) {
         self.jobs = None;
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
+        join_workers(self.threads.drain(..));
     }
 }
 
@@ -217,25 +224,25 @@ pub struct StdMpsc {
 impl StdMpsc {
     /// Starts `cfg.workers` pinned workers.
     pub fn new(cfg: &EngineCfg) -> Result<Self, String> {
-        let (rtx, rrx) = std::sync::mpsc::channel::<u64>();
+        let (result_tx, result_rx) = std::sync::mpsc::channel::<u64>();
         let mut jobs = Vec::new();
         let mut threads = Vec::new();
         for i in 0..cfg.workers {
-            let (jtx, jrx) = std::sync::mpsc::channel::<Job>();
-            let rtx = rtx.clone();
-            jobs.push(jtx);
+            let (job_tx, job_rx) = std::sync::mpsc::channel::<Job>();
+            let result_tx = result_tx.clone();
+            jobs.push(job_tx);
             threads.push(spawn_channel_worker(
                 format!("mpsc-worker-{i}"),
                 i,
                 cfg,
-                jrx,
-                move |v| rtx.send(v).is_ok(),
+                job_rx,
+                move |v| result_tx.send(v).is_ok(),
             )?);
         }
         Ok(StdMpsc {
             jobs,
             next: 0,
-            results: rrx,
+            results: result_rx,
             threads,
         })
     }
@@ -250,22 +257,14 @@ impl Engine for StdMpsc {
     }
 
     fn wait(&mut self, done: &mut Vec<u64>) -> Result<(), String> {
-        done.push(
-            self.results
-                .recv()
-                .map_err(|_| "workers gone".to_string())?,
-        );
-        done.extend(self.results.try_iter());
-        Ok(())
+        collect_results(self.results.recv().ok(), self.results.try_iter(), done)
     }
 }
 
 impl Drop for StdMpsc {
     fn drop(&mut self) {
         self.jobs.clear();
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
+        join_workers(self.threads.drain(..));
     }
 }
 
@@ -277,17 +276,25 @@ fn spawn_channel_worker(
     cfg: &EngineCfg,
     jobs: impl IntoIterator<Item = Job> + Send + 'static,
     mut send: impl FnMut(u64) -> bool + Send + 'static,
-) -> Result<std::thread::JoinHandle<()>, String> {
-    let cfg = cfg.clone();
-    std::thread::Builder::new()
-        .name(name)
-        .spawn(move || {
-            cfg.pin_worker(i);
-            for job in jobs {
-                if !send(run(job)) {
-                    return;
-                }
+) -> Result<JoinHandle<()>, String> {
+    spawn_worker(cfg, i, name, move || {
+        for job in jobs {
+            if !send(job.run()) {
+                return;
             }
-        })
-        .map_err(|e| format!("spawn: {e}"))
+        }
+    })
+}
+
+/// The loop side of a channel peer's wait: `first` is what its blocking
+/// receive returned (`None`: every worker is gone), `rest` the results
+/// already waiting behind it; all of them go to `done`.
+fn collect_results(
+    first: Option<u64>,
+    rest: impl Iterator<Item = u64>,
+    done: &mut Vec<u64>,
+) -> Result<(), String> {
+    done.push(first.ok_or("workers gone")?);
+    done.extend(rest);
+    Ok(())
 }

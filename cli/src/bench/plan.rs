@@ -2,11 +2,22 @@
 //! list of steps that the progress bar counts.
 
 use super::contenders::Contender;
-use super::scenarios::{self, Bed, IdleSpec, PingPongSpec, ThroughputSpec, Variant};
+use super::results::Results;
+use super::scenarios::{self, IdleSpec, LoopSetup, PingPongSpec, ThroughputSpec, Variant};
 use super::work::Calibration;
-use super::{BenchArgs, Results};
 use serde::Serialize;
 use std::time::Duration;
+
+/// Which configuration runs.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// The default: about a minute on two cores.
+    Quick,
+    /// `--full`: every depth, cost and worker count, longer windows.
+    Full,
+    /// `--smoke`: tiny counts, every contender once (CI).
+    Smoke,
+}
 
 /// Sizes of one mode.
 #[derive(Clone, Debug, Serialize)]
@@ -24,10 +35,10 @@ pub struct Plan {
     /// Idle ping-pong.
     pub idle_pp: PingPongSpec,
     /// Throughput warm-up.
-    #[serde(serialize_with = "secs")]
+    #[serde(with = "super::seconds")]
     pub tput_warmup: Duration,
     /// Throughput window (one measured run).
-    #[serde(serialize_with = "secs")]
+    #[serde(with = "super::seconds")]
     pub tput_window: Duration,
     /// Measured throughput runs per figure (the median is reported).
     pub tput_reps: usize,
@@ -35,18 +46,14 @@ pub struct Plan {
     pub idle: IdleSpec,
 }
 
-fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64())
-}
-
 const fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
 impl Plan {
-    /// The plan `args` asks for on a machine with `ncpu` cores.
-    pub fn new(args: &BenchArgs, ncpu: usize) -> Plan {
-        let pp = |variant, iterations, warmup, max_time| PingPongSpec {
+    /// The plan of `mode` on a machine with `ncpu` cores.
+    pub fn new(mode: Mode, ncpu: usize) -> Plan {
+        let ping_pong = |variant, iterations, warmup, max_time| PingPongSpec {
             variant,
             iterations,
             warmup,
@@ -57,14 +64,14 @@ impl Plan {
         if ncpu > 1 {
             workers.push(ncpu);
         }
-        if args.smoke {
-            Plan {
+        match mode {
+            Mode::Smoke => Plan {
                 mode: "smoke",
                 workers: vec![1],
                 depths: vec![1, 64],
                 costs_us: vec![0, 1],
-                hot: pp(Variant::Hot, 200, 20, ms(50)),
-                idle_pp: pp(Variant::Idle, 5, 1, ms(50)),
+                hot: ping_pong(Variant::Hot, 200, 20, ms(50)),
+                idle_pp: ping_pong(Variant::Idle, 5, 1, ms(50)),
                 tput_warmup: ms(2),
                 tput_window: ms(15),
                 tput_reps: 1,
@@ -72,15 +79,14 @@ impl Plan {
                     settle: ms(5),
                     window: ms(20),
                 },
-            }
-        } else if args.full {
-            Plan {
+            },
+            Mode::Full => Plan {
                 mode: "full",
                 workers,
                 depths: vec![1, 8, 64, 256],
                 costs_us: vec![0, 1, 10, 100],
-                hot: pp(Variant::Hot, 200_000, 2_000, ms(800)),
-                idle_pp: pp(Variant::Idle, 1_000, 20, ms(2_000)),
+                hot: ping_pong(Variant::Hot, 200_000, 2_000, ms(800)),
+                idle_pp: ping_pong(Variant::Idle, 1_000, 20, ms(2_000)),
                 tput_warmup: ms(50),
                 tput_window: ms(200),
                 tput_reps: 3,
@@ -88,15 +94,14 @@ impl Plan {
                     settle: ms(100),
                     window: ms(1_000),
                 },
-            }
-        } else {
-            Plan {
+            },
+            Mode::Quick => Plan {
                 mode: "quick",
                 workers: vec![1],
                 depths: vec![1, 64],
                 costs_us: vec![0, 10],
-                hot: pp(Variant::Hot, 50_000, 1_000, ms(300)),
-                idle_pp: pp(Variant::Idle, 300, 10, ms(500)),
+                hot: ping_pong(Variant::Hot, 50_000, 1_000, ms(300)),
+                idle_pp: ping_pong(Variant::Idle, 300, 10, ms(500)),
                 tput_warmup: ms(40),
                 tput_window: ms(150),
                 tput_reps: 3,
@@ -104,7 +109,7 @@ impl Plan {
                     settle: ms(50),
                     window: ms(300),
                 },
-            }
+            },
         }
     }
 
@@ -118,7 +123,7 @@ impl Plan {
                     v.push(Step {
                         contender: c,
                         workers: w,
-                        what: What::PingPong(spec),
+                        scenario: Scenario::PingPong(spec),
                     });
                 }
             }
@@ -128,7 +133,7 @@ impl Plan {
                         v.push(Step {
                             contender: c,
                             workers: w,
-                            what: What::Throughput {
+                            scenario: Scenario::Throughput {
                                 depth,
                                 cost: Duration::from_micros(cost),
                                 warmup: self.tput_warmup,
@@ -143,7 +148,7 @@ impl Plan {
                 v.push(Step {
                     contender: c,
                     workers: w,
-                    what: What::Idle(self.idle),
+                    scenario: Scenario::Idle(self.idle),
                 });
             }
         }
@@ -151,9 +156,9 @@ impl Plan {
     }
 }
 
-/// What one step measures.
+/// The scenario one step measures, with its sizes.
 #[derive(Copy, Clone, Debug)]
-pub enum What {
+pub enum Scenario {
     /// A ping-pong run.
     PingPong(PingPongSpec),
     /// A throughput run.
@@ -180,29 +185,36 @@ pub struct Step {
     pub contender: Contender,
     /// With how many workers.
     pub workers: usize,
-    /// Doing what.
-    pub what: What,
+    /// Measuring which scenario.
+    pub scenario: Scenario,
 }
 
 impl Step {
     /// For the progress bar and error messages.
     pub fn label(&self) -> String {
-        let what = match self.what {
-            What::PingPong(s) => format!("ping-pong {:?}", s.variant).to_lowercase(),
-            What::Throughput { depth, cost, .. } => {
+        let desc = match self.scenario {
+            Scenario::PingPong(s) => format!("ping-pong {:?}", s.variant).to_lowercase(),
+            Scenario::Throughput { depth, cost, .. } => {
                 format!("throughput depth {depth} cost {}us", cost.as_micros())
             }
-            What::Idle(_) => "idle cost".into(),
+            Scenario::Idle(_) => "idle cost".into(),
         };
-        format!("{} w={} {what}", self.contender, self.workers)
+        format!("{} w={} {desc}", self.contender, self.workers)
     }
 
     /// Runs the measurement and files the result.
-    pub fn run(&self, bed: &Bed, calib: &Calibration, res: &mut Results) -> Result<(), String> {
+    pub fn run(
+        &self,
+        setup: &LoopSetup,
+        calibration: &Calibration,
+        results: &mut Results,
+    ) -> Result<(), String> {
         let c = self.contender;
-        match self.what {
-            What::PingPong(spec) => res.ping_pong.push(scenarios::ping_pong(c, bed, spec)?),
-            What::Throughput {
+        match self.scenario {
+            Scenario::PingPong(spec) => results
+                .ping_pong
+                .push(scenarios::ping_pong(c, setup, spec)?),
+            Scenario::Throughput {
                 depth,
                 cost,
                 warmup,
@@ -212,14 +224,16 @@ impl Step {
                 let spec = ThroughputSpec {
                     depth,
                     cost,
-                    iters: calib.iters(cost),
+                    iters: calibration.iters(cost),
                     warmup,
                     window,
                     reps,
                 };
-                res.throughput.push(scenarios::throughput(c, bed, spec)?);
+                results
+                    .throughput
+                    .push(scenarios::throughput(c, setup, spec)?);
             }
-            What::Idle(spec) => res.idle.push(scenarios::idle_cost(c, bed, spec)?),
+            Scenario::Idle(spec) => results.idle.push(scenarios::idle_cost(c, setup, spec)?),
         }
         Ok(())
     }

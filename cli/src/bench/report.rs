@@ -7,9 +7,9 @@
 use super::contenders::Contender;
 use super::header::Header;
 use super::plan::Plan;
-use super::scenarios::{PingPong, Throughput, Variant};
+use super::results::Results;
+use super::scenarios::{PingPong, Variant};
 use super::targets::Target;
-use super::{Results, VARIANTS};
 use std::fmt::Write;
 use std::time::Duration;
 
@@ -116,7 +116,8 @@ fn vs(x: f64, ans: Option<f64>, tok: Option<f64>) -> String {
     format!("{}/{}", ratio(x, ans), ratio(x, tok))
 }
 
-fn opt(x: Option<f64>, f: impl Fn(f64) -> String) -> String {
+/// `f(x)`, or "n/a" when there is no figure.
+fn or_na(x: Option<f64>, f: impl Fn(f64) -> String) -> String {
     x.map_or("n/a".into(), f)
 }
 
@@ -131,74 +132,80 @@ fn label(c: &str, auto_is: &str) -> String {
 
 /// Renders the whole report.
 pub fn render(
-    h: &Header,
+    header: &Header,
     plan: &Plan,
     contenders: &[Contender],
-    r: &Results,
+    results: &Results,
     targets: &[Target],
     elapsed: Duration,
 ) -> String {
-    let mut o = String::new();
-    let auto_is = h.auto_selection.split_whitespace().next().unwrap_or("?");
+    let mut out = String::new();
+    let auto_is = header
+        .auto_selection
+        .split_whitespace()
+        .next()
+        .unwrap_or("?");
     let _ = writeln!(
-        o,
+        out,
         "ringpool bench ({} run, {:.0} s)",
         plan.mode,
         elapsed.as_secs_f64()
     );
-    let _ = writeln!(o, "  kernel      {}", h.kernel);
-    let _ = writeln!(o, "  cpu         {} ({} cores)", h.cpu_model, h.cores);
-    let _ = writeln!(o, "  commit      {}", h.commit);
-    let _ = writeln!(o, "  date        {}", h.date);
-    let _ = writeln!(o, "  auto        {}", h.auto_selection);
+    let _ = writeln!(out, "  kernel      {}", header.kernel);
     let _ = writeln!(
-        o,
+        out,
+        "  cpu         {} ({} cores)",
+        header.cpu_model, header.cores
+    );
+    let _ = writeln!(out, "  commit      {}", header.commit);
+    let _ = writeln!(out, "  date        {}", header.date);
+    let _ = writeln!(out, "  auto        {}", header.auto_selection);
+    let _ = writeln!(
+        out,
         "  loop ring   {} (ringpool rows; the answer uses its own flags)",
-        h.loop_ring
+        header.loop_ring
     );
-    let _ = writeln!(o, "  pinning     {}", h.pinning);
+    let _ = writeln!(out, "  pinning     {}", header.pinning);
     let _ = writeln!(
-        o,
+        out,
         "  job cost    calibrated spin, {:.3} rounds/ns",
-        h.iters_per_ns
+        header.iters_per_ns
     );
-    let _ = writeln!(o, "  cpu time    {}", h.cpu_method);
-    let _ = writeln!(o, "  syscalls    {}", h.syscall_counting);
+    let _ = writeln!(out, "  cpu time    {}", header.cpu_method);
+    let _ = writeln!(out, "  syscalls    {}", header.syscall_counting);
     let _ = writeln!(
-        o,
+        out,
         "  other load  {:.1}% of the machine used by other processes during the run (loadavg at start {}){}",
-        h.foreign_load_pct,
-        h.loadavg_at_start,
-        if h.foreign_load_pct > 5.0 {
+        header.foreign_load_pct,
+        header.loadavg_at_start,
+        if header.foreign_load_pct > 5.0 {
             "  WARNING: the machine was busy; figures are disturbed"
         } else {
             ""
         }
     );
     let _ = writeln!(
-        o,
+        out,
         "  ratios      vs ans/tok = figure / the answer's design's / tokio spawn_blocking's"
     );
 
     let order: Vec<String> = contenders.iter().map(|c| c.name()).collect();
     for &w in &plan.workers {
-        for v in VARIANTS {
+        for v in Variant::ALL {
             let rows: Vec<_> = order
                 .iter()
-                .filter_map(|c| {
-                    r.ping_pong
-                        .iter()
-                        .find(|p| &p.contender == c && p.workers == w && p.variant == v)
-                })
+                .filter_map(|c| results.find_ping_pong(c, w, v))
                 .collect();
             let find = |c: &str| rows.iter().find(|p| p.contender == c).copied();
-            let (a, t) = (find("answer"), find("tokio-blocking"));
-            let what = match v {
+            let (answer_row, tokio_row) = (find("answer"), find("tokio-blocking"));
+            let variant_desc = match v {
                 Variant::Hot => "hot (back to back)".to_string(),
                 Variant::Idle => format!("idle ({} ms gap)", plan.idle_pp.gap.as_millis()),
             };
-            let mut tb = Table::new(
-                format!("ping-pong {what}, one job in flight, {w} worker(s): round trip, µs"),
+            let mut table = Table::new(
+                format!(
+                    "ping-pong {variant_desc}, one job in flight, {w} worker(s): round trip, µs"
+                ),
                 &[
                     "contender",
                     "p50",
@@ -219,28 +226,28 @@ pub fn render(
                 for f in fields {
                     let x = f(p) as f64;
                     row.push(us(x));
-                    row.push(vs(x, a.map(|q| f(q) as f64), t.map(|q| f(q) as f64)));
+                    row.push(vs(
+                        x,
+                        answer_row.map(|q| f(q) as f64),
+                        tokio_row.map(|q| f(q) as f64),
+                    ));
                 }
                 row.push(p.samples.to_string());
-                tb.rows.push(row);
+                table.rows.push(row);
             }
-            tb.render(&mut o);
+            table.render(&mut out);
         }
 
         for &cost in &plan.costs_us {
             let cost_ns = cost * 1000;
-            let get = |c: &str, d: usize| -> Option<&Throughput> {
-                r.throughput.iter().find(|t| {
-                    t.contender == c && t.workers == w && t.depth == d && t.cost_ns == cost_ns
-                })
-            };
+            let get = |c: &str, d: usize| results.find_throughput(c, w, d, cost_ns);
             let mut head = vec!["contender".to_string()];
             for d in &plan.depths {
                 head.push(format!("depth {d}"));
                 head.push("vs ans/tok".into());
             }
             let head_ref: Vec<&str> = head.iter().map(String::as_str).collect();
-            let mut tb = Table::new(
+            let mut table = Table::new(
                 format!("throughput, job cost {cost} µs, {w} worker(s): jobs/s"),
                 &head_ref,
             );
@@ -265,16 +272,16 @@ pub fn render(
                         }
                     }
                 }
-                tb.rows.push(row);
+                table.rows.push(row);
             }
-            tb.render(&mut o);
+            table.render(&mut out);
 
             let d = if plan.depths.contains(&64) {
                 64
             } else {
                 *plan.depths.iter().max().unwrap_or(&1)
             };
-            let mut tb = Table::new(
+            let mut table = Table::new(
                 format!(
                     "cost per job at depth {d}, job cost {cost} µs, {w} worker(s): CPU µs (worker side includes the job), loop syscalls, counters"
                 ),
@@ -283,45 +290,45 @@ pub fn render(
                     "enters", "wakes sent", "doorbells", "skipped", "parks",
                 ],
             );
-            let (a, t) = (get("answer", d), get("tokio-blocking", d));
+            let (answer_row, tokio_row) = (get("answer", d), get("tokio-blocking", d));
             for c in &order {
                 let Some(x) = get(c, d) else { continue };
-                let pj = |v: Option<u64>| opt(x.per_job(v), sig3);
-                tb.rows.push(vec![
+                let per_job = |v: Option<u64>| or_na(x.per_job(v), sig3);
+                table.rows.push(vec![
                     label(c, auto_is),
                     us(x.loop_cpu_ns_per_job),
                     vs(
                         x.loop_cpu_ns_per_job,
-                        a.map(|q| q.loop_cpu_ns_per_job),
-                        t.map(|q| q.loop_cpu_ns_per_job),
+                        answer_row.map(|q| q.loop_cpu_ns_per_job),
+                        tokio_row.map(|q| q.loop_cpu_ns_per_job),
                     ),
                     us(x.worker_cpu_ns_per_job),
                     vs(
                         x.worker_cpu_ns_per_job,
-                        a.map(|q| q.worker_cpu_ns_per_job),
-                        t.map(|q| q.worker_cpu_ns_per_job),
+                        answer_row.map(|q| q.worker_cpu_ns_per_job),
+                        tokio_row.map(|q| q.worker_cpu_ns_per_job),
                     ),
-                    opt(x.loop_syscalls_per_job, sig3),
+                    or_na(x.loop_syscalls_per_job, sig3),
                     match x.loop_syscalls_per_job {
                         Some(s) => vs(
                             s,
-                            a.and_then(|q| q.loop_syscalls_per_job),
-                            t.and_then(|q| q.loop_syscalls_per_job),
+                            answer_row.and_then(|q| q.loop_syscalls_per_job),
+                            tokio_row.and_then(|q| q.loop_syscalls_per_job),
                         ),
                         None => "-".into(),
                     },
-                    pj(x.counters.enters),
-                    pj(x.counters.wakes_sent),
-                    pj(x.counters.doorbells_sent),
-                    pj(x.counters.doorbells_skipped),
-                    pj(x.counters.parks),
+                    per_job(x.counters.enters),
+                    per_job(x.counters.wakes_sent),
+                    per_job(x.counters.doorbells_sent),
+                    per_job(x.counters.doorbells_skipped),
+                    per_job(x.counters.parks),
                 ]);
             }
-            tb.render(&mut o);
+            table.render(&mut out);
         }
     }
     let _ = writeln!(
-        o,
+        out,
         "\n(counters are per job: enters = io_uring_enter by the loop (LoopStats.enters; the answer: counted); \
          wakes sent = LoopStats.wakes_sent (the answer: one MSG_RING per job); doorbells / skipped = \
          PoolStats.doorbells_sent / doorbells_skipped (the answer: one MSG_RING per job); parks = PoolStats.parks; n/a = no such counter)"
@@ -334,7 +341,7 @@ pub fn render(
         head.push(format!("{w}w loop"));
     }
     let head_ref: Vec<&str> = head.iter().map(String::as_str).collect();
-    let mut tb = Table::new(
+    let mut table = Table::new(
         format!(
             "idle cost: CPU over {:.2} s idle, {} ms after a burst, % of one core",
             plan.idle.window.as_secs_f64(),
@@ -343,7 +350,7 @@ pub fn render(
         &head_ref,
     );
     for c in &order {
-        let get = |c: &str, w: usize| r.idle.iter().find(|i| i.contender == c && i.workers == w);
+        let get = |c: &str, w: usize| results.find_idle(c, w);
         if plan.workers.iter().all(|&w| get(c, w).is_none()) {
             continue;
         }
@@ -362,24 +369,24 @@ pub fn render(
                 None => row.extend(["-".into(), "".into(), "-".into()]),
             }
         }
-        tb.rows.push(row);
+        table.rows.push(row);
     }
-    tb.render(&mut o);
+    table.render(&mut out);
 
-    let _ = writeln!(o, "\ntargets (this run's figures)");
+    let _ = writeln!(out, "\ntargets (this run's figures)");
     for t in targets {
         let verdict = match t.pass {
             Some(true) => "PASS",
             Some(false) => "MISS",
             None => "n/a ",
         };
-        let _ = writeln!(o, "  {verdict}  {}\n          {}", t.rule, t.measured);
+        let _ = writeln!(out, "  {verdict}  {}\n          {}", t.rule, t.measured);
     }
-    if !r.errors.is_empty() {
-        let _ = writeln!(o, "\nerrors");
-        for e in &r.errors {
-            let _ = writeln!(o, "  {e}");
+    if !results.errors.is_empty() {
+        let _ = writeln!(out, "\nerrors");
+        for e in &results.errors {
+            let _ = writeln!(out, "  {e}");
         }
     }
-    o
+    out
 }

@@ -1,19 +1,15 @@
 //! ringpool itself, driven the way a loop uses it: `try_submit`, then
 //! `submit_and_wait` / `reap` / `completions` on a ring the bench built.
 
-use super::contenders::{Counters, Engine, EngineCfg, Job};
-use super::work::burn;
-use io_uring::{opcode, types, IoUring};
+use super::engine::{idle_timeout_sqe, Counters, Engine, EngineCfg, Job, IDLE_TIMEOUT};
+use io_uring::{types, IoUring};
 use ringpool::{Announce, Handoff, LoopHandle, Pool, TrySubmitError};
 use std::time::Duration;
-
-/// `user_data` of the bench's own timeout SQE (not a pool tag).
-const IDLE_TIMEOUT: u64 = 1;
 
 /// A pool, the loop's ring and the loop's handle.
 pub struct RingpoolEngine {
     // Field order matters: the handle closes before the ring and the pool.
-    lp: Option<LoopHandle<u64>>,
+    loop_handle: Option<LoopHandle<u64>>,
     ring: IoUring,
     pool: Pool,
     /// The idle timeout's timespec; boxed and dropped after the ring, so it
@@ -26,7 +22,7 @@ impl RingpoolEngine {
     /// spin budgets (or this `loop_spin`) and `cfg.workers` pinned workers,
     /// and registers the loop.
     pub fn new(
-        h: Handoff,
+        handoff: Handoff,
         announce: Announce,
         loop_spin: Option<Duration>,
         cfg: &EngineCfg,
@@ -35,39 +31,49 @@ impl RingpoolEngine {
             .loop_ring
             .build()
             .map_err(|e| format!("loop ring: {e}"))?;
-        let mut b = Pool::builder()
+        let mut builder = Pool::builder()
             .workers(cfg.workers)
-            .handoff(h)
+            .handoff(handoff)
             .announce(announce)
             .max_in_flight(512);
         if !cfg.worker_cpus.is_empty() {
-            b = b.pin_to(&cfg.worker_cpus);
+            builder = builder.pin_to(&cfg.worker_cpus);
         }
         if let Some(d) = loop_spin {
-            b = b.loop_spin(d);
+            builder = builder.loop_spin(d);
         }
-        let pool = b.build().map_err(|e| e.to_string())?;
-        let lp = pool.register::<u64>(&mut ring).map_err(|e| e.to_string())?;
+        let pool = builder.build().map_err(|e| e.to_string())?;
+        let loop_handle = pool.register::<u64>(&mut ring).map_err(|e| e.to_string())?;
         Ok(RingpoolEngine {
-            lp: Some(lp),
+            loop_handle: Some(loop_handle),
             ring,
             pool,
             idle_ts: Box::new(types::Timespec::new()),
         })
     }
 
-    fn lp(&mut self) -> &mut LoopHandle<u64> {
-        self.lp.as_mut().expect("open until drop")
+    fn handle_mut(&mut self) -> &mut LoopHandle<u64> {
+        self.loop_handle.as_mut().expect("open until drop")
+    }
+}
+
+/// Submits what the loop queued and waits for at least one CQE; a wait cut
+/// short by a signal (EINTR) counts as done, since every caller loops until
+/// it has what it waits for.
+fn submit_and_wait_one(
+    loop_handle: &mut LoopHandle<u64>,
+    ring: &mut IoUring,
+) -> Result<(), String> {
+    match loop_handle.submit_and_wait(ring, 1) {
+        Ok(_) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EINTR) => Ok(()),
+        Err(e) => Err(format!("submit_and_wait: {e}")),
     }
 }
 
 impl Engine for RingpoolEngine {
     fn submit(&mut self, job: Job) -> Result<(), String> {
-        let Job { token, iters } = job;
-        match self.lp().try_submit(move || {
-            burn(iters);
-            token
-        }) {
+        match self.handle_mut().try_submit(move || job.run()) {
             Ok(_) => Ok(()),
             Err(TrySubmitError::Full(_)) => Err("ringpool: in-flight limit reached".into()),
             Err(TrySubmitError::Closed(_)) => Err("ringpool: pool closed".into()),
@@ -76,16 +82,12 @@ impl Engine for RingpoolEngine {
 
     fn wait(&mut self, done: &mut Vec<u64>) -> Result<(), String> {
         let start = done.len();
-        let lp = self.lp.as_mut().expect("open until drop");
+        let loop_handle = self.loop_handle.as_mut().expect("open until drop");
         loop {
-            match lp.submit_and_wait(&mut self.ring, 1) {
-                Ok(_) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
-                Err(e) => return Err(format!("submit_and_wait: {e}")),
-            }
-            lp.reap(&mut self.ring, |_| {});
-            for c in lp.completions() {
-                done.push(c.result.map_err(|e| format!("job failed: {e}"))?);
+            submit_and_wait_one(loop_handle, &mut self.ring)?;
+            loop_handle.reap(&mut self.ring, |_| {});
+            for completion in loop_handle.completions() {
+                done.push(completion.result.map_err(|e| format!("job failed: {e}"))?);
             }
             if done.len() > start {
                 return Ok(());
@@ -94,24 +96,22 @@ impl Engine for RingpoolEngine {
     }
 
     fn idle(&mut self, d: Duration) -> Result<(), String> {
-        *self.idle_ts = types::Timespec::from(d);
-        let sqe = opcode::Timeout::new(&*self.idle_ts)
-            .build()
-            .user_data(IDLE_TIMEOUT);
-        // SAFETY: the timespec is boxed in `self.idle_ts`, which is dropped
-        // after the ring and rewritten only here, after the previous
-        // timeout's CQE was reaped (this function returns Ok only then; on
-        // error the engine is dropped, ring first).
+        let sqe = idle_timeout_sqe(&mut self.idle_ts, d);
+        // SAFETY: the only memory the SQE points to is the timespec in
+        // `self.idle_ts`, and it stays valid and unchanged while the kernel
+        // may read it:
+        // * it is boxed, so it does not move when the engine moves;
+        // * it is dropped after the ring (fields drop in declaration order,
+        //   `idle_ts` after `ring`);
+        // * only this function rewrites it, and it returns Ok only once this
+        //   timeout's CQE has been reaped; after an error the scenario drops
+        //   the engine without calling `idle` again.
         unsafe { self.ring.submission().push(&sqe) }.map_err(|_| "SQ full".to_string())?;
-        let lp = self.lp.as_mut().expect("open until drop");
+        let loop_handle = self.loop_handle.as_mut().expect("open until drop");
         let mut fired = false;
         while !fired {
-            match lp.submit_and_wait(&mut self.ring, 1) {
-                Ok(_) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
-                Err(e) => return Err(format!("submit_and_wait: {e}")),
-            }
-            lp.reap(&mut self.ring, |cqe| {
+            submit_and_wait_one(loop_handle, &mut self.ring)?;
+            loop_handle.reap(&mut self.ring, |cqe| {
                 fired |= cqe.user_data() == IDLE_TIMEOUT
             });
         }
@@ -119,22 +119,22 @@ impl Engine for RingpoolEngine {
     }
 
     fn counters(&self) -> Counters {
-        let l = self.lp.as_ref().expect("open until drop").stats();
-        let p = self.pool.stats();
+        let loop_stats = self.loop_handle.as_ref().expect("open until drop").stats();
+        let pool_stats = self.pool.stats();
         Counters {
-            enters: Some(l.enters),
-            wakes_sent: Some(l.wakes_sent),
-            doorbells_sent: Some(p.doorbells_sent),
-            doorbells_skipped: Some(p.doorbells_skipped),
-            parks: Some(p.parks),
+            enters: Some(loop_stats.enters),
+            wakes_sent: Some(loop_stats.wakes_sent),
+            doorbells_sent: Some(pool_stats.doorbells_sent),
+            doorbells_skipped: Some(pool_stats.doorbells_skipped),
+            parks: Some(pool_stats.parks),
         }
     }
 }
 
 impl Drop for RingpoolEngine {
     fn drop(&mut self) {
-        if let Some(lp) = self.lp.take() {
-            let _ = lp.close(&mut self.ring, |_| {});
+        if let Some(loop_handle) = self.loop_handle.take() {
+            let _ = loop_handle.close(&mut self.ring, |_| {});
         }
     }
 }

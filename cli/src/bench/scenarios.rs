@@ -1,15 +1,17 @@
 //! The workloads: ping-pong latency, throughput at a depth, and idle cost.
 //! Each runs on a fresh loop thread (pinned), against a freshly built engine.
 
-use super::contenders::{Contender, Counters, Engine, EngineCfg, Job};
-use super::cpu::{self, CpuSnap, SyscallCounter};
+use super::contenders::Contender;
+use super::cpu::{CpuSnap, SyscallCounter};
+use super::engine::{Counters, Engine, EngineCfg, Job};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
-/// Where the loop thread runs and how engines are built.
+/// How every measurement is set up: where its loop thread runs, how its
+/// engine is built, and whether the loop's system calls can be counted.
 #[derive(Clone, Debug)]
-pub struct Bed {
+pub struct LoopSetup {
     /// The loop thread's CPU, if pinning.
     pub loop_cpu: Option<usize>,
     /// Engine configuration (workers, their CPUs, the loop ring).
@@ -18,23 +20,23 @@ pub struct Bed {
     pub count_syscalls: bool,
 }
 
-/// Runs `f` on a new loop thread with a freshly built engine for `c`.
+/// Runs `measure` on a new loop thread with a freshly built engine for `c`.
 fn on_loop_thread<T: Send + 'static>(
     c: Contender,
-    bed: &Bed,
-    f: impl FnOnce(&mut dyn Engine, &Bed) -> Result<T, String> + Send + 'static,
+    setup: &LoopSetup,
+    measure: impl FnOnce(&mut dyn Engine, &LoopSetup) -> Result<T, String> + Send + 'static,
 ) -> Result<T, String> {
-    let bed = bed.clone();
+    let setup = setup.clone();
     std::thread::Builder::new()
         .name("bench-loop".into())
         .spawn(move || {
-            if let Some(cpu) = bed.loop_cpu {
-                let _ = cpu::pin(cpu);
+            if let Some(cpu) = setup.loop_cpu {
+                let _ = ringpool::affinity::pin_current_thread(cpu);
             }
-            let mut e = c.build(&bed.cfg)?;
-            let r = f(&mut *e, &bed);
-            drop(e);
-            r
+            let mut engine = c.build(&setup.cfg)?;
+            let result = measure(&mut *engine, &setup);
+            drop(engine);
+            result
         })
         .map_err(|e| format!("spawn loop thread: {e}"))?
         .join()
@@ -51,6 +53,11 @@ pub enum Variant {
     Idle,
 }
 
+impl Variant {
+    /// Every variant, in report order.
+    pub const ALL: [Variant; 2] = [Variant::Hot, Variant::Idle];
+}
+
 /// Ping-pong parameters.
 #[derive(Copy, Clone, Debug, Serialize)]
 pub struct PingPongSpec {
@@ -61,10 +68,10 @@ pub struct PingPongSpec {
     /// Unmeasured round trips first.
     pub warmup: usize,
     /// Stop measuring after this long even if `iterations` is not reached.
-    #[serde(serialize_with = "ser_secs")]
+    #[serde(with = "super::seconds")]
     pub max_time: Duration,
     /// Idle variant: the gap before each job.
-    #[serde(serialize_with = "ser_secs")]
+    #[serde(with = "super::seconds")]
     pub gap: Duration,
 }
 
@@ -93,9 +100,9 @@ pub struct PingPong {
 
 /// Round trips of single jobs of zero cost, timed by the loop from before
 /// the submit to the moment the completion is in its hands.
-pub fn ping_pong(c: Contender, bed: &Bed, spec: PingPongSpec) -> Result<PingPong, String> {
-    let workers = bed.cfg.workers;
-    on_loop_thread(c, bed, move |e, _| {
+pub fn ping_pong(c: Contender, setup: &LoopSetup, spec: PingPongSpec) -> Result<PingPong, String> {
+    let workers = setup.cfg.workers;
+    on_loop_thread(c, setup, move |engine, _| {
         let mut hist = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
         let mut done = Vec::with_capacity(4);
         let start = Instant::now();
@@ -108,12 +115,12 @@ pub fn ping_pong(c: Contender, bed: &Bed, spec: PingPongSpec) -> Result<PingPong
             }
             done.clear();
             let t = Instant::now();
-            e.submit(Job {
+            engine.submit(Job {
                 token: i as u64,
                 iters: 0,
             })?;
             while done.is_empty() {
-                e.wait(&mut done)?;
+                engine.wait(&mut done)?;
             }
             let rtt = t.elapsed().as_nanos() as u64;
             if done[0] != i as u64 {
@@ -138,20 +145,17 @@ pub fn ping_pong(c: Contender, bed: &Bed, spec: PingPongSpec) -> Result<PingPong
 }
 
 /// Throughput parameters.
-#[derive(Copy, Clone, Debug, Serialize)]
+#[derive(Copy, Clone, Debug)]
 pub struct ThroughputSpec {
     /// Jobs kept in flight.
     pub depth: usize,
     /// CPU work per job.
-    #[serde(serialize_with = "ser_secs")]
     pub cost: Duration,
     /// Rounds of [`burn`](super::work::burn) that make `cost`.
     pub iters: u64,
     /// Unmeasured run first.
-    #[serde(serialize_with = "ser_secs")]
     pub warmup: Duration,
     /// Measured run: new jobs are submitted until then, then the loop drains.
-    #[serde(serialize_with = "ser_secs")]
     pub window: Duration,
     /// Measured runs; the one with the median jobs/s is reported.
     pub reps: usize,
@@ -197,7 +201,7 @@ impl Throughput {
 /// Keeps `depth` jobs in flight until `window` has passed, then drains.
 /// Returns the jobs completed.
 fn keep_busy(
-    e: &mut dyn Engine,
+    engine: &mut dyn Engine,
     depth: usize,
     iters: u64,
     window: Duration,
@@ -208,18 +212,18 @@ fn keep_busy(
     let mut completed = 0u64;
     let mut done = Vec::with_capacity(depth);
     for _ in 0..depth {
-        e.submit(Job { token: next, iters })?;
+        engine.submit(Job { token: next, iters })?;
         next += 1;
         in_flight += 1;
     }
     while in_flight > 0 {
         done.clear();
-        e.wait(&mut done)?;
+        engine.wait(&mut done)?;
         in_flight -= done.len();
         completed += done.len() as u64;
         if Instant::now() < deadline {
             for _ in 0..done.len() {
-                e.submit(Job { token: next, iters })?;
+                engine.submit(Job { token: next, iters })?;
                 next += 1;
                 in_flight += 1;
             }
@@ -230,28 +234,34 @@ fn keep_busy(
 
 /// Jobs per second and CPU per job with `spec.depth` jobs in flight: the
 /// run with the median jobs/s out of `spec.reps` measured runs.
-pub fn throughput(c: Contender, bed: &Bed, spec: ThroughputSpec) -> Result<Throughput, String> {
-    let workers = bed.cfg.workers;
-    on_loop_thread(c, bed, move |e, bed| {
-        keep_busy(e, spec.depth, spec.iters, spec.warmup)?;
-        let mut counter = if bed.count_syscalls {
+pub fn throughput(
+    c: Contender,
+    setup: &LoopSetup,
+    spec: ThroughputSpec,
+) -> Result<Throughput, String> {
+    let workers = setup.cfg.workers;
+    on_loop_thread(c, setup, move |engine, setup| {
+        keep_busy(engine, spec.depth, spec.iters, spec.warmup)?;
+        let mut syscall_counter = if setup.count_syscalls {
             SyscallCounter::open().ok()
         } else {
             None
         };
         let mut runs = Vec::with_capacity(spec.reps.max(1));
         for _ in 0..spec.reps.max(1) {
-            let c0 = e.counters();
-            let cpu0 = CpuSnap::now();
-            let s0 = counter.as_mut().map(|c| c.read());
-            let t0 = Instant::now();
-            let jobs = keep_busy(e, spec.depth, spec.iters, spec.window)?;
-            let secs = t0.elapsed().as_secs_f64();
+            let counters_start = engine.counters();
+            let cpu_start = CpuSnap::now();
+            let syscalls_start = syscall_counter.as_mut().map(|counter| counter.read());
+            let started = Instant::now();
+            let jobs = keep_busy(engine, spec.depth, spec.iters, spec.window)?;
+            let secs = started.elapsed().as_secs_f64();
             // The end read counts itself once.
-            let s1 = counter.as_mut().map(|c| c.read().saturating_sub(1));
-            let cpu1 = CpuSnap::now();
-            let counters = e.counters().since(&c0);
-            let (lp, rest) = cpu1.since(&cpu0);
+            let syscalls_end = syscall_counter
+                .as_mut()
+                .map(|counter| counter.read().saturating_sub(1));
+            let cpu_end = CpuSnap::now();
+            let counters = engine.counters().since(&counters_start);
+            let (loop_cpu, worker_cpu) = cpu_end.since(&cpu_start);
             let n = jobs.max(1) as f64;
             runs.push(Throughput {
                 contender: c.name(),
@@ -261,9 +271,11 @@ pub fn throughput(c: Contender, bed: &Bed, spec: ThroughputSpec) -> Result<Throu
                 jobs,
                 secs,
                 jobs_per_s: jobs as f64 / secs,
-                loop_cpu_ns_per_job: lp.as_nanos() as f64 / n,
-                worker_cpu_ns_per_job: rest.as_nanos() as f64 / n,
-                loop_syscalls_per_job: s0.zip(s1).map(|(a, b)| b.saturating_sub(a) as f64 / n),
+                loop_cpu_ns_per_job: loop_cpu.as_nanos() as f64 / n,
+                worker_cpu_ns_per_job: worker_cpu.as_nanos() as f64 / n,
+                loop_syscalls_per_job: syscalls_start
+                    .zip(syscalls_end)
+                    .map(|(a, b)| b.saturating_sub(a) as f64 / n),
                 counters,
                 jobs_per_s_reps: vec![],
             });
@@ -280,10 +292,10 @@ pub fn throughput(c: Contender, bed: &Bed, spec: ThroughputSpec) -> Result<Throu
 #[derive(Copy, Clone, Debug, Serialize)]
 pub struct IdleSpec {
     /// After the burst, wait this long for every spin budget to run out.
-    #[serde(serialize_with = "ser_secs")]
+    #[serde(with = "super::seconds")]
     pub settle: Duration,
     /// Then measure CPU over this long.
-    #[serde(serialize_with = "ser_secs")]
+    #[serde(with = "super::seconds")]
     pub window: Duration,
 }
 
@@ -305,33 +317,28 @@ pub struct Idle {
 /// Wakes every worker with a burst of trivial jobs, lets the spin budgets
 /// run out, then measures the CPU the whole process uses while the loop
 /// sits idle in its own wait.
-pub fn idle_cost(c: Contender, bed: &Bed, spec: IdleSpec) -> Result<Idle, String> {
-    let workers = bed.cfg.workers;
-    on_loop_thread(c, bed, move |e, _| {
+pub fn idle_cost(c: Contender, setup: &LoopSetup, spec: IdleSpec) -> Result<Idle, String> {
+    let workers = setup.cfg.workers;
+    on_loop_thread(c, setup, move |engine, _| {
         let burst = (4 * workers).min(64);
         let depth = if c.supports(workers, burst) { burst } else { 1 };
         for _ in 0..4 {
-            keep_busy(e, depth, 0, Duration::ZERO)?;
+            keep_busy(engine, depth, 0, Duration::ZERO)?;
         }
-        e.idle(spec.settle)?;
-        let cpu0 = CpuSnap::now();
-        let t0 = Instant::now();
-        e.idle(spec.window)?;
-        let secs = t0.elapsed().as_secs_f64();
-        let cpu1 = CpuSnap::now();
-        let (lp, rest) = cpu1.since(&cpu0);
+        engine.idle(spec.settle)?;
+        let cpu_start = CpuSnap::now();
+        let started = Instant::now();
+        engine.idle(spec.window)?;
+        let secs = started.elapsed().as_secs_f64();
+        let cpu_end = CpuSnap::now();
+        let (loop_cpu, worker_cpu) = cpu_end.since(&cpu_start);
         let pct = |d: Duration| 100.0 * d.as_secs_f64() / secs;
         Ok(Idle {
             contender: c.name(),
             workers,
             window_s: secs,
-            process_pct_of_core: pct(lp + rest),
-            loop_pct_of_core: pct(lp),
+            process_pct_of_core: pct(loop_cpu + worker_cpu),
+            loop_pct_of_core: pct(loop_cpu),
         })
     })
-}
-
-/// Serializes a duration as seconds (f64).
-fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64())
 }

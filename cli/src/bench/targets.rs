@@ -1,7 +1,9 @@
-//! The targets, evaluated on this run's figures only.
+//! The performance targets ringpool is held to (throughput against the
+//! answer's design, tokio and crossbeam; latency against crossbeam and a raw
+//! futex; loop syscalls and idle CPU), judged on this run's figures only.
 
+use super::results::Results;
 use super::scenarios::{Throughput, Variant};
-use super::Results;
 use serde::Serialize;
 
 /// One target: the rule, what was measured, and the verdict.
@@ -16,25 +18,12 @@ pub struct Target {
     pub pass: Option<bool>,
 }
 
-fn tput<'a>(
-    r: &'a Results,
-    c: &str,
-    w: usize,
-    depth: usize,
-    cost_ns: u64,
-) -> Option<&'a Throughput> {
-    r.throughput
-        .iter()
-        .find(|t| t.contender == c && t.workers == w && t.depth == depth && t.cost_ns == cost_ns)
-}
-
+/// The median round trip of `c` with `w` workers in variant `v`, ns.
 fn p50(r: &Results, c: &str, w: usize, v: Variant) -> Option<u64> {
-    r.ping_pong
-        .iter()
-        .find(|p| p.contender == c && p.workers == w && p.variant == v)
-        .map(|p| p.p50_ns)
+    r.find_ping_pong(c, w, v).map(|p| p.p50_ns)
 }
 
+/// "name 1234k jobs/s".
 fn kjobs(t: &Throughput) -> String {
     format!("{} {:.0}k jobs/s", t.contender, t.jobs_per_s / 1e3)
 }
@@ -46,13 +35,16 @@ fn us(ns: u64) -> String {
 /// Throughput of `auto` against `other` at depth 64, 1 worker, trivial jobs:
 /// pass if `auto >= factor * other`.
 fn tput_ratio(r: &Results, auto: &str, other: &str, factor: f64, rule: &str) -> Target {
-    match (tput(r, auto, 1, 64, 0), tput(r, other, 1, 64, 0)) {
+    match (
+        r.find_throughput(auto, 1, 64, 0),
+        r.find_throughput(other, 1, 64, 0),
+    ) {
         (Some(a), Some(o)) => {
-            let x = a.jobs_per_s / o.jobs_per_s;
+            let ratio = a.jobs_per_s / o.jobs_per_s;
             Target {
                 rule: rule.into(),
-                measured: format!("{}, {}: {x:.2}x", kjobs(a), kjobs(o)),
-                pass: Some(x >= factor),
+                measured: format!("{}, {}: {ratio:.2}x", kjobs(a), kjobs(o)),
+                pass: Some(ratio >= factor),
             }
         }
         _ => missing(
@@ -62,10 +54,11 @@ fn tput_ratio(r: &Results, auto: &str, other: &str, factor: f64, rule: &str) -> 
     }
 }
 
-fn missing(rule: &str, what: &str) -> Target {
+/// A target this run cannot judge, because it lacks `needs`.
+fn missing(rule: &str, needs: &str) -> Target {
     Target {
         rule: rule.into(),
-        measured: format!("n/a: needs {what}"),
+        measured: format!("n/a: needs {needs}"),
         pass: None,
     }
 }
@@ -73,7 +66,7 @@ fn missing(rule: &str, what: &str) -> Target {
 /// Evaluates every target against `r`.
 pub fn evaluate(r: &Results) -> Vec<Target> {
     let auto = "auto";
-    let mut v = vec![
+    let mut targets = vec![
         tput_ratio(r, auto, "answer", 10.0, "throughput, trivial jobs, depth 64, 1 worker: ringpool default >= 10x the answer's design"),
         tput_ratio(r, auto, "tokio-blocking", 4.0, "  ... >= 4x tokio spawn_blocking"),
         tput_ratio(r, auto, "crossbeam", 1.0, "  ... no slower than crossbeam-channel"),
@@ -82,17 +75,17 @@ pub fn evaluate(r: &Results) -> Vec<Target> {
 
     let rule =
         "hot ping-pong p50, default spin budget: ringpool default within 2x of crossbeam-channel";
-    v.push(
+    targets.push(
         match (
             p50(r, auto, 1, Variant::Hot),
             p50(r, "crossbeam", 1, Variant::Hot),
         ) {
             (Some(a), Some(c)) => {
-                let x = a as f64 / c as f64;
+                let ratio = a as f64 / c as f64;
                 Target {
                     rule: rule.into(),
-                    measured: format!("auto {}, crossbeam {}: {x:.2}x", us(a), us(c)),
-                    pass: Some(x <= 2.0),
+                    measured: format!("auto {}, crossbeam {}: {ratio:.2}x", us(a), us(c)),
+                    pass: Some(ratio <= 2.0),
                 }
             }
             _ => missing(rule, "auto and crossbeam hot ping-pong, 1 worker"),
@@ -106,18 +99,18 @@ pub fn evaluate(r: &Results) -> Vec<Target> {
         .filter(|p| p.workers == 1 && p.variant == Variant::Idle)
         .filter(|p| is_ringpool(&p.contender) && p.contender != "spin")
         .min_by_key(|p| p.p50_ns);
-    v.push(match (best, p50(r, "floor-futex", 1, Variant::Idle)) {
+    targets.push(match (best, p50(r, "floor-futex", 1, Variant::Idle)) {
         (Some(b), Some(f)) => {
-            let x = b.p50_ns as f64 / f as f64;
+            let ratio = b.p50_ns as f64 / f as f64;
             Target {
                 rule: rule.into(),
                 measured: format!(
-                    "best {} {}, floor-futex {}: {x:.2}x",
+                    "best {} {}, floor-futex {}: {ratio:.2}x",
                     b.contender,
                     us(b.p50_ns),
                     us(f)
                 ),
-                pass: Some(x <= 1.2),
+                pass: Some(ratio <= 1.2),
             }
         }
         _ => missing(rule, "ringpool and floor-futex idle ping-pong, 1 worker"),
@@ -125,7 +118,7 @@ pub fn evaluate(r: &Results) -> Vec<Target> {
 
     let rule =
         "loop-side syscalls per job, depth 64, trivial jobs, 1 worker: ringpool default <= 0.1";
-    v.push(match tput(r, auto, 1, 64, 0) {
+    targets.push(match r.find_throughput(auto, 1, 64, 0) {
         Some(t) => {
             let enters = t.per_job(t.counters.enters);
             let (fig, how) = match t.loop_syscalls_per_job {
@@ -146,7 +139,7 @@ pub fn evaluate(r: &Results) -> Vec<Target> {
 
     let rule = "idle pool CPU after the spin budget: ringpool default < 1% of a core";
     let idle: Vec<_> = r.idle.iter().filter(|i| i.contender == auto).collect();
-    v.push(if idle.is_empty() {
+    targets.push(if idle.is_empty() {
         missing(rule, "auto idle cost")
     } else {
         let worst = idle
@@ -168,7 +161,7 @@ pub fn evaluate(r: &Results) -> Vec<Target> {
             pass: Some(worst < 1.0),
         }
     });
-    v
+    targets
 }
 
 /// Whether `name` is a ringpool contender (a handoff name, possibly `/per-job`).

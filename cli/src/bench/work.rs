@@ -19,7 +19,7 @@ pub fn burn(iters: u64) -> u64 {
 }
 
 /// How many [`burn`] rounds make one nanosecond of CPU time on this machine.
-#[derive(Copy, Clone, Debug, serde::Serialize)]
+#[derive(Copy, Clone, Debug)]
 pub struct Calibration {
     /// Rounds per nanosecond (the fastest of several timed runs).
     pub iters_per_ns: f64,
