@@ -101,6 +101,11 @@ pub use tag::is_pool_user_data;
 #[cfg(all(feature = "fault-injection", not(loom)))]
 pub use sys::fault;
 
+/// The README's examples, compiled and run as doctests.
+#[cfg(all(doctest, not(loom)))]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
+
 /// The wake protocols, exposed for the loom model checker only
 /// (`src/loom_api.rs`, used by `tests/loom.rs`).
 #[cfg(loom)]
