@@ -42,4 +42,8 @@ pub struct LoopStats {
     pub spin_hits: u64,
     /// Kernel-side errors seen on the pool's own SQEs (each handled).
     pub errors: u64,
+    /// CQEs with this handle's tag that matched nothing it waits for (a
+    /// repeated or forged CQE, or a late one for a job already collected):
+    /// ignored, never trusted.
+    pub ignored_cqes: u64,
 }

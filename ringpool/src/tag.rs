@@ -3,12 +3,13 @@
 //!
 //! Layout of a pool `user_data` (most significant bits first):
 //!
-//! | bits  | field                                                   |
-//! |-------|---------------------------------------------------------|
-//! | 63–48 | magic `0x5250` ("RP")                                   |
-//! | 47–40 | [`Kind`]                                                |
-//! | 39–32 | registration id (tells apart several pools on one ring) |
-//! | 31–0  | payload (slot index, buffer index, ...)                 |
+//! | bits  | field                                                      |
+//! |-------|------------------------------------------------------------|
+//! | 63–48 | magic `0x5250` ("RP")                                      |
+//! | 47–40 | [`Kind`]                                                   |
+//! | 39–24 | registration id: unique among the live loop handles of the |
+//! |       | process, so two handles on one ring never share a tag      |
+//! | 23–0  | payload (slot index, worker index)                         |
 //!
 //! Any other value belongs to the user. Users must not issue SQEs whose
 //! `user_data` has `0x5250` in its top 16 bits; [`is_pool_user_data`] tells.
@@ -57,20 +58,71 @@ impl Kind {
     }
 }
 
-/// Builds a pool `user_data`.
+/// Payloads are 24 bits: slot indices (the in-flight limit is at most 2^20)
+/// and worker indices (at most 4096).
+pub(crate) const PAYLOAD_BITS: u32 = 24;
+
+/// Builds a pool `user_data`. `payload` must fit in [`PAYLOAD_BITS`].
 #[inline]
-pub(crate) const fn encode(kind: Kind, reg: u8, payload: u32) -> u64 {
-    (MAGIC << 48) | ((kind as u64) << 40) | ((reg as u64) << 32) | payload as u64
+pub(crate) const fn encode(kind: Kind, reg: u16, payload: u32) -> u64 {
+    debug_assert!(payload < 1 << PAYLOAD_BITS);
+    (MAGIC << 48)
+        | ((kind as u64) << 40)
+        | ((reg as u64) << PAYLOAD_BITS)
+        | (payload & ((1 << PAYLOAD_BITS) - 1)) as u64
 }
 
 /// Splits a pool `user_data` into (kind, registration id, payload).
 #[inline]
-pub(crate) fn decode(user_data: u64) -> Option<(Kind, u8, u32)> {
+pub(crate) fn decode(user_data: u64) -> Option<(Kind, u16, u32)> {
     if user_data >> 48 != MAGIC {
         return None;
     }
     let kind = Kind::from_u8((user_data >> 40) as u8)?;
-    Some((kind, (user_data >> 32) as u8, user_data as u32))
+    let reg = (user_data >> PAYLOAD_BITS) as u16;
+    Some((kind, reg, user_data as u32 & ((1 << PAYLOAD_BITS) - 1)))
+}
+
+/// The registration ids of the live loop handles, process-wide.
+pub(crate) mod registry {
+    use std::sync::Mutex;
+
+    struct Ids {
+        used: Vec<u64>,
+        next: usize,
+    }
+
+    static IDS: Mutex<Ids> = Mutex::new(Ids {
+        used: Vec::new(),
+        next: 0,
+    });
+
+    /// Takes an id no live handle holds, or `None` if all 65536 are taken.
+    pub(crate) fn take() -> Option<u16> {
+        let mut ids = IDS.lock().unwrap_or_else(|e| e.into_inner());
+        if ids.used.is_empty() {
+            ids.used = vec![0; (1 << 16) / 64];
+        }
+        for k in 0..1usize << 16 {
+            let id = (ids.next + k) & 0xffff;
+            let (word, bit) = (id / 64, 1u64 << (id % 64));
+            if ids.used[word] & bit == 0 {
+                ids.used[word] |= bit;
+                ids.next = id + 1;
+                return Some(id as u16);
+            }
+        }
+        None
+    }
+
+    /// Gives `id` back (the handle that held it is gone).
+    pub(crate) fn give_back(id: u16) {
+        let mut ids = IDS.lock().unwrap_or_else(|e| e.into_inner());
+        let id = id as usize;
+        if let Some(w) = ids.used.get_mut(id / 64) {
+            *w &= !(1u64 << (id % 64));
+        }
+    }
 }
 
 /// `true` if `user_data` lies in the range ringpool reserves for itself.
@@ -90,13 +142,35 @@ mod tests {
     #[test]
     fn round_trip() {
         for kind in [Kind::Doorbell, Kind::Result, Kind::PipeWrite, Kind::Cancel] {
-            let ud = encode(kind, 7, 0xdead_beef);
+            let ud = encode(kind, 0xbeef, 0xad_beef);
             assert!(is_pool_user_data(ud));
-            assert_eq!(decode(ud), Some((kind, 7, 0xdead_beef)));
+            assert_eq!(decode(ud), Some((kind, 0xbeef, 0xad_beef)));
         }
         assert_eq!(decode(42), None);
         assert!(!is_pool_user_data(u64::MAX >> 1));
         // An unknown kind inside the magic range is not ours either.
         assert_eq!(decode(MAGIC << 48 | 0xff << 40), None);
+    }
+}
+
+#[cfg(test)]
+mod registry_tests {
+    use super::registry;
+
+    #[test]
+    fn live_ids_never_collide() {
+        let mut held: Vec<u16> = (0..300).map(|_| registry::take().unwrap()).collect();
+        let mut sorted = held.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), held.len(), "an id was handed out twice");
+        let back = held.pop().unwrap();
+        registry::give_back(back);
+        let again = registry::take().unwrap();
+        assert!(!held.contains(&again));
+        held.push(again);
+        for id in held {
+            registry::give_back(id);
+        }
     }
 }

@@ -52,6 +52,16 @@ impl PoolSideOps for PoolSide {
         lock(&self.jobs).is_empty()
     }
 
+    /// Under the lock, so that other loops' jobs keep their order.
+    fn take_jobs_of(&self, home: &LoopShared) -> Vec<JobRef> {
+        let mut jobs = lock(&self.jobs);
+        let (mine, others): (VecDeque<JobRef>, VecDeque<JobRef>) = jobs
+            .drain(..)
+            .partition(|job| std::ptr::eq(job.header().home.as_ptr(), home));
+        *jobs = others;
+        mine.into()
+    }
+
     fn wake(&self, _workers: &Workers, _idx: usize) {
         self.ready.notify_all();
     }

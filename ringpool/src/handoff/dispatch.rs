@@ -74,10 +74,11 @@ pub(crate) struct PoolCqe {
 pub(crate) trait Sink {
     /// A job whose final state its worker has published.
     fn finished(&mut self, job: JobRef);
-    /// A per-job announcement named slot `slot`.
+    /// A worker's word, through the kernel, that the job in slot `slot` is
+    /// done (a per-job CQE, a result-pipe message). Checked, never trusted.
     fn slot(&mut self, slot: u32);
-    /// A job pointer read back from the kernel (the result pipe).
-    fn pointer(&mut self, raw: u64);
+    /// A pool CQE that matched nothing the loop side waits for.
+    fn ignored(&mut self);
 }
 
 /// The pool side of a mechanism.
@@ -99,6 +100,25 @@ pub(crate) trait PoolSideOps: Sized {
     fn pop(&self) -> Option<JobRef>;
 
     fn is_empty(&self) -> bool;
+
+    /// Takes every queued job whose loop is `home` (a loop closing under
+    /// `Shutdown::Cancel` cancels them itself). Jobs of other loops stay
+    /// queued, in their order.
+    fn take_jobs_of(&self, home: &LoopShared) -> Vec<JobRef> {
+        let mut mine = Vec::new();
+        let mut others = Vec::new();
+        while let Some(job) = self.pop() {
+            if std::ptr::eq(job.header().home.as_ptr(), home) {
+                mine.push(job);
+            } else {
+                others.push(job);
+            }
+        }
+        for job in others {
+            self.push(job);
+        }
+        mine
+    }
 
     /// Wakes worker `idx`, claimed by the caller, from any thread without a
     /// loop ring. Retries until the wake is sent: a claimed worker sleeps
@@ -186,7 +206,7 @@ pub(crate) trait LoopSideOps: Sized {
     fn send_jobs(
         &mut self,
         _ring: &mut IoUring,
-        _reg: u8,
+        _reg: u16,
         _stats: &mut LoopStats,
     ) -> io::Result<bool> {
         Ok(false)
@@ -200,22 +220,23 @@ pub(crate) trait LoopSideOps: Sized {
         pool: &Self::Pool,
         workers: &Workers,
         idx: usize,
-        _reg: u8,
+        _reg: u16,
         _stats: &mut LoopStats,
     ) -> io::Result<bool> {
         pool.wake(workers, idx);
         Ok(false)
     }
 
-    /// Queues the SQE the loop must have armed before it sleeps, if any.
+    /// Queues the SQE the loop must have armed before it sleeps, if any;
+    /// `true` if it queued one.
     fn arm(
         &mut self,
         _ring: &mut IoUring,
         _home: &LoopShared,
-        _reg: u8,
+        _reg: u16,
         _stats: &mut LoopStats,
-    ) -> io::Result<()> {
-        Ok(())
+    ) -> io::Result<bool> {
+        Ok(false)
     }
 
     /// Reacts to one of this loop's pool CQEs; `true` if results may wait in
@@ -247,15 +268,9 @@ pub(crate) trait LoopSideOps: Sized {
         false
     }
 
-    /// The loop queues SQEs that workers wait for (wakes, job writes):
-    /// dropping without the ring must still submit them.
-    fn queues_sqes_for_workers(&self) -> bool {
-        false
-    }
-
-    /// The `user_data` of the armed SQE to cancel at `close`, if any.
-    fn armed(&self, _reg: u8) -> Option<u64> {
-        None
+    /// The `user_data`s of the armed SQEs to cancel at `close`.
+    fn armed(&self, _reg: u16) -> Vec<u64> {
+        Vec::new()
     }
 
     /// The kernel still holds memory of this loop side (armed SQEs,
@@ -265,10 +280,10 @@ pub(crate) trait LoopSideOps: Sized {
     }
 
     /// Without the ring: cancels the armed SQEs synchronously through
-    /// `ring_fd` and frees what they referenced, or leaks it if a cancel
-    /// fails. Returns `true` if the kernel may still read the loop's shared
-    /// part, which must then be leaked too.
-    fn release(&mut self, _ring_fd: RawFd, _reg: u8) -> bool {
+    /// `ring_fd`. `unsubmitted`: an SQE the loop queued may still sit in the
+    /// SQ, where no cancel reaches it. Returns `true` if the kernel may
+    /// still read the loop's shared part, which must then be leaked.
+    fn release(&mut self, _ring_fd: RawFd, _reg: u16, _unsubmitted: bool) -> bool {
         false
     }
 }
@@ -333,6 +348,10 @@ macro_rules! backends {
 
             pub(crate) fn wake_sleepers(&self, workers: &Workers, n: usize) -> usize {
                 match self { $(PoolSide::$variant(p) => p.wake_sleepers(workers, n)),* }
+            }
+
+            pub(crate) fn take_jobs_of(&self, home: &LoopShared) -> Vec<JobRef> {
+                match self { $(PoolSide::$variant(p) => p.take_jobs_of(home)),* }
             }
 
             pub(crate) fn release_workers(&self) {
@@ -411,7 +430,7 @@ macro_rules! backends {
                 }
             }
 
-            pub(crate) fn send_jobs(&mut self, ring: &mut IoUring, reg: u8, stats: &mut LoopStats) -> io::Result<bool> {
+            pub(crate) fn send_jobs(&mut self, ring: &mut IoUring, reg: u16, stats: &mut LoopStats) -> io::Result<bool> {
                 match self { $(LoopSide::$variant(l) => l.send_jobs(ring, reg, stats)),* }
             }
 
@@ -421,7 +440,7 @@ macro_rules! backends {
                 pool: &PoolSide,
                 workers: &Workers,
                 idx: usize,
-                reg: u8,
+                reg: u16,
                 stats: &mut LoopStats,
             ) -> io::Result<bool> {
                 match (self, pool) {
@@ -431,7 +450,7 @@ macro_rules! backends {
                 }
             }
 
-            pub(crate) fn arm(&mut self, ring: &mut IoUring, home: &LoopShared, reg: u8, stats: &mut LoopStats) -> io::Result<()> {
+            pub(crate) fn arm(&mut self, ring: &mut IoUring, home: &LoopShared, reg: u16, stats: &mut LoopStats) -> io::Result<bool> {
                 match self { $(LoopSide::$variant(l) => l.arm(ring, home, reg, stats)),* }
             }
 
@@ -462,11 +481,7 @@ macro_rules! backends {
                 match self { $(LoopSide::$variant(l) => l.flushes_on_close()),* }
             }
 
-            pub(crate) fn queues_sqes_for_workers(&self) -> bool {
-                match self { $(LoopSide::$variant(l) => l.queues_sqes_for_workers()),* }
-            }
-
-            pub(crate) fn armed(&self, reg: u8) -> Option<u64> {
+            pub(crate) fn armed(&self, reg: u16) -> Vec<u64> {
                 match self { $(LoopSide::$variant(l) => l.armed(reg)),* }
             }
 
@@ -474,8 +489,8 @@ macro_rules! backends {
                 match self { $(LoopSide::$variant(l) => l.busy()),* }
             }
 
-            pub(crate) fn release(&mut self, ring_fd: RawFd, reg: u8) -> bool {
-                match self { $(LoopSide::$variant(l) => l.release(ring_fd, reg)),* }
+            pub(crate) fn release(&mut self, ring_fd: RawFd, reg: u16, unsubmitted: bool) -> bool {
+                match self { $(LoopSide::$variant(l) => l.release(ring_fd, reg, unsubmitted)),* }
             }
         }
     };

@@ -118,11 +118,11 @@ impl LoopSideOps for LoopSide {
         &mut self,
         ring: &mut IoUring,
         _home: &LoopShared,
-        reg: u8,
+        reg: u16,
         stats: &mut LoopStats,
-    ) -> io::Result<()> {
+    ) -> io::Result<bool> {
         if self.armed {
-            return Ok(());
+            return Ok(false);
         }
         let sqe = opcode::PollAdd::new(types::Fd(self.eventfd), libc::POLLIN as u32)
             .multi(true)
@@ -132,7 +132,7 @@ impl LoopSideOps for LoopSide {
         // which the request holds its own reference in the kernel.
         unsafe { common::push_sqe(ring, &sqe, stats)? };
         self.armed = true;
-        Ok(())
+        Ok(true)
     }
 
     fn on_cqe(
@@ -157,8 +157,11 @@ impl LoopSideOps for LoopSide {
         true
     }
 
-    fn armed(&self, reg: u8) -> Option<u64> {
-        self.armed.then(|| tag::encode(Kind::Poll, reg, 0))
+    fn armed(&self, reg: u16) -> Vec<u64> {
+        self.armed
+            .then(|| tag::encode(Kind::Poll, reg, 0))
+            .into_iter()
+            .collect()
     }
 
     fn busy(&self) -> bool {

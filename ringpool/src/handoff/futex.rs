@@ -114,7 +114,7 @@ impl LoopSideOps for LoopSide {
         _pool: &PoolSide,
         workers: &Workers,
         idx: usize,
-        reg: u8,
+        reg: u16,
         stats: &mut LoopStats,
     ) -> io::Result<bool> {
         let word = &workers.slots[idx].state;
@@ -129,8 +129,8 @@ impl LoopSideOps for LoopSide {
         .user_data(tag::encode(Kind::FutexWake, reg, idx as u32));
         // SAFETY: the worker's state word lives in the pool's `Workers`,
         // which the loop handle keeps alive (its `PoolOwner`) until it is
-        // gone, and a handle dropped without its ring submits its queued
-        // SQEs before it lets go of the pool.
+        // gone, and whose share it leaks if it is dropped without its ring
+        // while this SQE may still be unsubmitted.
         unsafe { common::push_sqe(ring, &sqe, stats)? };
         Ok(true)
     }
@@ -139,11 +139,11 @@ impl LoopSideOps for LoopSide {
         &mut self,
         ring: &mut IoUring,
         home: &LoopShared,
-        reg: u8,
+        reg: u16,
         stats: &mut LoopStats,
-    ) -> io::Result<()> {
+    ) -> io::Result<bool> {
         if self.armed {
-            return Ok(());
+            return Ok(false);
         }
         let sqe = opcode::FutexWait::new(
             home.doorbell.word().as_ptr().cast_const(),
@@ -159,7 +159,7 @@ impl LoopSideOps for LoopSide {
         // it cannot, leaks `home` (see `release`).
         unsafe { common::push_sqe(ring, &sqe, stats)? };
         self.armed = true;
-        Ok(())
+        Ok(true)
     }
 
     fn on_cqe(
@@ -193,20 +193,23 @@ impl LoopSideOps for LoopSide {
         }
     }
 
-    fn queues_sqes_for_workers(&self) -> bool {
-        true
-    }
-
-    fn armed(&self, reg: u8) -> Option<u64> {
-        self.armed.then(|| tag::encode(Kind::FutexWait, reg, 0))
+    fn armed(&self, reg: u16) -> Vec<u64> {
+        self.armed
+            .then(|| tag::encode(Kind::FutexWait, reg, 0))
+            .into_iter()
+            .collect()
     }
 
     fn busy(&self) -> bool {
         self.armed
     }
 
-    fn release(&mut self, ring_fd: RawFd, reg: u8) -> bool {
-        self.armed
-            && sys::cancel::sync_cancel(ring_fd, tag::encode(Kind::FutexWait, reg, 0)).is_err()
+    /// The wait references the doorbell word in the loop's shared part. If
+    /// it cannot be cancelled for certain (an older kernel, or it may still
+    /// sit unsubmitted in the SQ), that part is leaked rather than freed
+    /// under the kernel.
+    fn release(&mut self, ring_fd: RawFd, reg: u16, unsubmitted: bool) -> bool {
+        let ud = tag::encode(Kind::FutexWait, reg, 0);
+        self.armed && (unsubmitted || sys::cancel::sync_cancel(ring_fd, ud).is_err())
     }
 }

@@ -5,10 +5,12 @@
 //! results with a MSG_RING from theirs.
 //!
 //! Needs `IORING_OP_MSG_RING` (Linux 5.18), `IORING_SETUP_DEFER_TASKRUN`
-//! (6.1) and `IOSQE_CQE_SKIP_SUCCESS` (5.17). A message to a DEFER_TASKRUN
-//! ring whose owner exited vanishes, so a worker retires its ring fd (under
-//! the control-ring lock) before its ring closes, and wakes from other
-//! threads read the fd under that same lock.
+//! (6.1) and `IOSQE_CQE_SKIP_SUCCESS` (5.17). Wakes target a duplicate of
+//! each worker's ring fd that the pool keeps until it is freed, so a wake
+//! SQE that sits in a loop's SQ longer than the worker lives (a handle
+//! dropped without its ring leaks its share of the pool for exactly this)
+//! still names that ring, never a reused fd number; a message to a
+//! DEFER_TASKRUN ring whose owner exited just vanishes.
 
 use super::caps::Capabilities;
 use super::common::{self, JobQueue, ResultQueue};
@@ -28,8 +30,9 @@ use crate::sys::{self, fault::Site};
 use crate::tag::{self, Kind};
 use io_uring::{opcode, squeue, types, IoUring};
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::AtomicI32;
+use std::sync::OnceLock;
 
 /// `user_data` of wake messages on a worker's ring.
 const WORKER_WAKE: u64 = 2;
@@ -41,9 +44,12 @@ pub(crate) struct PoolSide {
     /// A ring any thread may use, under the lock, to wake workers on cold
     /// paths; also the io-wq the worker rings attach to.
     control: Mutex<IoUring>,
-    /// Each worker's ring fd, or -1 while it has none (set at start, cleared
-    /// under the control lock at exit).
+    /// Each worker's ring, as the fd number of `dups[i]`, or -1 while the
+    /// worker has none (before it starts, after it exits).
     rings: Box<[AtomicI32]>,
+    /// A duplicate of each worker's ring fd, kept as long as the pool's
+    /// shared state lives.
+    dups: Box<[OnceLock<OwnedFd>]>,
 }
 
 impl PoolSideOps for PoolSide {
@@ -69,6 +75,7 @@ impl PoolSideOps for PoolSide {
             jobs: JobQueue::new(),
             control: Mutex::new(control),
             rings: (0..cfg.workers).map(|_| AtomicI32::new(-1)).collect(),
+            dups: (0..cfg.workers).map(|_| OnceLock::new()).collect(),
         })
     }
 
@@ -99,9 +106,7 @@ impl PoolSideOps for PoolSide {
         let mut backoff = Backoff::new();
         loop {
             // SAFETY: a MSG_RING data SQE references no memory. The target
-            // ring is open and its owner alive: a worker clears its entry in
-            // `rings` under the control lock, which we hold, before it closes
-            // its ring.
+            // fd is `dups[idx]`, open as long as `self` lives.
             let pushed = unsafe { ring.submission().push(&sqe) }.is_ok();
             let sent = pushed && ring.submit().is_ok();
             // Reap every CQE (not just up to the first failure).
@@ -161,7 +166,15 @@ impl WorkerOps for Worker {
             .setup_attach_wq(wq)
             .setup_cqsize(64)
             .build(16)?;
-        pool.rings[idx].store(ring.as_raw_fd(), Release);
+        let dup = sys::dup_cloexec(ring.as_raw_fd())?;
+        let fd = dup.as_raw_fd();
+        if pool.dups[idx].set(dup).is_err() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "worker index reused",
+            ));
+        }
+        pool.rings[idx].store(fd, Release);
         Ok(Worker { ring })
     }
 
@@ -175,10 +188,10 @@ impl WorkerOps for Worker {
         })
     }
 
-    /// Retires the ring fd under the control-ring lock, which `wake` holds
-    /// from reading the fd to sending: no wake can then reach a ring whose
-    /// owner is gone (or a reused fd number). Loops cannot target it either:
-    /// they are all gone before the pool tells workers to exit.
+    /// Stops cold-path wakes to this worker's ring (under the control-ring
+    /// lock, which `wake` holds from reading the fd to sending). Loops cannot
+    /// target it either: they are all gone before the pool tells workers to
+    /// exit.
     fn retire(&mut self, pool: &PoolSide, idx: usize) {
         let _guard = lock(&pool.control);
         pool.rings[idx].store(-1, Release);
@@ -241,7 +254,7 @@ impl LoopSideOps for LoopSide {
         pool: &PoolSide,
         _workers: &Workers,
         idx: usize,
-        reg: u8,
+        reg: u16,
         stats: &mut LoopStats,
     ) -> io::Result<bool> {
         let fd = pool.rings[idx].load(Acquire);
@@ -249,10 +262,11 @@ impl LoopSideOps for LoopSide {
             .build()
             .flags(squeue::Flags::SKIP_SUCCESS)
             .user_data(tag::encode(Kind::WakeMsg, reg, idx as u32));
-        // SAFETY: a MSG_RING data SQE references no memory. The worker's
-        // ring lives while the pool does, which this loop's handle keeps
-        // alive, and a handle dropped without its ring submits its queued
-        // SQEs before it lets go of the pool.
+        // SAFETY: a MSG_RING data SQE references no memory. The target fd
+        // is the pool's duplicate of the worker's ring fd, open while the
+        // pool's shared state lives: this loop's handle keeps it alive, and
+        // leaks its share if it is dropped without its ring while this SQE
+        // may still be unsubmitted.
         unsafe { common::push_sqe(ring, &sqe, stats)? };
         Ok(true)
     }
@@ -283,9 +297,5 @@ impl LoopSideOps for LoopSide {
             }
             _ => false,
         }
-    }
-
-    fn queues_sqes_for_workers(&self) -> bool {
-        true
     }
 }

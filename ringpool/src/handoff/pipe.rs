@@ -1,13 +1,21 @@
-//! `pipe`: the question's design. Job pointers go out through one pipe with
-//! `IORING_OP_WRITE`s from the loop's ring; workers block in read(2) on it;
-//! result pointers come back through a pipe per loop, which the loop reads
-//! with `IORING_OP_READ`. No spinning, no skipped wakes.
+//! `pipe`: the question's design. Job pointers go out through one pipe that
+//! every worker blocks on in read(2); each loop has a result pipe, on which
+//! workers write the slot of each finished job, and the loop learns of
+//! results through a `POLL_ADD` CQE on its own ring. No spinning, no
+//! skipped wakes.
 //!
-//! Needs `IORING_OP_READ`/`IORING_OP_WRITE` (Linux 5.6). Every message is
-//! one 8-byte pointer, below `PIPE_BUF`, so writes never interleave and a
-//! read of a multiple of 8 bytes returns whole messages. A buffer given to
-//! an io_uring read or write lives until its CQE: writes stay in a table
-//! until reaped, and the armed read is cancelled and reaped at `close`.
+//! Needs `IORING_OP_POLL_ADD` (Linux 5.1). Every message is 8 bytes, below
+//! `PIPE_BUF`, so writes never interleave and a read of a multiple of 8
+//! bytes returns whole messages.
+//!
+//! The loop moves the messages itself, with non-blocking read(2) and
+//! write(2), instead of `IORING_OP_READ`/`IORING_OP_WRITE`: those lend the
+//! kernel a buffer that may be reused only once its CQE arrives, and a CQE
+//! can be repeated or forged in safe code (`LoopHandle::handle_cqe` takes any
+//! entry), so trusting one could free a buffer the kernel still reads, or
+//! parse one it is still writing. A poll lends nothing: whatever CQE
+//! arrives, the loop only reads what the pipe holds. Results name slots,
+//! not pointers, so the loop dereferences only cells of its own table.
 
 use super::caps::Capabilities;
 use super::common;
@@ -28,26 +36,22 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-/// Words of result pointers one read can take (4 KiB = `PIPE_BUF`, so a
-/// write of a full batch is atomic too).
-const READ_WORDS: usize = 512;
-
-/// Failed attempts after which a job write is given up and its jobs are
-/// cancelled (the job pipe is broken for good).
-const MAX_WRITE_FAILURES: u32 = 16;
+/// Messages one read(2) or write(2) moves: 4 KiB = `PIPE_BUF`, so a write
+/// of a full batch is atomic.
+const BATCH: usize = 512;
 
 pub(crate) struct PoolSide {
     /// The read end every worker blocks on.
     rx: OwnedFd,
-    /// The write end the loops' writes target; closed at stop, so that
-    /// every blocked worker reads end-of-file.
+    /// The write end the loops write to (non-blocking); closed when the
+    /// workers exit, so that every blocked worker reads end-of-file.
     tx: Mutex<Option<OwnedFd>>,
 }
 
 impl PoolSideOps for PoolSide {
     fn unsupported(caps: &Capabilities) -> Option<String> {
-        if !caps.read_write {
-            return Some(caps.missing("IORING_OP_READ/IORING_OP_WRITE", "5.6"));
+        if !caps.poll {
+            return Some(caps.missing("IORING_OP_POLL_ADD", "5.1"));
         }
         None
     }
@@ -56,6 +60,8 @@ impl PoolSideOps for PoolSide {
         let (rx, tx) = sys::pipe::new().map_err(|e| Error::io("cannot create the job pipe", e))?;
         // Room for a full loop's worth of pointers; best effort.
         let _ = sys::pipe::set_size(&tx, (cfg.max_in_flight * 8).max(4096));
+        // The loops write without blocking; workers read blocking.
+        sys::pipe::set_nonblocking(&tx).map_err(|e| Error::io("cannot set up the job pipe", e))?;
         Ok(PoolSide {
             rx,
             tx: Mutex::new(Some(tx)),
@@ -116,17 +122,26 @@ impl WorkerOps for Worker {
 }
 
 pub(crate) struct Mailbox {
-    /// The write end of the loop's result pipe.
+    /// The write end of the loop's result pipe (blocking: it has room for
+    /// every in-flight job of the loop).
     tx: OwnedFd,
 }
 
 impl MailboxOps for Mailbox {
     type Worker = Worker;
 
-    fn deliver(&self, _: &LoopShared, _: &mut Worker, job: JobRef, _: u32, stats: &WorkerStats) {
-        let raw = job.into_raw();
+    fn deliver(
+        &self,
+        _: &LoopShared,
+        _: &mut Worker,
+        _job: JobRef,
+        slot: u32,
+        stats: &WorkerStats,
+    ) {
+        // The job's final state is published; the loop finds the cell
+        // through the slot the message names.
         let mut backoff = Backoff::new();
-        while sys::pipe::write_u64(&self.tx, raw).is_err() {
+        while sys::pipe::write_u64(&self.tx, u64::from(slot)).is_err() {
             bump(&stats.send_errors);
             backoff.snooze();
         }
@@ -141,105 +156,45 @@ impl MailboxOps for Mailbox {
     }
 }
 
-/// A submitted `IORING_OP_WRITE` of job pointers.
-struct JobWrite {
-    /// The pointers. Invariant: stays in `LoopSide::writes`, unmoved (a boxed
-    /// slice), until the write's CQE is reaped.
-    buf: Box<[u64]>,
-    /// Bytes already written.
-    done: usize,
-    /// Failed attempts so far.
-    failures: u32,
-}
-
 pub(crate) struct LoopSide {
-    /// Read end of this loop's result pipe.
+    /// Read end of this loop's result pipe (non-blocking).
     rx: OwnedFd,
-    /// Destination of the armed `IORING_OP_READ`, written by the kernel.
-    /// Invariant: while `reading`, nothing else touches it, and it is freed
-    /// only once the read is reaped or cancelled (leaked if it cannot be).
-    buf: Box<[u64; READ_WORDS]>,
-    /// The read is armed.
-    reading: bool,
-    /// Write end of the pool's job pipe (kept open by the pool while any
-    /// loop exists).
+    /// Write end of the pool's job pipe (non-blocking; kept open by the pool
+    /// while any loop exists).
     job_pipe: RawFd,
     /// Job pointers not yet written.
     unsent: Vec<u64>,
-    /// Submitted writes, indexed by the payload of their `user_data`.
-    writes: Vec<Option<JobWrite>>,
-    /// Writes that came back short or failed, to be resubmitted.
-    retry: Vec<u32>,
+    /// Where read(2) puts result messages; the loop's alone.
+    buf: Box<[u64; BATCH]>,
+    /// A `POLLIN` poll on the result pipe is armed.
+    reading: bool,
+    /// A `POLLOUT` poll on the full job pipe is armed.
+    writing: bool,
 }
 
 impl LoopSide {
-    fn submit_write(
-        &mut self,
-        ring: &mut IoUring,
-        idx: u32,
-        reg: u8,
-        stats: &mut LoopStats,
-    ) -> io::Result<()> {
-        let Some(w) = self.writes[idx as usize].as_ref() else {
-            return Ok(());
-        };
-        let bytes = w.buf.len() * 8;
-        // SAFETY: `done <= bytes`, so the pointer stays inside the buffer.
-        let ptr = unsafe { w.buf.as_ptr().cast::<u8>().add(w.done) };
-        let sqe = opcode::Write::new(types::Fd(self.job_pipe), ptr, (bytes - w.done) as u32)
-            .build()
-            .user_data(tag::encode(Kind::PipeWrite, reg, idx));
-        // SAFETY: the buffer stays in `self.writes[idx]`, unmoved, until this
-        // write's CQE is reaped (the `JobWrite` invariant), and is leaked if
-        // the loop goes away before that and the write cannot be cancelled.
-        unsafe { common::push_sqe(ring, &sqe, stats) }
-    }
-
-    fn on_read(&mut self, res: i32, sink: &mut impl Sink, stats: &mut LoopStats) {
-        self.reading = false;
-        if res <= 0 {
-            if res < 0 && res != -libc::ECANCELED {
-                stats.errors += 1;
-            }
-            return;
-        }
-        // Every writer writes exactly 8 bytes (atomic, <= PIPE_BUF) and we
-        // read a multiple of 8, so reads are whole messages.
-        let n = (res as usize / 8).min(READ_WORDS);
-        for &raw in &self.buf[..n] {
-            sink.pointer(raw);
-        }
-    }
-
-    fn on_write(&mut self, idx: u32, res: i32, sink: &mut impl Sink, stats: &mut LoopStats) {
-        let Some(Some(w)) = self.writes.get_mut(idx as usize) else {
-            return;
-        };
-        if res < 0 {
-            stats.errors += 1;
-            w.failures += 1;
-            if w.failures > MAX_WRITE_FAILURES {
-                // The job pipe is broken for good: the jobs in this buffer
-                // never reached a worker. Cancel them so their owner hears.
-                if let Some(w) = self.writes[idx as usize].take() {
-                    for &raw in &w.buf[w.done / 8..] {
-                        // SAFETY: these pointers were never delivered, so
-                        // the loop still owns their cells, each once.
-                        let job = unsafe { JobRef::from_raw(raw) };
-                        job.cancel();
-                        sink.finished(job);
+    /// Reads every result message the pipe holds.
+    fn drain(&mut self, sink: &mut impl Sink, stats: &mut LoopStats) {
+        loop {
+            match sys::pipe::read_words(self.rx.as_raw_fd(), &mut self.buf[..]) {
+                Ok(0) => return,
+                Ok(n) => {
+                    for &word in &self.buf[..n] {
+                        match u32::try_from(word) {
+                            Ok(slot) => sink.slot(slot),
+                            Err(_) => sink.ignored(),
+                        }
+                    }
+                    if n < BATCH {
+                        return;
                     }
                 }
-                return;
+                Err(_) => {
+                    // Counted; the poll is re-armed and the read retried.
+                    stats.errors += 1;
+                    return;
+                }
             }
-            self.retry.push(idx);
-            return;
-        }
-        w.done += res as usize;
-        if w.done < w.buf.len() * 8 {
-            self.retry.push(idx); // short write: send the rest
-        } else {
-            self.writes[idx as usize] = None;
         }
     }
 }
@@ -255,14 +210,14 @@ impl LoopSideOps for LoopSide {
             .ok_or_else(|| Error::new(ErrorKind::InvalidConfig, "the pool is shutting down"))?;
         let (rx, tx) = sys::pipe::new().map_err(|e| Error::io("cannot create a result pipe", e))?;
         let _ = sys::pipe::set_size(&tx, (cfg.max_in_flight * 8).max(4096));
+        sys::pipe::set_nonblocking(&rx).map_err(|e| Error::io("cannot set up a result pipe", e))?;
         let side = LoopSide {
             rx,
-            buf: Box::new([0; READ_WORDS]),
-            reading: false,
             job_pipe,
             unsent: Vec::new(),
-            writes: Vec::new(),
-            retry: Vec::new(),
+            buf: Box::new([0; BATCH]),
+            reading: false,
+            writing: false,
         };
         Ok((side, Mailbox { tx }))
     }
@@ -278,69 +233,59 @@ impl LoopSideOps for LoopSide {
         false
     }
 
+    /// Writes the unsent job pointers, a batch per write(2). What a full
+    /// pipe refuses waits for the `POLLOUT` poll that `arm` queues.
     fn send_jobs(
         &mut self,
-        ring: &mut IoUring,
-        reg: u8,
+        _ring: &mut IoUring,
+        _reg: u16,
         stats: &mut LoopStats,
     ) -> io::Result<bool> {
-        let mut queued = false;
-        let retry = std::mem::take(&mut self.retry);
-        for (i, &idx) in retry.iter().enumerate() {
-            if let Err(e) = self.submit_write(ring, idx, reg, stats) {
-                self.retry.extend_from_slice(&retry[i..]); // not lost: tried again next flush
-                return Err(e);
-            }
-            queued = true;
-        }
-        while !self.unsent.is_empty() {
-            let n = self.unsent.len().min(READ_WORDS); // 4 KiB = PIPE_BUF: atomic
-            let write = JobWrite {
-                buf: self.unsent.drain(..n).collect(),
-                done: 0,
-                failures: 0,
-            };
-            let idx = match self.writes.iter().position(Option::is_none) {
-                Some(i) => {
-                    self.writes[i] = Some(write);
-                    i
+        let mut sent = 0;
+        while sent < self.unsent.len() {
+            let end = (sent + BATCH).min(self.unsent.len());
+            match sys::pipe::write_words(self.job_pipe, &self.unsent[sent..end]) {
+                Ok(true) => sent = end,
+                Ok(false) => break,
+                Err(_) => {
+                    stats.errors += 1;
+                    break;
                 }
-                None => {
-                    self.writes.push(Some(write));
-                    self.writes.len() - 1
-                }
-            } as u32;
-            if let Err(e) = self.submit_write(ring, idx, reg, stats) {
-                self.retry.push(idx); // not lost: tried again next flush
-                return Err(e);
             }
-            queued = true;
         }
-        Ok(queued)
+        self.unsent.drain(..sent);
+        Ok(false)
     }
 
     fn arm(
         &mut self,
         ring: &mut IoUring,
         _home: &LoopShared,
-        reg: u8,
+        reg: u16,
         stats: &mut LoopStats,
-    ) -> io::Result<()> {
-        if self.reading {
-            return Ok(());
+    ) -> io::Result<bool> {
+        let mut queued = false;
+        if !self.reading {
+            let sqe = opcode::PollAdd::new(types::Fd(self.rx.as_raw_fd()), libc::POLLIN as u32)
+                .build()
+                .user_data(tag::encode(Kind::PipeRead, reg, 0));
+            // SAFETY: POLL_ADD references no user memory: only the result
+            // pipe, of which the request holds its own reference.
+            unsafe { common::push_sqe(ring, &sqe, stats)? };
+            self.reading = true;
+            queued = true;
         }
-        let sqe = opcode::Read::new(
-            types::Fd(self.rx.as_raw_fd()),
-            self.buf.as_mut_ptr().cast(),
-            (READ_WORDS * 8) as u32,
-        )
-        .build()
-        .user_data(tag::encode(Kind::PipeRead, reg, 0));
-        // SAFETY: `self.buf` is a boxed array that is neither moved, read
-        // nor freed while `reading` (the `LoopSide::buf` invariant).
-        unsafe { common::push_sqe(ring, &sqe, stats)? };
-        self.reading = true;
-        Ok(())
+        if !self.unsent.is_empty() && !self.writing {
+            let sqe = opcode::PollAdd::new(types::Fd(self.job_pipe), libc::POLLOUT as u32)
+                .build()
+                .user_data(tag::encode(Kind::PipeWrite, reg, 0));
+            // SAFETY: POLL_ADD references no user memory: only the job pipe,
+            // of which the request holds its own reference.
+            unsafe { common::push_sqe(ring, &sqe, stats)? };
+            self.writing = true;
+            queued = true;
+        }
+        Ok(queued)
     }
 
     fn on_cqe(
@@ -351,67 +296,49 @@ impl LoopSideOps for LoopSide {
         sink: &mut impl Sink,
         stats: &mut LoopStats,
     ) -> bool {
+        if cqe.res < 0 && cqe.res != -libc::ECANCELED {
+            stats.errors += 1;
+        }
         match cqe.kind {
-            Kind::PipeRead => self.on_read(cqe.res, sink, stats),
-            Kind::PipeWrite => self.on_write(cqe.payload, cqe.res, sink, stats),
-            _ => {}
+            // Whatever the CQE says, only what the pipe holds is read.
+            Kind::PipeRead => {
+                self.reading = false;
+                self.drain(sink, stats);
+            }
+            // The job pipe has room again: the next flush writes.
+            Kind::PipeWrite => self.writing = false,
+            _ => sink.ignored(),
         }
         false
     }
 
-    /// Jobs still unsent never left. Without the ring, writes waiting to be
-    /// retried cannot be resubmitted either; a failed write of at most
-    /// `PIPE_BUF` bytes wrote nothing, so the jobs after its `done` mark
-    /// never left: those are returned too.
-    fn take_unsent(&mut self, with_ring: bool) -> Vec<u64> {
-        let mut never_sent = std::mem::take(&mut self.unsent);
-        if !with_ring {
-            for idx in std::mem::take(&mut self.retry) {
-                if let Some(w) = self.writes[idx as usize].take() {
-                    never_sent.extend_from_slice(&w.buf[w.done / 8..]);
-                }
-            }
-        }
-        never_sent
+    /// Jobs still unsent never left: `close` cancels them.
+    fn take_unsent(&mut self, _with_ring: bool) -> Vec<u64> {
+        std::mem::take(&mut self.unsent)
     }
 
-    /// Without the ring the result pipe cannot be read: collect by polling.
+    /// Without the ring no poll CQE arrives: collect by polling states.
     fn polls_on_close(&self, with_ring: bool) -> bool {
         !with_ring
     }
 
+    /// Results come only through the poll the loop re-arms.
     fn flushes_on_close(&self) -> bool {
         true
     }
 
-    fn queues_sqes_for_workers(&self) -> bool {
-        true
-    }
-
-    fn armed(&self, reg: u8) -> Option<u64> {
-        self.reading.then(|| tag::encode(Kind::PipeRead, reg, 0))
+    fn armed(&self, reg: u16) -> Vec<u64> {
+        let mut v = Vec::new();
+        if self.reading {
+            v.push(tag::encode(Kind::PipeRead, reg, 0));
+        }
+        if self.writing {
+            v.push(tag::encode(Kind::PipeWrite, reg, 0));
+        }
+        v
     }
 
     fn busy(&self) -> bool {
-        self.reading || self.writes.iter().any(Option::is_some)
-    }
-
-    /// Cancels the read and the writes synchronously; a buffer whose request
-    /// cannot be cancelled is leaked rather than freed under the kernel.
-    fn release(&mut self, ring_fd: RawFd, reg: u8) -> bool {
-        let cancelled = |ud: u64| sys::cancel::sync_cancel(ring_fd, ud).is_ok();
-        if self.reading && !cancelled(tag::encode(Kind::PipeRead, reg, 0)) {
-            let buf = std::mem::replace(&mut self.buf, Box::new([0; READ_WORDS]));
-            std::mem::forget(buf);
-        }
-        self.reading = false;
-        for (i, w) in std::mem::take(&mut self.writes).into_iter().enumerate() {
-            if let Some(w) = w {
-                if !cancelled(tag::encode(Kind::PipeWrite, reg, i as u32)) {
-                    std::mem::forget(w.buf);
-                }
-            }
-        }
-        false
+        self.reading || self.writing
     }
 }

@@ -6,9 +6,9 @@ use super::LoopHandle;
 use crate::backoff::Backoff;
 use crate::config::Announce;
 use crate::handoff::dispatch::Sink;
+use crate::handoff::Capabilities;
 use crate::pool::job::JobRef;
 use crate::sync::Ordering::SeqCst;
-use crate::sys;
 use crate::tag::{self, Kind};
 use io_uring::{cqueue, opcode, types, IoUring};
 use std::os::fd::AsRawFd;
@@ -32,19 +32,35 @@ impl<R> LoopHandle<R> {
         self.slots.take_ready()
     }
 
-    /// Both ways of closing. Without the ring, the pool's SQEs are submitted
-    /// and cancelled through the handle's duplicate of the ring fd.
+    /// Both ways of closing. Without the ring (or with a ring that is not
+    /// this handle's), nothing is submitted: the pool's armed SQEs are
+    /// cancelled through the handle's duplicate of the ring fd, and workers
+    /// claimed for a wake are woken directly.
+    ///
+    /// Panic-safe: a callback that panics part-way leaves the state
+    /// `Closing`, and the handle's `Drop` finishes the close without the
+    /// ring, so no worker is left holding a job whose loop is gone.
     pub(super) fn close_with(
         &mut self,
         mut ring: Option<&mut IoUring>,
         on_io: &mut dyn FnMut(cqueue::Entry),
     ) {
-        if self.closed {
-            return;
+        match self.state {
+            State::Closed => return,
+            // An earlier close unwound (a callback panicked): finish it
+            // without trusting the ring again.
+            State::Closing => ring = None,
+            State::Open => {}
         }
-        self.closed = true;
-        self.slots.closing = true;
+        if let Some(r) = ring.as_deref() {
+            if self.check_ring_identity(r).is_err() {
+                ring = None;
+            }
+        }
+        self.state = State::Closing;
         self.shared.closing.store(true, SeqCst);
+        let owner = self.owner.clone();
+        let pool = &*owner.shared;
         // Jobs the loop still holds never reached a worker: cancel them here.
         for raw in self.side.take_unsent(ring.is_some()) {
             // SAFETY: never handed to the kernel or a worker, so the loop
@@ -53,23 +69,32 @@ impl<R> LoopHandle<R> {
             job.cancel();
             self.slots.finished(job);
         }
-        // Get queued jobs to a worker (to run or cancel them).
+        // Under `Shutdown::Cancel`, the loop's queued jobs are cancelled by
+        // the loop, at once, not when a busy worker gets to them.
+        if pool.cancel_queued {
+            for job in pool.backend.take_jobs_of(&self.shared) {
+                job.cancel();
+                self.slots.finished(job);
+            }
+        }
+        // Get the remaining queued jobs to a worker (to run, or cancel).
         match ring.as_deref_mut() {
             Some(r) => {
                 if self.flush(r).is_ok() {
                     self.stats.enters += 1;
-                    let _ = r.submit();
+                    if r.submit().is_ok() {
+                        self.submitted();
+                    }
                 }
             }
             None => {
-                self.submit_queued_sqes();
-                self.owner.shared.wake_sleepers(self.slots.in_flight());
+                pool.wake_sleepers(self.slots.in_flight());
+                pool.wake_claimed();
             }
         }
-        // Kernel-delivered results (per-job messages, pipe pointers) may be
+        // Kernel-delivered results (per-job messages, pipe messages) may be
         // skipped or unreachable now: collect those jobs by polling states.
-        let poll = self.owner.shared.announce == Announce::PerJob
-            || self.side.polls_on_close(ring.is_some());
+        let poll = pool.announce == Announce::PerJob || self.side.polls_on_close(ring.is_some());
         let flush = self.side.flushes_on_close();
         let mut backoff = Backoff::new();
         let mut last_wake = Instant::now();
@@ -91,8 +116,11 @@ impl<R> LoopHandle<R> {
                     None => backoff.snooze(),
                 }
                 if last_wake.elapsed() > Duration::from_millis(10) {
-                    // Belt and braces: a worker asleep with our job queued.
-                    self.owner.shared.wake_sleepers(self.slots.in_flight());
+                    // A worker asleep with our job queued, or claimed for a
+                    // wake that never went out (an SQPOLL thread asleep, a
+                    // disabled ring, an SQ nobody submits): wake it directly.
+                    pool.wake_sleepers(self.slots.in_flight());
+                    pool.wake_claimed();
                     last_wake = Instant::now();
                 }
             }
@@ -104,6 +132,7 @@ impl<R> LoopHandle<R> {
             Some(r) => self.disarm(r, on_io),
             None => self.release_armed(),
         }
+        self.state = State::Closed;
     }
 
     /// Submits and waits for one CQE, for at most 1 ms (the close path's
@@ -112,18 +141,27 @@ impl<R> LoopHandle<R> {
         let ts = types::Timespec::new().nsec(1_000_000);
         let args = types::SubmitArgs::new().timespec(&ts);
         self.stats.enters += 1;
-        let _ = ring.submitter().submit_with_args(1, &args);
+        match ring.submitter().submit_with_args(1, &args) {
+            Ok(_) => self.submitted(),
+            Err(e) if e.raw_os_error() == Some(libc::ETIME) => self.submitted(),
+            Err(_) => {}
+        }
     }
 
     /// Cancels the pool's armed SQE and reaps until the kernel is done with
     /// every buffer it was given.
     fn disarm(&mut self, ring: &mut IoUring, on_io: &mut dyn FnMut(cqueue::Entry)) {
         let reg = self.shared.reg;
-        if let Some(ud) = self.side.armed(reg) {
-            let sqe =
-                opcode::AsyncCancel::new(ud)
-                    .build()
-                    .user_data(tag::encode(Kind::Cancel, reg, 0));
+        let cancel_all = Capabilities::get().version >= Some((5, 19));
+        for ud in self.side.armed(reg) {
+            // Every request with this tag (a repeated or forged CQE may have
+            // made the loop arm twice), where the kernel can (5.19).
+            let sqe = if cancel_all {
+                opcode::AsyncCancel2::new(types::CancelBuilder::user_data(ud).all()).build()
+            } else {
+                opcode::AsyncCancel::new(ud).build()
+            };
+            let sqe = sqe.user_data(tag::encode(Kind::Cancel, reg, 0));
             // SAFETY: ASYNC_CANCEL references no memory.
             let _ = unsafe { crate::handoff::common::push_sqe(ring, &sqe, &mut self.stats) };
         }
@@ -145,26 +183,20 @@ impl<R> LoopHandle<R> {
         }
     }
 
-    /// Without the ring, the pool's armed SQEs (a pipe read and pipe writes,
-    /// a futex wait) are cancelled synchronously through the duplicated ring
-    /// fd (`IORING_REGISTER_SYNC_CANCEL`, 6.0); once that returns, the kernel
-    /// no longer references their memory, which is then freed. If a cancel
-    /// fails (an older kernel), that memory is leaked instead: a few KiB,
-    /// never a write into freed memory.
+    /// Without the ring, the pool's armed SQEs (a futex wait; polls) are
+    /// cancelled synchronously through the duplicated ring fd
+    /// (`IORING_REGISTER_SYNC_CANCEL`, 6.0). What the kernel may still read
+    /// afterwards is leaked instead of freed: the loop's shared part if its
+    /// futex wait could not be cancelled for certain, and, if SQEs this
+    /// handle queued may still sit unsubmitted in the SQ (wakes naming
+    /// workers' futex words or ring fds), the pool's shared state.
     fn release_armed(&mut self) {
         let fd = self.shared.ring.as_raw_fd();
-        if self.side.release(fd, self.shared.reg) {
-            // The kernel may still read the loop's shared part (a futex word).
+        if self.side.release(fd, self.shared.reg, self.unsubmitted_arm) {
             std::mem::forget(self.shared.clone());
         }
-    }
-
-    /// Submits SQEs already queued on the ring (our wakes among them) through
-    /// the duplicated fd, so none can reach the kernel after the pool is gone.
-    fn submit_queued_sqes(&mut self) {
-        if self.side.queues_sqes_for_workers() {
-            self.stats.enters += 1;
-            let _ = sys::enter_submit(self.shared.ring.as_raw_fd(), self.sq_entries);
+        if self.unsubmitted_wakes {
+            std::mem::forget(self.owner.shared.clone());
         }
     }
 }
@@ -173,11 +205,22 @@ impl<R> Drop for LoopHandle<R> {
     /// Closes the loop without its ring; see [`LoopHandle::close`].
     ///
     /// Blocks until every in-flight job has finished or been cancelled, and
-    /// drops their results. SQEs already queued on the ring are submitted.
-    /// The pool's armed SQEs are cancelled with `IORING_REGISTER_SYNC_CANCEL`
-    /// (Linux 6.0); on older kernels the memory they reference (a few KiB)
-    /// is leaked rather than freed under the kernel.
+    /// drops their results. Nothing is submitted on the ring: the handle
+    /// never submits SQEs that are not its own. The pool's armed SQEs are
+    /// cancelled with `IORING_REGISTER_SYNC_CANCEL` (Linux 6.0); where that
+    /// cannot be done for certain, the little memory they reference is
+    /// leaked rather than freed under the kernel.
     fn drop(&mut self) {
         self.close_with(None, &mut |_| {});
+        tag::registry::give_back(self.shared.reg);
     }
+}
+
+/// Where a handle is on its way to closed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(super) enum State {
+    Open,
+    /// `close_with` started (and may have unwound part-way).
+    Closing,
+    Closed,
 }

@@ -22,13 +22,13 @@ use crate::protocol::doorbell::Doorbell;
 use crate::stats::LoopStats;
 use crate::sync::{AtomicBool, AtomicU32};
 use crate::sys;
+use crate::tag;
 use crossbeam_utils::CachePadded;
 use io_uring::IoUring;
 use slots::Slots;
 use std::io;
 use std::marker::PhantomData;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,9 +36,6 @@ use std::time::Duration;
 /// results: one announcement or armed doorbell SQE, a cancel, and error
 /// CQEs of skipped-on-success SQEs.
 pub const POOL_CQ_RESERVE: usize = 4;
-
-/// Tells apart several registrations on one ring.
-static NEXT_REG: AtomicU8 = AtomicU8::new(0);
 
 /// The loop's handle on a [`Pool`](crate::Pool): submits jobs and turns the
 /// pool's completions on the loop's ring back into results.
@@ -89,7 +86,6 @@ pub struct LoopHandle<R> {
     /// The mechanism's loop side: what it arms, how it reacts to its CQEs.
     side: LoopSide,
     ring_fd: RawFd,
-    sq_entries: u32,
     slots: Slots<R>,
     /// Jobs queued since the last wake round.
     pending_wake: usize,
@@ -103,7 +99,14 @@ pub struct LoopHandle<R> {
     /// The current spin budget, adapted between `loop_spin / 16` and `loop_spin`.
     spin_budget: Duration,
     stats: LoopStats,
-    closed: bool,
+    /// This handle queued wake SQEs (naming workers' futex words or ring
+    /// fds) that it has not itself submitted since; the user may have (the
+    /// loop contract). Dropped without its ring, it must then keep alive what
+    /// they reference.
+    unsubmitted_wakes: bool,
+    /// The same, for the SQE that arms the mechanism's doorbell.
+    unsubmitted_arm: bool,
+    state: close::State,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -116,7 +119,7 @@ impl<R: Send + 'static> LoopHandle<R> {
                 "the ring lacks IORING_FEAT_NODROP (Linux 5.5): completions could be dropped",
             ));
         }
-        let (sq_entries, cq_entries) = (p.sq_entries(), p.cq_entries() as usize);
+        let cq_entries = p.cq_entries() as usize;
         let pool = &owner.shared;
         let max = owner.config.max_in_flight;
         if pool.announce == Announce::PerJob && max + POOL_CQ_RESERVE > cq_entries {
@@ -129,6 +132,13 @@ impl<R: Send + 'static> LoopHandle<R> {
                 ),
             ));
         }
+        if !p.is_feature_ext_arg() {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                "the ring lacks IORING_FEAT_EXT_ARG (Linux 5.11): the pool's bounded waits \
+                 (condvar's polling, every close) need timeouts on io_uring_enter",
+            ));
+        }
         let ring_fd = ring.as_raw_fd();
         let dup = sys::dup_cloexec(ring_fd).map_err(|e| Error::io("cannot dup the ring fd", e))?;
         let cfg = BackendConfig {
@@ -138,11 +148,17 @@ impl<R: Send + 'static> LoopHandle<R> {
             poll_interval: owner.config.poll_interval,
         };
         let (side, mailbox) = LoopSide::register(&pool.backend, &cfg)?;
+        let reg = tag::registry::take().ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidConfig,
+                "65536 loop handles are live in this process; close one first",
+            )
+        })?;
         let shared = Arc::new(LoopShared {
             doorbell: CachePadded::new(Doorbell::new()),
             senders: CachePadded::new(AtomicU32::new(0)),
             closing: AtomicBool::new(false),
-            reg: NEXT_REG.fetch_add(1, Relaxed),
+            reg,
             ring: dup,
             mailbox,
         });
@@ -153,13 +169,14 @@ impl<R: Send + 'static> LoopHandle<R> {
             shared,
             side,
             ring_fd,
-            sq_entries,
             slots: Slots::new(max),
             pending_wake: 0,
             urgent: false,
             claimed: Vec::new(),
             stats: LoopStats::default(),
-            closed: false,
+            unsubmitted_wakes: false,
+            unsubmitted_arm: false,
+            state: close::State::Open,
             _not_send: PhantomData,
         })
     }
@@ -190,19 +207,40 @@ impl<R> LoopHandle<R> {
     pub fn stats(&self) -> LoopStats {
         LoopStats {
             completed: self.slots.completed,
+            ignored_cqes: self.slots.ignored,
             ..self.stats.clone()
         }
     }
 
+    /// Cheap check on every call: `ring` has the fd number of the ring this
+    /// handle was registered with.
     fn check_ring(&self, ring: &IoUring) -> io::Result<()> {
         if ring.as_raw_fd() != self.ring_fd {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "ringpool: this LoopHandle was registered with a different ring",
-            ));
+            return Err(wrong_ring());
         }
         Ok(())
     }
+
+    /// The full check, before every wait that can block and in `close`:
+    /// `ring` is the very ring this handle was registered with, not a new
+    /// one that reuses its fd number (`kcmp(KCMP_FILE)` against the
+    /// handle's duplicate of the ring fd; one syscall, about a microsecond).
+    fn check_ring_identity(&self, ring: &IoUring) -> io::Result<()> {
+        self.check_ring(ring)?;
+        match sys::same_file(ring.as_raw_fd(), self.shared.ring.as_raw_fd()) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(wrong_ring()),
+            // No kcmp (a kernel without CONFIG_KCMP): the fd check stands.
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+fn wrong_ring() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "ringpool: this LoopHandle was registered with a different ring",
+    )
 }
 
 impl<R> std::fmt::Debug for LoopHandle<R> {

@@ -23,9 +23,8 @@ pub(crate) struct Slots<R> {
     next_id: u64,
     /// Completions produced so far.
     pub(crate) completed: u64,
-    /// The loop is closing: pointers read back from the kernel may name jobs
-    /// already collected by polling, so they are matched, not dereferenced.
-    pub(crate) closing: bool,
+    /// Announcements that named no job of this table in a final state.
+    pub(crate) ignored: u64,
 }
 
 impl<R> Slots<R> {
@@ -36,7 +35,7 @@ impl<R> Slots<R> {
             ready: VecDeque::new(),
             next_id: 0,
             completed: 0,
-            closing: false,
+            ignored: 0,
         }
     }
 
@@ -121,40 +120,32 @@ impl<R> Sink for Slots<R> {
         self.complete(job);
     }
 
-    /// `Announce::PerJob`: the CQE named `slot`.
+    /// A worker's word that slot `slot` is done (a per-job CQE, a message in
+    /// the result pipe). It is not trusted: a CQE can be repeated or forged
+    /// through `handle_cqe`, and a late one can name a slot whose job was
+    /// collected already (and whose slot may hold a new job). So the job is
+    /// completed only if the slot holds one whose final state is published.
     fn slot(&mut self, slot: u32) {
-        let Some(s) = self.table.get(slot as usize) else {
+        let cell = self.table.get(slot as usize).and_then(|s| s.cell);
+        let Some(cell) = cell else {
+            self.ignored += 1;
             return;
         };
-        // A message for an empty slot is a late duplicate of a job that
-        // `close` already collected by polling: ignore it.
-        let Some(cell) = s.cell else { return };
-        // SAFETY: the pointer came from this slot, whose cell is live; the
-        // message is sent only after the worker published its final state.
+        // SAFETY: a slot's cell is live until this table frees it, which
+        // only `complete_at` does, clearing the slot.
+        let state = unsafe { cell.as_ref() }.state.load(Acquire);
+        if state != DONE && state != CANCELLED {
+            self.ignored += 1;
+            return;
+        }
+        // SAFETY: the final state is published (Acquire above), so the worker
+        // no longer touches the cell, and the slot owns it: ownership comes
+        // back here exactly once, as the slot is cleared in `complete_at`.
         let job = unsafe { JobRef::from_raw(cell.as_ptr() as usize as u64) };
         self.complete_at(slot, job);
     }
 
-    /// A pointer read from the result pipe: completes its job if a slot
-    /// still holds it.
-    fn pointer(&mut self, raw: u64) {
-        if !self.closing {
-            // SAFETY: outside `close`, every pointer read from the result
-            // pipe is a live in-flight cell of this loop, written once by the
-            // worker that published its final state.
-            self.complete(unsafe { JobRef::from_raw(raw) });
-            return;
-        }
-        // Pointers may arrive for jobs already collected by polling: match
-        // them against the table without dereferencing.
-        let held = self
-            .table
-            .iter()
-            .position(|s| s.cell.map(|p| p.as_ptr() as usize as u64) == Some(raw));
-        if let Some(slot) = held {
-            // SAFETY: the slot holds this live cell, whose worker published
-            // its final state before writing the pointer.
-            self.complete_at(slot as u32, unsafe { JobRef::from_raw(raw) });
-        }
+    fn ignored(&mut self) {
+        self.ignored += 1;
     }
 }

@@ -25,7 +25,7 @@ impl<R: Send + 'static> LoopHandle<R> {
     where
         F: FnOnce() -> R + Send + 'static,
     {
-        if self.closed || self.owner.shared.shut_down.load(Acquire) {
+        if self.state != super::close::State::Open || self.owner.shared.shut_down.load(Acquire) {
             return Err(TrySubmitError::Closed(job));
         }
         let Some((slot, id)) = self.slots.reserve() else {
@@ -105,8 +105,19 @@ impl<R> LoopHandle<R> {
     /// Queues the doorbell's arm SQE if the mechanism has one and it is not
     /// armed.
     pub(super) fn arm(&mut self, ring: &mut IoUring) -> io::Result<()> {
-        self.side
-            .arm(ring, &self.shared, self.shared.reg, &mut self.stats)
+        if self
+            .side
+            .arm(ring, &self.shared, self.shared.reg, &mut self.stats)?
+        {
+            self.unsubmitted_arm = true;
+        }
+        Ok(())
+    }
+
+    /// This handle's own `io_uring_enter` submitted everything queued.
+    pub(super) fn submitted(&mut self) {
+        self.unsubmitted_wakes = false;
+        self.unsubmitted_arm = false;
     }
 
     /// Sends what workers are waiting for: the SQEs that carry jobs
@@ -134,7 +145,10 @@ impl<R> LoopHandle<R> {
                 .side
                 .wake(ring, &pool.backend, &pool.workers, i, reg, &mut self.stats)
             {
-                Ok(queued) => self.urgent |= queued,
+                Ok(queued) => {
+                    self.urgent |= queued;
+                    self.unsubmitted_wakes |= queued;
+                }
                 Err(e) => {
                     // The SQ is full and cannot be flushed: the claimed
                     // workers left would sleep for ever. Wake them directly.

@@ -28,12 +28,22 @@ impl<R> LoopHandle<R> {
     /// announcements suppressed, so that a busy loop makes no syscall per
     /// batch.
     ///
+    /// `want` counts CQEs on the ring, the pool's and yours. The pool keeps
+    /// at most one announcement outstanding however many results it
+    /// carries, so while jobs are in flight the wait also ends at the first
+    /// new CQE: the loop always gets to see its results. (With `want == 0`
+    /// it only submits.)
+    ///
     /// Returns what `io_uring_enter` returned (SQEs submitted), or 0 if it
     /// did not need to enter.
     ///
     /// # Errors
     ///
-    /// As [`IoUring::submit_and_wait`] (including `EINTR`), and as [`flush`](LoopHandle::flush).
+    /// As [`IoUring::submit_and_wait`] (including `EINTR`), and as
+    /// [`flush`](LoopHandle::flush); `InvalidInput` if `ring` is not the
+    /// ring this handle was registered with (checked before every wait that
+    /// can block, also against a new ring that reuses the old one's fd
+    /// number).
     pub fn submit_and_wait(&mut self, ring: &mut IoUring, want: usize) -> io::Result<usize> {
         self.wait(ring, want, 0)
     }
@@ -62,6 +72,7 @@ impl<R> LoopHandle<R> {
             self.urgent = false;
             self.stats.enters += 1;
             ring.submit()?;
+            self.submitted();
         }
         let can_spin = !self.loop_spin.is_zero()
             && self.slots.in_flight() > 0
@@ -99,9 +110,19 @@ impl<R> LoopHandle<R> {
         if want > 0 && ring.submission().is_empty() && ring.completion().len() >= want {
             return Ok(0); // the CQEs are already there: no need to enter
         }
+        let want = if self.slots.in_flight() > 0 {
+            want.min(ring.completion().len() + 1)
+        } else {
+            want
+        };
+        if want > 0 {
+            self.check_ring_identity(ring)?;
+        }
         self.stats.enters += 1;
         self.stats.waits += 1;
-        ring.submit_and_wait(want)
+        let n = ring.submit_and_wait(want)?;
+        self.submitted();
+        Ok(n)
     }
 
     /// More than `seen` completions are ready, or results wait to be drained.
@@ -115,7 +136,9 @@ impl<R> LoopHandle<R> {
             return Ok(0);
         }
         self.stats.enters += 1;
-        ring.submit()
+        let n = ring.submit()?;
+        self.submitted();
+        Ok(n)
     }
 
     /// [`LoopWait::Spin`]: busy-poll the result queue and the CQ.
@@ -150,12 +173,16 @@ impl<R> LoopHandle<R> {
     ) -> io::Result<usize> {
         let ts = types::Timespec::from(interval);
         let args = types::SubmitArgs::new().timespec(&ts);
+        self.check_ring_identity(ring)?;
         loop {
             self.stats.enters += 1;
             self.stats.waits += 1;
             match ring.submitter().submit_with_args(want, &args) {
-                Ok(n) => return Ok(n),
-                Err(e) if e.raw_os_error() == Some(libc::ETIME) => {}
+                Ok(n) => {
+                    self.submitted();
+                    return Ok(n);
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ETIME) => self.submitted(),
                 Err(e) => return Err(e),
             }
             if self.has_new(seen) {

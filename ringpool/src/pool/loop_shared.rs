@@ -21,7 +21,7 @@ pub(crate) struct LoopShared {
     /// send no more announcements.
     pub(crate) closing: AtomicBool,
     /// The registration id carried in the loop's `user_data` tags.
-    pub(crate) reg: u8,
+    pub(crate) reg: u16,
     /// A duplicate of the loop's ring fd. It keeps the ring alive and its
     /// number unreused while workers may target it (the MSG_RING backends),
     /// and lets a handle dropped without its ring still submit and cancel.

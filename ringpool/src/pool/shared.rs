@@ -34,6 +34,17 @@ impl PoolShared {
     pub(crate) fn wake_sleepers(&self, n: usize) -> usize {
         self.backend.wake_sleepers(&self.workers, n)
     }
+
+    /// Wakes every worker that a waker claimed (NOTIFIED) but whose wake may
+    /// never land: an SQE on a ring nobody submits, a loop that went away
+    /// mid-flush. A worker that was woken already takes it as spurious.
+    pub(crate) fn wake_claimed(&self) {
+        for (i, w) in self.workers.slots.iter().enumerate() {
+            if w.state.load(Acquire) == park::NOTIFIED {
+                self.wake(i);
+            }
+        }
+    }
 }
 
 /// What a loop handle takes from its pool's configuration.
@@ -65,13 +76,7 @@ impl PoolOwner {
         // last check and its sleep is caught by the next round.
         while threads.iter().any(|t| !t.is_finished()) {
             s.wake_sleepers(usize::MAX);
-            // A worker left NOTIFIED by a wake that never landed (a loop that
-            // went away mid-flush) would sleep for ever: wake those too.
-            for (i, w) in s.workers.slots.iter().enumerate() {
-                if w.state.load(Acquire) == park::NOTIFIED {
-                    s.wake(i);
-                }
-            }
+            s.wake_claimed();
             std::thread::sleep(Duration::from_micros(200));
         }
         for t in threads {

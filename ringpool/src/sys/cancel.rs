@@ -27,9 +27,13 @@ struct SyncCancelReg {
 }
 const _: () = assert!(std::mem::size_of::<SyncCancelReg>() == 64);
 
-/// Cancels the request whose `user_data` is `user_data` on ring `ring_fd`,
-/// waiting (up to one second) until it is gone. `Ok(())` also when no such
-/// request exists any more (`ENOENT`: it completed already).
+/// `IORING_ASYNC_CANCEL_ALL` (v5.19): every matching request, not the first.
+const IORING_ASYNC_CANCEL_ALL: u32 = 1 << 0;
+
+/// Cancels every request whose `user_data` is `user_data` on ring `ring_fd`,
+/// waiting (up to one second) until they are gone. `Ok(())` also when no
+/// such request exists (`ENOENT`: it completed already, or was never
+/// submitted: an SQE still in the SQ cannot be cancelled).
 ///
 /// # Errors
 ///
@@ -39,6 +43,7 @@ pub(crate) fn sync_cancel(ring_fd: RawFd, user_data: u64) -> io::Result<()> {
     let reg = SyncCancelReg {
         addr: user_data,
         fd: -1,
+        flags: IORING_ASYNC_CANCEL_ALL,
         timeout_sec: 1,
         ..SyncCancelReg::default()
     };

@@ -43,23 +43,20 @@ pub(crate) fn dup_cloexec(fd: std::os::fd::RawFd) -> io::Result<std::os::fd::Own
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(r) })
 }
 
-/// `io_uring_enter(fd, to_submit, 0, 0)`: submits up to `to_submit` queued
-/// SQEs without waiting. Used when a loop handle is dropped without its
-/// `IoUring`, so that wake SQEs it queued cannot outlive the pool.
-pub(crate) fn enter_submit(fd: std::os::fd::RawFd, to_submit: u32) -> io::Result<usize> {
-    // SAFETY: no pointer arguments are passed (arg is NULL, size 0); the
-    // kernel reads the SQ ring that the caller's IoUring shares with it,
-    // whose published tail only covers fully written SQEs.
+/// `kcmp(KCMP_FILE)`: `a` and `b` refer to the same open file.
+///
+/// # Errors
+///
+/// `ENOSYS` on a kernel built without `CONFIG_KCMP`; `EBADF` if either fd
+/// is not open.
+pub(crate) fn same_file(a: std::os::fd::RawFd, b: std::os::fd::RawFd) -> io::Result<bool> {
+    /// `KCMP_FILE` from `include/uapi/linux/kcmp.h` (v3.5).
+    const KCMP_FILE: libc::c_int = 0;
+    // SAFETY: kcmp takes two pids, a type and two integer arguments; no
+    // pointers. pid = ours for both sides.
     let r = unsafe {
-        libc::syscall(
-            libc::SYS_io_uring_enter,
-            fd,
-            to_submit,
-            0u32,
-            0u32,
-            std::ptr::null::<libc::c_void>(),
-            0usize,
-        )
+        let pid = libc::getpid();
+        libc::syscall(libc::SYS_kcmp, pid, pid, KCMP_FILE, a, b)
     };
-    cvt(r).map(|n| n as usize)
+    cvt(r).map(|r| r == 0)
 }

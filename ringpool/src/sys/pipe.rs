@@ -8,7 +8,7 @@
 
 use super::fault::{check, Site};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// A pipe: (read end, write end), both close-on-exec and blocking.
 pub(crate) fn new() -> io::Result<(OwnedFd, OwnedFd)> {
@@ -89,5 +89,78 @@ pub(crate) fn write_u64(fd: &OwnedFd, v: u64) -> io::Result<()> {
             return Err(io::Error::new(io::ErrorKind::WriteZero, "short pipe write"));
         }
         return Err(e);
+    }
+}
+
+/// Sets `O_NONBLOCK` on `fd` (one end of a pipe: the other end's open file
+/// description keeps its own flags).
+pub(crate) fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
+    // SAFETY: F_GETFL takes no argument and no pointers.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: F_SETFL takes an int argument, no pointers.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Reads as many whole 8-byte messages as fit in `buf` from a non-blocking
+/// pipe; `Ok(0)` when it is empty.
+///
+/// # Errors
+///
+/// Any errno other than `EAGAIN`/`EINTR`, or a torn message (impossible
+/// while every writer writes exactly 8 bytes), as `InvalidData`.
+pub(crate) fn read_words(fd: RawFd, buf: &mut [u64]) -> io::Result<usize> {
+    check(Site::PipeRead)?;
+    loop {
+        // SAFETY: reads at most `buf.len() * 8` bytes into `buf`, a live,
+        // writable slice of exactly that many bytes.
+        let r = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len() * 8) };
+        if r >= 0 {
+            if r % 8 != 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "torn pipe message",
+                ));
+            }
+            return Ok(r as usize / 8);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EAGAIN) => return Ok(0),
+            _ => return Err(e),
+        }
+    }
+}
+
+/// Writes `words` to a non-blocking pipe in one write(2): all of them or
+/// none (`Ok(false)`, the pipe is full), since `words` holds at most
+/// `PIPE_BUF` bytes and such writes are atomic.
+///
+/// # Errors
+///
+/// Any errno other than `EAGAIN`/`EINTR`.
+pub(crate) fn write_words(fd: RawFd, words: &[u64]) -> io::Result<bool> {
+    debug_assert!(words.len() * 8 <= libc::PIPE_BUF);
+    check(Site::PipeWrite)?;
+    loop {
+        // SAFETY: writes `words.len() * 8` bytes from `words`, a live slice
+        // of exactly that many bytes.
+        let r = unsafe { libc::write(fd, words.as_ptr().cast(), words.len() * 8) };
+        if r >= 0 {
+            // Atomic (at most PIPE_BUF bytes): all or nothing.
+            return Ok(r as usize == words.len() * 8);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EAGAIN) => return Ok(false),
+            _ => return Err(e),
+        }
     }
 }
