@@ -236,7 +236,12 @@ impl MailboxOps for Mailbox {
     }
 }
 
-pub(crate) struct LoopSide;
+pub(crate) struct LoopSide {
+    /// `Announce::PerJob`: results come as one CQE per job. Otherwise a
+    /// `Result` CQE is not the pool's doing and must be ignored: the job it
+    /// names may sit in the mailbox too, and would be completed twice.
+    per_job: bool,
+}
 
 impl LoopSideOps for LoopSide {
     type Pool = PoolSide;
@@ -245,7 +250,7 @@ impl LoopSideOps for LoopSide {
     fn register(_pool: &PoolSide, cfg: &BackendConfig) -> Result<(Self, Mailbox), Error> {
         let per_job = cfg.announce == Announce::PerJob;
         let results = ResultQueue::new(if per_job { 1 } else { cfg.max_in_flight });
-        Ok((LoopSide, Mailbox { results, per_job }))
+        Ok((LoopSide { per_job }, Mailbox { results, per_job }))
     }
 
     fn wake(
@@ -281,7 +286,7 @@ impl LoopSideOps for LoopSide {
     ) -> bool {
         match cqe.kind {
             Kind::Doorbell => true,
-            Kind::Result => {
+            Kind::Result if self.per_job => {
                 sink.slot(cqe.payload);
                 false
             }
