@@ -1,13 +1,17 @@
 //! One behavioural suite, run against every handoff mechanism.
 //!
 //! `conformance!` expands every scenario below once per [`Handoff`]. A
-//! mechanism this kernel lacks is skipped with the reason printed. Scenarios:
+//! mechanism this kernel lacks (or the caller's `RINGPOOL_HANDOFF` /
+//! `RINGPOOL_UNSUPPORTED` excludes) is skipped through [`util::skip`], which
+//! counts and prints it; skipping a supported mechanism fails. Scenarios:
 //! many trivial jobs with correct results; several workers really running at
 //! once; jobs interleaved with real I/O on the same ring (a DEFER_TASKRUN
 //! ring); panicking jobs; closing and dropping with jobs in flight (drop
 //! counters prove every captured state is dropped exactly once); a tiny CQ
 //! under a flood; and the per-job announce mode where it exists. `auto`
 //! fallback through the environment overrides is tested in child processes.
+
+mod util;
 
 use io_uring::{opcode, types, IoUring};
 use ringpool::{Announce, Handoff, JobError, LoopHandle, Pool, Shutdown, TrySubmitError};
@@ -18,22 +22,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-/// Builds a pool for `h`, or prints why it is skipped.
+/// Builds a pool for `h` (`workers` workers, then `tweak`), or skips `h`
+/// through [`util::build_or_skip`].
 fn pool(
+    test: &str,
     h: Handoff,
     workers: usize,
     tweak: impl FnOnce(ringpool::PoolBuilder) -> ringpool::PoolBuilder,
 ) -> Option<Pool> {
-    if let Some(why) = h.unsupported_reason(ringpool::Capabilities::get()) {
-        println!("SKIP {h}: {why}");
-        return None;
-    }
-    let b = Pool::builder().workers(workers).handoff(h);
-    Some(
-        tweak(b)
-            .build()
-            .unwrap_or_else(|e| panic!("building a {h} pool: {e}")),
-    )
+    util::build_or_skip(test, tweak(Pool::builder().workers(workers)), h)
 }
 
 /// A ring as a modern loop would build it.
@@ -106,7 +103,9 @@ fn many_jobs(h: Handoff, announce: Announce) {
     } else {
         1_000_000
     };
-    let Some(pool) = pool(h, 2, |b| b.announce(announce).max_in_flight(256)) else {
+    let Some(pool) = pool("many_jobs", h, 2, |b| {
+        b.announce(announce).max_in_flight(256)
+    }) else {
         return;
     };
     let mut ring = IoUring::new(256).unwrap();
@@ -154,7 +153,7 @@ fn many_jobs(h: Handoff, announce: Announce) {
 
 /// Two jobs that can only finish if two workers run them at the same time.
 fn several_workers(h: Handoff) {
-    let Some(pool) = pool(h, 4, |b| b) else {
+    let Some(pool) = pool("several_workers", h, 4, |b| b) else {
         return;
     };
     let mut ring = IoUring::new(64).unwrap();
@@ -192,7 +191,7 @@ fn several_workers(h: Handoff) {
 /// SINGLE_ISSUER | DEFER_TASKRUN ring.
 fn interleaved_with_io(h: Handoff) {
     const MSGS: usize = 200;
-    let Some(pool) = pool(h, 2, |b| b) else {
+    let Some(pool) = pool("interleaved_with_io", h, 2, |b| b) else {
         return;
     };
     let mut ring = defer_ring(64);
@@ -274,7 +273,7 @@ fn interleaved_with_io(h: Handoff) {
 }
 
 fn panics_become_errors(h: Handoff) {
-    let Some(pool) = pool(h, 2, |b| b) else {
+    let Some(pool) = pool("panics_become_errors", h, 2, |b| b) else {
         return;
     };
     let mut ring = IoUring::new(64).unwrap();
@@ -334,7 +333,7 @@ impl Drop for Counted {
 /// running: every job ends exactly once, every capture is dropped once.
 fn shutdown_with_jobs_in_flight(h: Handoff, policy: Shutdown, with_ring: bool) {
     const N: usize = 200;
-    let Some(pool) = pool(h, 2, |b| b.shutdown(policy)) else {
+    let Some(pool) = pool("shutdown_with_jobs_in_flight", h, 2, |b| b.shutdown(policy)) else {
         return;
     };
     let mut ring = IoUring::new(64).unwrap();
@@ -405,7 +404,7 @@ fn tiny_cq(h: Handoff, announce: Announce) {
         Announce::PerJob => (8, 4),
         _ => (4, 64),
     };
-    let Some(pool) = pool(h, 2, |b| b.announce(announce).max_in_flight(max)) else {
+    let Some(pool) = pool("tiny_cq", h, 2, |b| b.announce(announce).max_in_flight(max)) else {
         return;
     };
     let mut ring: IoUring = IoUring::builder().setup_cqsize(cq).build(2).unwrap();
@@ -432,7 +431,7 @@ fn tiny_cq(h: Handoff, announce: Announce) {
 }
 
 fn blocking_submit_waits_by_reaping(h: Handoff) {
-    let Some(pool) = pool(h, 1, |b| b.max_in_flight(2)) else {
+    let Some(pool) = pool("blocking_submit", h, 1, |b| b.max_in_flight(2)) else {
         return;
     };
     let mut ring = IoUring::new(8).unwrap();
@@ -514,25 +513,38 @@ mod per_job {
         shutdown_with_jobs_in_flight(Handoff::MsgRingSync, Shutdown::Cancel, true);
         shutdown_with_jobs_in_flight(Handoff::MsgRingSync, Shutdown::Cancel, false);
     }
+    /// `Announce::PerJob` on msg-ring and msg-ring-sync: an in-flight limit
+    /// that does not fit in the loop's CQ is a typed error at `register`,
+    /// one that fits registers. Every other mechanism refuses `PerJob` at
+    /// `build`.
     #[test]
     fn per_job_must_fit_in_the_cq() {
-        if Handoff::MsgRingSync
-            .unsupported_reason(ringpool::Capabilities::get())
-            .is_some()
-        {
-            return;
+        for h in Handoff::ALL {
+            let b = Pool::builder()
+                .workers(1)
+                .announce(Announce::PerJob)
+                .max_in_flight(64);
+            if !matches!(h, Handoff::MsgRing | Handoff::MsgRingSync) {
+                if util::skip_if_untestable("per_job_must_fit_in_the_cq", h) {
+                    continue;
+                }
+                let e = b.handoff(h).build().unwrap_err();
+                assert_eq!(e.kind(), ringpool::ErrorKind::InvalidConfig, "{h}: {e}");
+                assert!(e.to_string().contains("PerJob"), "{h}: {e}");
+                continue;
+            }
+            let Some(pool) = util::build_or_skip("per_job_must_fit_in_the_cq", b, h) else {
+                continue;
+            };
+            let mut ring: IoUring = IoUring::builder().setup_cqsize(16).build(8).unwrap();
+            let e = pool.register::<()>(&mut ring).unwrap_err();
+            assert_eq!(e.kind(), ringpool::ErrorKind::InvalidConfig, "{h}: {e}");
+            assert!(e.to_string().contains("max_in_flight"), "{h}: {e}");
+            let cq = (64 + ringpool::POOL_CQ_RESERVE) as u32;
+            let mut ring: IoUring = IoUring::builder().setup_cqsize(cq).build(8).unwrap();
+            let mut lp = pool.register::<u32>(&mut ring).expect("a CQ that fits");
+            assert_eq!(run_one(&mut lp, &mut ring, || 5), 5);
         }
-        let pool = Pool::builder()
-            .workers(1)
-            .handoff(Handoff::MsgRingSync)
-            .announce(Announce::PerJob)
-            .max_in_flight(64)
-            .build()
-            .unwrap();
-        let mut ring: IoUring = IoUring::builder().setup_cqsize(16).build(8).unwrap();
-        let e = pool.register::<()>(&mut ring).unwrap_err();
-        assert_eq!(e.kind(), ringpool::ErrorKind::InvalidConfig);
-        assert!(e.to_string().contains("max_in_flight"), "{e}");
     }
 }
 
@@ -689,11 +701,16 @@ fn several_loops_share_one_pool() {
 /// `close` must collect everything. Two loops share the pool.
 #[test]
 fn regression_pipe_waits_with_untaken_completions() {
-    let Some(pool) = pool(Handoff::Pipe, 2, |b| {
-        b.max_in_flight(8)
-            .spin(Duration::from_micros(5))
-            .loop_spin(Duration::from_micros(5))
-    }) else {
+    let Some(pool) = pool(
+        "regression_pipe_waits_with_untaken_completions",
+        Handoff::Pipe,
+        2,
+        |b| {
+            b.max_in_flight(8)
+                .spin(Duration::from_micros(5))
+                .loop_spin(Duration::from_micros(5))
+        },
+    ) else {
         return;
     };
     let mut r0 = IoUring::new(8).unwrap();
