@@ -6,10 +6,11 @@
 //! counts and prints it; skipping a supported mechanism fails. Scenarios:
 //! many trivial jobs with correct results; several workers really running at
 //! once; jobs interleaved with real I/O on the same ring (a DEFER_TASKRUN
-//! ring); panicking jobs; closing and dropping with jobs in flight (drop
-//! counters prove every captured state is dropped exactly once); a tiny CQ
-//! under a flood; and the per-job announce mode where it exists. `auto`
-//! fallback through the environment overrides is tested in child processes.
+//! ring), with the order of events checked; panicking jobs; closing and
+//! dropping with jobs in flight (drop counters prove every captured state is
+//! dropped exactly once); a tiny CQ under a flood; and the per-job announce
+//! mode where it exists. `auto` fallback through the environment overrides
+//! is tested in child processes.
 
 mod util;
 
@@ -185,20 +186,180 @@ fn several_workers(h: Handoff) {
     );
 }
 
+/// One event of [`interleaved_with_io`]'s loop, in the order the loop saw it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Ev {
+    /// `submit_and_wait` returned: a new loop turn begins. `sq_left` is what
+    /// it left in the SQ (unsubmitted).
+    Wait { sq_left: usize },
+    /// The read SQE for message `k` was queued.
+    ArmRead(usize),
+    /// The read CQE of message `k` was reaped.
+    Read(usize),
+    /// The job for message `k` was submitted.
+    Job(usize),
+    /// The result of message `k`'s job was taken.
+    Result(usize),
+    /// The timeout SQE was queued.
+    ArmTick,
+    /// The timeout CQE was reaped.
+    Tick,
+}
+
+/// Checks what [`interleaved_with_io`]'s doc comment promises against the
+/// recorded `events` of `msgs` messages: each message is read through the
+/// ring and becomes a job at once; the next read is queued right behind the
+/// result that triggers it, in the same loop turn (before the next wait),
+/// goes out with the next `io_uring_enter`, and its CQE arrives in a later
+/// turn; the timeout repeats alongside the I/O.
+fn check_io_order(events: &[Ev], msgs: usize) -> Result<(), String> {
+    let mut turn = Vec::with_capacity(events.len());
+    let mut t = 0usize;
+    for e in events {
+        if matches!(e, Ev::Wait { .. }) {
+            t += 1;
+        }
+        turn.push(t);
+    }
+    let find_one = |want: Ev| -> Result<usize, String> {
+        let mut at = events.iter().enumerate().filter(|(_, e)| **e == want);
+        match (at.next(), at.next()) {
+            (Some((i, _)), None) => Ok(i),
+            (None, _) => Err(format!("{want:?} never happened")),
+            (Some((i, _)), Some((j, _))) => Err(format!("{want:?} twice, at {i} and {j}")),
+        }
+    };
+    let first_wait_after = |i: usize| {
+        events[i..]
+            .iter()
+            .position(|e| matches!(e, Ev::Wait { .. }))
+            .map(|p| i + p)
+    };
+    for k in 0..msgs {
+        let arm = find_one(Ev::ArmRead(k))?;
+        let read = find_one(Ev::Read(k))?;
+        let job = find_one(Ev::Job(k))?;
+        let result = find_one(Ev::Result(k))?;
+        // The next read right behind this result, in the same turn.
+        if k == 0 {
+            if arm != 0 {
+                return Err(format!("read 0 was queued at event {arm}, not first"));
+            }
+        } else {
+            let prev = find_one(Ev::Result(k - 1))?;
+            if arm != prev + 1 || turn[arm] != turn[prev] {
+                return Err(format!(
+                    "read {k} was queued at event {arm} (turn {}), not right behind result {} \
+                     at event {prev} (turn {}): {:?}",
+                    turn[arm],
+                    k - 1,
+                    turn[prev],
+                    &events[prev..(prev + 4).min(events.len())]
+                ));
+            }
+        }
+        // The read went out with the next enter, and its CQE came later.
+        let Some(w) = first_wait_after(arm) else {
+            return Err(format!(
+                "read {k} was queued (event {arm}) but the loop never waited"
+            ));
+        };
+        if events[w] != (Ev::Wait { sq_left: 0 }) {
+            return Err(format!(
+                "the wait after queueing read {k} left SQEs unsubmitted: {:?}",
+                events[w]
+            ));
+        }
+        if read < w || turn[read] <= turn[arm] {
+            return Err(format!(
+                "read {k}'s CQE (event {read}, turn {}) did not come after its SQE went out \
+                 (queued at event {arm}, turn {})",
+                turn[read], turn[arm]
+            ));
+        }
+        // Each message becomes a job at once.
+        if job != read + 1 {
+            return Err(format!(
+                "message {k} was read at event {read} but its job was submitted at event {job}"
+            ));
+        }
+        if result < job {
+            return Err(format!(
+                "job {k}'s result (event {result}) came before its submission"
+            ));
+        }
+    }
+    if events
+        .iter()
+        .any(|e| matches!(e, Ev::ArmRead(k) if *k >= msgs))
+    {
+        return Err("a read was queued past the last message".into());
+    }
+    // The timeout repeats, each re-armed right behind the tick before it,
+    // and fires while messages are still flowing.
+    let ticks: Vec<usize> = (0..events.len())
+        .filter(|&i| events[i] == Ev::Tick)
+        .collect();
+    let arms: Vec<usize> = (0..events.len())
+        .filter(|&i| events[i] == Ev::ArmTick)
+        .collect();
+    if ticks.len() < 2 {
+        return Err(format!(
+            "the timeout fired {} time(s), not repeatedly",
+            ticks.len()
+        ));
+    }
+    if arms.len() != ticks.len() {
+        return Err(format!(
+            "{} timeouts armed, {} fired",
+            arms.len(),
+            ticks.len()
+        ));
+    }
+    for (n, (&a, &f)) in arms.iter().zip(&ticks).enumerate() {
+        if turn[f] <= turn[a] {
+            return Err(format!(
+                "tick {n} fired (event {f}) before it was armed (event {a})"
+            ));
+        }
+        if n > 0 && a != ticks[n - 1] + 1 {
+            return Err(format!(
+                "tick {n} was not re-armed right behind tick {}",
+                n - 1
+            ));
+        }
+    }
+    let last_read = find_one(Ev::Read(msgs - 1))?;
+    if ticks[0] > last_read {
+        return Err("no tick fired while messages were still being read".into());
+    }
+    Ok(())
+}
+
 /// The loop reads messages from a socket through its ring; each message
 /// becomes a job; each job's completion queues the next read right after
 /// (the question's pattern). A repeating timeout runs alongside. Uses a
-/// SINGLE_ISSUER | DEFER_TASKRUN ring.
+/// SINGLE_ISSUER | DEFER_TASKRUN ring. [`check_io_order`] asserts all of
+/// this from the recorded events.
 fn interleaved_with_io(h: Handoff) {
     const MSGS: usize = 200;
     let Some(pool) = pool("interleaved_with_io", h, 2, |b| b) else {
         return;
     };
     let mut ring = defer_ring(64);
+    assert!(ring.params().is_setup_single_issuer());
     let mut lp = pool.register::<(usize, u64)>(&mut ring).unwrap();
     let (mut tx, rx) = std::os::unix::net::UnixStream::pair().unwrap();
+    // The writer holds back the second half of the messages until the loop
+    // has seen a tick: so a tick always falls among the reads.
+    let (ticked_tx, ticked) = std::sync::mpsc::channel::<()>();
     let writer = std::thread::spawn(move || {
         for i in 0..MSGS {
+            if i == MSGS / 2 {
+                ticked
+                    .recv_timeout(Duration::from_secs(60))
+                    .expect("the loop saw no tick in 60 s");
+            }
             tx.write_all(&(i as u64).to_le_bytes()).unwrap();
             if i % 16 == 0 {
                 std::thread::sleep(Duration::from_micros(300));
@@ -222,13 +383,24 @@ fn interleaved_with_io(h: Handoff) {
         // SAFETY: `ts` lives until the end of the function, after the last tick is reaped.
         unsafe { ring.submission().push(&sqe).unwrap() };
     };
+    let mut events = Vec::new();
     arm_read(&mut ring, &mut buf);
+    events.push(Ev::ArmRead(0));
     arm_tick(&mut ring);
-    let (mut reads, mut ticks, mut results, mut read_pending, mut tick_pending) =
-        (0, 0, 0, true, true);
-    let mut order = Vec::new();
+    events.push(Ev::ArmTick);
+    let (mut reads, mut results, mut read_pending, mut tick_pending) = (0, 0, true, true);
+    let mut ticked_tx = Some(ticked_tx);
+    let started = Instant::now();
     while results < MSGS || read_pending || tick_pending {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "{h}: stuck after {reads} reads and {results} results: {:?}",
+            lp.stats()
+        );
         lp.submit_and_wait(&mut ring, 1).unwrap();
+        events.push(Ev::Wait {
+            sq_left: ring.submission().len(),
+        });
         let mut io = Vec::new();
         lp.reap(&mut ring, |c| io.push(c));
         for c in io {
@@ -238,16 +410,21 @@ fn interleaved_with_io(h: Handoff) {
                     assert_eq!(c.result(), 8, "short read");
                     let v = u64::from_le_bytes(buf);
                     assert_eq!(v, reads as u64, "messages in order");
+                    events.push(Ev::Read(reads));
                     reads += 1;
-                    order.push('r');
                     lp.try_submit(move || (v as usize, v * v)).unwrap();
+                    events.push(Ev::Job(v as usize));
                 }
                 TICK => {
                     tick_pending = false;
-                    ticks += 1;
-                    order.push('t');
+                    assert_eq!(c.result(), -libc::ETIME, "a timeout fires with ETIME");
+                    events.push(Ev::Tick);
+                    if let Some(t) = ticked_tx.take() {
+                        t.send(()).unwrap();
+                    }
                     if results < MSGS {
                         arm_tick(&mut ring);
+                        events.push(Ev::ArmTick);
                         tick_pending = true;
                     }
                 }
@@ -257,19 +434,90 @@ fn interleaved_with_io(h: Handoff) {
         for c in lp.completions() {
             let (i, sq) = c.result.unwrap();
             assert_eq!(sq, (i * i) as u64);
+            assert_eq!(c.id.get(), i as u64, "one job per message, in order");
             results += 1;
-            order.push('j');
+            events.push(Ev::Result(i));
             // The next I/O goes out right behind the result.
             if reads < MSGS && !read_pending {
                 arm_read(&mut ring, &mut buf);
+                events.push(Ev::ArmRead(reads));
                 read_pending = true;
             }
         }
     }
     drop(writer.join().unwrap());
     assert_eq!((reads, results), (MSGS, MSGS));
-    assert!(ticks >= 1);
-    assert!(order.contains(&'t') && order.contains(&'j') && order.contains(&'r'));
+    if let Err(e) = check_io_order(&events, MSGS) {
+        panic!("{h}: {e}\nevents: {events:?}");
+    }
+    assert!(lp
+        .close(&mut ring, |c| panic!("foreign CQE {c:?}"))
+        .is_empty());
+}
+
+/// [`check_io_order`] can fail: a loop that queues the next read one turn
+/// late (after the next wait), or leaves it unsubmitted, or never re-arms
+/// the timeout, is caught.
+#[test]
+fn io_order_check_catches_a_late_read() {
+    use Ev::*;
+    // Two messages, done right.
+    let good = vec![
+        ArmRead(0),
+        ArmTick,
+        Wait { sq_left: 0 },
+        Read(0),
+        Job(0),
+        Tick,
+        ArmTick,
+        Wait { sq_left: 0 },
+        Result(0),
+        ArmRead(1),
+        Wait { sq_left: 0 },
+        Read(1),
+        Job(1),
+        Wait { sq_left: 0 },
+        Result(1),
+        Wait { sq_left: 0 },
+        Tick,
+    ];
+    assert_eq!(check_io_order(&good, 2), Ok(()));
+    // Read 1 queued in the turn after result 0 (after the next wait).
+    let late = vec![
+        ArmRead(0),
+        ArmTick,
+        Wait { sq_left: 0 },
+        Read(0),
+        Job(0),
+        Tick,
+        ArmTick,
+        Wait { sq_left: 0 },
+        Result(0),
+        Wait { sq_left: 0 },
+        ArmRead(1),
+        Wait { sq_left: 0 },
+        Read(1),
+        Job(1),
+        Wait { sq_left: 0 },
+        Result(1),
+        Wait { sq_left: 0 },
+        Tick,
+    ];
+    let e = check_io_order(&late, 2).unwrap_err();
+    assert!(e.contains("not right behind result 0"), "{e}");
+    // Read 1 queued right behind result 0, but left in the SQ by the wait.
+    let mut stuck = good.clone();
+    stuck[10] = Wait { sq_left: 1 };
+    let e = check_io_order(&stuck, 2).unwrap_err();
+    assert!(e.contains("left SQEs unsubmitted"), "{e}");
+    // The timeout fired once and was not re-armed.
+    let once: Vec<Ev> = good
+        .iter()
+        .copied()
+        .filter(|e| *e != Tick && *e != ArmTick)
+        .collect();
+    let e = check_io_order(&once, 2).unwrap_err();
+    assert!(e.contains("not repeatedly"), "{e}");
 }
 
 fn panics_become_errors(h: Handoff) {
