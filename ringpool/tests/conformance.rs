@@ -10,7 +10,7 @@
 //! dropping with jobs in flight (drop counters prove every captured state is
 //! dropped exactly once); a tiny CQ under a flood; and the per-job announce
 //! mode where it exists. `auto` fallback through the environment overrides
-//! is tested in child processes.
+//! is tested in child processes with a clean environment.
 
 mod util;
 
@@ -796,13 +796,26 @@ mod per_job {
     }
 }
 
-/// Runs this test binary again, filtered to `test`, with `env` set.
-fn child(test: &str, env: &[(&str, &str)]) {
+/// Set (to a role name) in the child processes that [`child`] starts.
+const CHILD: &str = "RINGPOOL_CONFORMANCE_CHILD";
+
+/// The role this process was started in by [`child`], or `None` in the
+/// parent test run.
+fn child_role() -> Option<String> {
+    std::env::var(CHILD).ok()
+}
+
+/// Runs the test `test` of this binary again, alone, in a child process
+/// whose environment has no `RINGPOOL_HANDOFF` or `RINGPOOL_UNSUPPORTED`
+/// of the caller's, only `env`, and [`CHILD`]`=role`. The test, seeing
+/// its role, runs the child's half and prints `CHILD-OK <role>` at its end;
+/// this fails unless the child passed and printed that.
+fn child(test: &str, role: &str, env: &[(&str, &str)]) {
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env("RINGPOOL_CHILD", "1")
         .env_remove("RINGPOOL_HANDOFF")
         .env_remove("RINGPOOL_UNSUPPORTED")
+        .env(CHILD, role)
         .envs(env.iter().copied())
         .output()
         .unwrap();
@@ -810,90 +823,200 @@ fn child(test: &str, env: &[(&str, &str)]) {
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "child {test} with {env:?} failed:\n{text}"
+        "child {test} ({role}) with {env:?} failed:\n{text}"
     );
     assert!(
-        text.contains("1 passed"),
-        "child {test} did not run:\n{text}"
+        text.contains("1 passed") && text.contains(&format!("CHILD-OK {role}\n")),
+        "child {test} ({role}) did not run its half:\n{text}"
     );
 }
 
-fn in_child() -> bool {
-    std::env::var_os("RINGPOOL_CHILD").is_some()
-}
-
+/// Forces each fallback of `Auto` with `RINGPOOL_UNSUPPORTED`, in child
+/// processes (the environment is process-global): with the first `k`
+/// mechanisms of [`Handoff::AUTO_ORDER`] masked, `auto` takes the first
+/// unmasked one this kernel supports, reports every one it passed over with
+/// the right reason, refuses the masked ones by name, and runs jobs; with
+/// all masked, it is `Unsupported(Auto)`.
 #[test]
-fn auto_falls_back_when_features_are_masked() {
+fn auto_falls_back_through_every_mechanism() {
+    if let Some(role) = child_role() {
+        return fallback_child(&role);
+    }
+    let order = Handoff::AUTO_ORDER;
     let caps = ringpool::Capabilities::get();
-    let mut masked: Vec<&str> = Vec::new();
-    // Mask the auto order one mechanism at a time; auto must take the next.
-    for (i, h) in Handoff::AUTO_ORDER.iter().enumerate() {
-        if h.unsupported_reason(caps).is_some() {
-            continue;
+    for k in 0..=order.len() {
+        let mask: Vec<&str> = order[..k].iter().map(|h| h.name()).collect();
+        let expect = order[k..]
+            .iter()
+            .find(|h| h.unsupported_reason(caps).is_none())
+            .map_or("none", |h| h.name());
+        if k < order.len() {
+            assert_ne!(expect, "none", "condvar is always supported");
         }
-        let expect = *h;
-        let mask = masked.join(",");
         child(
-            "fallback_child",
-            &[("RINGPOOL_UNSUPPORTED", &mask), ("EXPECT", expect.name())],
+            "auto_falls_back_through_every_mechanism",
+            "fallback",
+            &[
+                ("RINGPOOL_UNSUPPORTED", &mask.join(",")),
+                ("EXPECT", expect),
+            ],
         );
-        masked.push(Handoff::AUTO_ORDER[i].name());
+        println!("RINGPOOL_UNSUPPORTED={:?} -> {expect}", mask.join(","));
     }
 }
 
-#[test]
-fn fallback_child() {
-    if !in_child() {
+/// The child's half of [`auto_falls_back_through_every_mechanism`].
+fn fallback_child(role: &str) {
+    assert_eq!(role, "fallback");
+    let caps = ringpool::Capabilities::get();
+    let expect = std::env::var("EXPECT").unwrap();
+    let mask: Vec<Handoff> = std::env::var("RINGPOOL_UNSUPPORTED")
+        .unwrap()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().expect("mechanism name"))
+        .collect();
+    // Asking for a masked mechanism by name is a typed error.
+    for &h in &mask {
+        let e = Pool::builder().workers(1).handoff(h).build().unwrap_err();
+        assert_eq!(e.kind(), ringpool::ErrorKind::Unsupported(h), "{e}");
+    }
+    if expect == "none" {
+        let e = Pool::builder().workers(1).build().unwrap_err();
+        assert_eq!(
+            e.kind(),
+            ringpool::ErrorKind::Unsupported(Handoff::Auto),
+            "{e}"
+        );
+        println!("CHILD-OK {role}");
         return;
     }
-    let expect: Handoff = std::env::var("EXPECT").unwrap().parse().unwrap();
+    let expect: Handoff = expect.parse().unwrap();
     let pool = Pool::builder().workers(1).build().unwrap();
     let sel = pool.selection();
     println!("{sel}");
-    assert_eq!(sel.chosen, expect);
+    assert_eq!(
+        (sel.requested, sel.source),
+        (Handoff::Auto, "builder"),
+        "{sel}"
+    );
+    assert_eq!(sel.chosen, expect, "{sel}");
+    assert_eq!(pool.handoff(), expect);
+    // Every mechanism before the chosen one was passed over, for its reason.
+    let before: Vec<Handoff> = Handoff::AUTO_ORDER
+        .iter()
+        .copied()
+        .take_while(|&h| h != expect)
+        .collect();
+    let passed: Vec<Handoff> = sel.skipped.iter().map(|(h, _)| *h).collect();
+    assert_eq!(passed, before, "{sel}");
     for (h, why) in &sel.skipped {
-        assert!(why.contains("RINGPOOL_UNSUPPORTED"), "{h}: {why}");
+        if mask.contains(h) {
+            assert!(why.contains("RINGPOOL_UNSUPPORTED"), "{h}: {why}");
+        } else {
+            assert_eq!(Some(why.clone()), h.unsupported_reason(caps), "{h}");
+        }
     }
     // And it works.
     let mut ring = IoUring::new(16).unwrap();
-    let mut lp = pool.register::<u8>(&mut ring).unwrap();
-    assert_eq!(run_one(&mut lp, &mut ring, || 7), 7);
+    let mut lp = pool.register::<u64>(&mut ring).unwrap();
+    for i in 0..100u64 {
+        assert_eq!(run_one(&mut lp, &mut ring, move || i * 3), i * 3);
+    }
+    assert!(lp
+        .close(&mut ring, |c| panic!("foreign CQE {c:?}"))
+        .is_empty());
+    println!("CHILD-OK {role}");
 }
 
+/// `RINGPOOL_HANDOFF` naming a masked mechanism, or no mechanism at all, is
+/// a typed error; in child processes.
 #[test]
 fn explicit_request_for_a_missing_feature_is_a_typed_error() {
-    child(
-        "missing_child",
-        &[
-            ("RINGPOOL_UNSUPPORTED", "futex"),
-            ("RINGPOOL_HANDOFF", "futex"),
-        ],
-    );
-    child("bogus_child", &[("RINGPOOL_HANDOFF", "carrier-pigeon")]);
+    const NAME: &str = "explicit_request_for_a_missing_feature_is_a_typed_error";
+    match child_role().as_deref() {
+        None => {
+            child(
+                NAME,
+                "missing",
+                &[
+                    ("RINGPOOL_UNSUPPORTED", "futex"),
+                    ("RINGPOOL_HANDOFF", "futex"),
+                ],
+            );
+            child(NAME, "bogus", &[("RINGPOOL_HANDOFF", "carrier-pigeon")]);
+        }
+        Some("missing") => {
+            // The override wins over the builder's pipe, and is masked.
+            let e = Pool::builder()
+                .workers(1)
+                .handoff(Handoff::Pipe)
+                .build()
+                .unwrap_err();
+            assert_eq!(e.kind(), ringpool::ErrorKind::Unsupported(Handoff::Futex));
+            assert!(e.to_string().contains("futex"), "{e}");
+            println!("CHILD-OK missing");
+        }
+        Some("bogus") => {
+            let e = Pool::new().unwrap_err();
+            assert_eq!(e.kind(), ringpool::ErrorKind::InvalidConfig);
+            assert!(e.to_string().contains("carrier-pigeon"), "{e}");
+            println!("CHILD-OK bogus");
+        }
+        Some(other) => panic!("unknown child role {other:?}"),
+    }
 }
 
+/// The skip helper itself: skipping a mechanism that this kernel supports
+/// (and no override excludes) fails, and is not counted; a mechanism that an
+/// override excludes is skipped and counted. In child processes, so that the
+/// caller's environment cannot change the answer.
 #[test]
-fn missing_child() {
-    if !in_child() {
-        return;
+fn skipping_a_supported_mechanism_fails() {
+    const NAME: &str = "skipping_a_supported_mechanism_fails";
+    match child_role().as_deref() {
+        None => {
+            child(NAME, "clean", &[]);
+            child(NAME, "masked", &[("RINGPOOL_UNSUPPORTED", "condvar")]);
+            child(NAME, "forced", &[("RINGPOOL_HANDOFF", "condvar")]);
+        }
+        Some("clean") => {
+            // Condvar needs nothing from the kernel.
+            assert_eq!(util::untestable(Handoff::Condvar), None);
+            assert!(!util::skip_if_untestable(NAME, Handoff::Condvar));
+            let r = std::panic::catch_unwind(|| util::skip(NAME, Handoff::Condvar, "pretend"));
+            let msg = r.expect_err("skipping a supported mechanism must fail");
+            let msg = msg.downcast_ref::<String>().expect("a formatted panic");
+            assert!(msg.contains("must be tested, not skipped"), "{msg}");
+            assert_eq!(util::skip_counts(), (0, 0));
+            println!("CHILD-OK clean");
+        }
+        Some("masked") => {
+            assert!(matches!(
+                util::untestable(Handoff::Condvar),
+                Some(util::Untestable::Env(_))
+            ));
+            assert!(util::skip_if_untestable(NAME, Handoff::Condvar));
+            // Auto still has every other mechanism.
+            assert_eq!(util::untestable(Handoff::Auto), None);
+            assert_eq!(util::skip_counts(), (0, 1));
+            println!("CHILD-OK masked");
+        }
+        Some("forced") => {
+            // RINGPOOL_HANDOFF=condvar: every other request becomes condvar.
+            assert_eq!(util::untestable(Handoff::Condvar), None);
+            for h in std::iter::once(Handoff::Auto).chain(Handoff::ALL) {
+                if h != Handoff::Condvar {
+                    assert!(util::skip_if_untestable(NAME, h), "{h}");
+                }
+            }
+            // Auto and the six other concrete mechanisms.
+            let (kernel, env) = util::skip_counts();
+            assert_eq!(kernel + env, Handoff::ALL.len());
+            println!("CHILD-OK forced");
+        }
+        Some(other) => panic!("unknown child role {other:?}"),
     }
-    let e = Pool::builder()
-        .workers(1)
-        .handoff(Handoff::Pipe)
-        .build()
-        .unwrap_err();
-    assert_eq!(e.kind(), ringpool::ErrorKind::Unsupported(Handoff::Futex));
-    assert!(e.to_string().contains("futex"), "{e}");
-}
-
-#[test]
-fn bogus_child() {
-    if !in_child() {
-        return;
-    }
-    let e = Pool::new().unwrap_err();
-    assert_eq!(e.kind(), ringpool::ErrorKind::InvalidConfig);
-    assert!(e.to_string().contains("carrier-pigeon"), "{e}");
 }
 
 #[test]

@@ -1,23 +1,23 @@
-//! Fault injection (feature `fault-injection`): forced fallbacks, a loop CQ
-//! of the minimum size under a flood, system calls failing at every
-//! [`Site`] with EAGAIN, ENOMEM, EBADF and EINTR, and worker spawns that
-//! fail.
+//! Fault injection (feature `fault-injection`): a loop CQ of the minimum
+//! size under a flood, system calls failing at every [`Site`] with EAGAIN,
+//! ENOMEM, EBADF and EINTR, and worker spawns that fail. (Forced `auto`
+//! fallbacks through `RINGPOOL_UNSUPPORTED` are tested once, in
+//! `tests/conformance.rs`, which needs no feature.)
 //!
 //! ```text
 //! cargo test --release --features fault-injection --test fault
 //! ```
 //!
-//! The injection table and the environment are process-global, so every
-//! test holds [`SERIAL`]; environment overrides run in child processes (this
-//! same binary, re-run with a filter). A lost job or a hang is caught by a
-//! no-progress limit (`RINGPOOL_FAULT_STALL_SECS`, default 30 s) and
-//! reported with its scenario instead of hanging CI.
+//! The injection table is process-global, so every test holds [`SERIAL`].
+//! A lost job or a hang is caught by a no-progress limit
+//! (`RINGPOOL_FAULT_STALL_SECS`, default 30 s) and reported with its
+//! scenario instead of hanging CI.
 
 mod util;
 
 use io_uring::{opcode, IoUring};
 use ringpool::fault::{self, Site};
-use ringpool::{Announce, Capabilities, ErrorKind, Handoff, LoopHandle, Pool, PoolBuilder};
+use ringpool::{Announce, Capabilities, ErrorKind, Handoff, LoopHandle, Pool};
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -419,90 +419,4 @@ impl Outcome {
             Outcome::Stalled(s) => Err(s.clone()),
         }
     }
-}
-
-/// Forces each fallback of `Auto` with `RINGPOOL_UNSUPPORTED` (in a child
-/// process, since the environment is process-global).
-#[test]
-fn auto_falls_back_through_every_mechanism() {
-    let _g = serial();
-    let order = Handoff::AUTO_ORDER;
-    for k in 0..order.len() {
-        let masked: Vec<&str> = order[..k].iter().map(|h| h.name()).collect();
-        let expect = order[k..]
-            .iter()
-            .copied()
-            .find(|&h| available(h))
-            .expect("condvar is always available");
-        child(&masked.join(","), expect.name());
-    }
-    // Everything masked: Auto has nothing left.
-    let all: Vec<&str> = order.iter().map(|h| h.name()).collect();
-    child(&all.join(","), "none");
-}
-
-fn child(mask: &str, expect: &str) {
-    let exe = std::env::current_exe().expect("current_exe");
-    let out = std::process::Command::new(exe)
-        .args([
-            "--exact",
-            "child_auto_fallback",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("RINGPOOL_UNSUPPORTED", mask)
-        .env("RINGPOOL_FAULT_CHILD_EXPECT", expect)
-        .env_remove("RINGPOOL_HANDOFF")
-        .output()
-        .expect("run child");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && text.contains("CHILD-OK"),
-        "RINGPOOL_UNSUPPORTED={mask:?} (expecting {expect}):\n{text}"
-    );
-    println!("RINGPOOL_UNSUPPORTED={mask:?} -> {expect}");
-}
-
-/// The child side of [`auto_falls_back_through_every_mechanism`]; does
-/// nothing unless run by it.
-#[test]
-fn child_auto_fallback() {
-    let Ok(expect) = std::env::var("RINGPOOL_FAULT_CHILD_EXPECT") else {
-        return;
-    };
-    let mask: Vec<Handoff> = std::env::var("RINGPOOL_UNSUPPORTED")
-        .unwrap_or_default()
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().expect("mechanism name"))
-        .collect();
-    if expect == "none" {
-        let e = Pool::builder().workers(1).build().unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Unsupported(Handoff::Auto), "{e}");
-        println!("CHILD-OK");
-        return;
-    }
-    let pool = PoolBuilder::default().workers(1).build().expect("build");
-    let sel = pool.selection();
-    assert_eq!(pool.handoff().name(), expect, "{sel}");
-    for h in &mask {
-        assert!(
-            sel.skipped
-                .iter()
-                .any(|(s, why)| s == h && why.contains("RINGPOOL_UNSUPPORTED")),
-            "{h} not reported as masked: {sel}"
-        );
-        // Asking for a masked mechanism by name is a typed error.
-        let e = Pool::builder().workers(1).handoff(*h).build().unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Unsupported(*h), "{e}");
-    }
-    let mut ring = IoUring::new(8).expect("ring");
-    let mut lp = pool.register::<u64>(&mut ring).expect("register");
-    assert_eq!(
-        run_jobs(&mut lp, &mut ring, 200, stall_limit(), &|| {}).to_ok(),
-        Ok(())
-    );
-    drop(lp.close(&mut ring, |_| {}));
-    println!("CHILD-OK");
 }
