@@ -1,13 +1,18 @@
 //! One behavioural suite, run against every handoff mechanism.
 //!
 //! `conformance!` expands every scenario below once per [`Handoff`]. A
-//! mechanism this kernel lacks is skipped with the reason printed. Scenarios:
+//! mechanism this kernel lacks (or the caller's `RINGPOOL_HANDOFF` /
+//! `RINGPOOL_UNSUPPORTED` excludes) is skipped through [`util::skip`], which
+//! counts and prints it; skipping a supported mechanism fails. Scenarios:
 //! many trivial jobs with correct results; several workers really running at
 //! once; jobs interleaved with real I/O on the same ring (a DEFER_TASKRUN
-//! ring); panicking jobs; closing and dropping with jobs in flight (drop
-//! counters prove every captured state is dropped exactly once); a tiny CQ
-//! under a flood; and the per-job announce mode where it exists. `auto`
-//! fallback through the environment overrides is tested in child processes.
+//! ring), with the order of events checked; panicking jobs; closing and
+//! dropping with jobs in flight (drop counters prove every captured state is
+//! dropped exactly once); a tiny CQ under a flood; and the per-job announce
+//! mode where it exists. `auto` fallback through the environment overrides
+//! is tested in child processes with a clean environment.
+
+mod util;
 
 use io_uring::{opcode, types, IoUring};
 use ringpool::{Announce, Handoff, JobError, LoopHandle, Pool, Shutdown, TrySubmitError};
@@ -18,22 +23,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-/// Builds a pool for `h`, or prints why it is skipped.
+/// Builds a pool for `h` (`workers` workers, then `tweak`), or skips `h`
+/// through [`util::build_or_skip`].
 fn pool(
+    test: &str,
     h: Handoff,
     workers: usize,
     tweak: impl FnOnce(ringpool::PoolBuilder) -> ringpool::PoolBuilder,
 ) -> Option<Pool> {
-    if let Some(why) = h.unsupported_reason(ringpool::Capabilities::get()) {
-        println!("SKIP {h}: {why}");
-        return None;
-    }
-    let b = Pool::builder().workers(workers).handoff(h);
-    Some(
-        tweak(b)
-            .build()
-            .unwrap_or_else(|e| panic!("building a {h} pool: {e}")),
-    )
+    util::build_or_skip(test, tweak(Pool::builder().workers(workers)), h)
 }
 
 /// A ring as a modern loop would build it.
@@ -106,7 +104,9 @@ fn many_jobs(h: Handoff, announce: Announce) {
     } else {
         1_000_000
     };
-    let Some(pool) = pool(h, 2, |b| b.announce(announce).max_in_flight(256)) else {
+    let Some(pool) = pool("many_jobs", h, 2, |b| {
+        b.announce(announce).max_in_flight(256)
+    }) else {
         return;
     };
     let mut ring = IoUring::new(256).unwrap();
@@ -154,7 +154,7 @@ fn many_jobs(h: Handoff, announce: Announce) {
 
 /// Two jobs that can only finish if two workers run them at the same time.
 fn several_workers(h: Handoff) {
-    let Some(pool) = pool(h, 4, |b| b) else {
+    let Some(pool) = pool("several_workers", h, 4, |b| b) else {
         return;
     };
     let mut ring = IoUring::new(64).unwrap();
@@ -186,20 +186,180 @@ fn several_workers(h: Handoff) {
     );
 }
 
+/// One event of [`interleaved_with_io`]'s loop, in the order the loop saw it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Ev {
+    /// `submit_and_wait` returned: a new loop turn begins. `sq_left` is what
+    /// it left in the SQ (unsubmitted).
+    Wait { sq_left: usize },
+    /// The read SQE for message `k` was queued.
+    ArmRead(usize),
+    /// The read CQE of message `k` was reaped.
+    Read(usize),
+    /// The job for message `k` was submitted.
+    Job(usize),
+    /// The result of message `k`'s job was taken.
+    Result(usize),
+    /// The timeout SQE was queued.
+    ArmTick,
+    /// The timeout CQE was reaped.
+    Tick,
+}
+
+/// Checks what [`interleaved_with_io`]'s doc comment promises against the
+/// recorded `events` of `msgs` messages: each message is read through the
+/// ring and becomes a job at once; the next read is queued right behind the
+/// result that triggers it, in the same loop turn (before the next wait),
+/// goes out with the next `io_uring_enter`, and its CQE arrives in a later
+/// turn; the timeout repeats alongside the I/O.
+fn check_io_order(events: &[Ev], msgs: usize) -> Result<(), String> {
+    let mut turn = Vec::with_capacity(events.len());
+    let mut t = 0usize;
+    for e in events {
+        if matches!(e, Ev::Wait { .. }) {
+            t += 1;
+        }
+        turn.push(t);
+    }
+    let find_one = |want: Ev| -> Result<usize, String> {
+        let mut at = events.iter().enumerate().filter(|(_, e)| **e == want);
+        match (at.next(), at.next()) {
+            (Some((i, _)), None) => Ok(i),
+            (None, _) => Err(format!("{want:?} never happened")),
+            (Some((i, _)), Some((j, _))) => Err(format!("{want:?} twice, at {i} and {j}")),
+        }
+    };
+    let first_wait_after = |i: usize| {
+        events[i..]
+            .iter()
+            .position(|e| matches!(e, Ev::Wait { .. }))
+            .map(|p| i + p)
+    };
+    for k in 0..msgs {
+        let arm = find_one(Ev::ArmRead(k))?;
+        let read = find_one(Ev::Read(k))?;
+        let job = find_one(Ev::Job(k))?;
+        let result = find_one(Ev::Result(k))?;
+        // The next read right behind this result, in the same turn.
+        if k == 0 {
+            if arm != 0 {
+                return Err(format!("read 0 was queued at event {arm}, not first"));
+            }
+        } else {
+            let prev = find_one(Ev::Result(k - 1))?;
+            if arm != prev + 1 || turn[arm] != turn[prev] {
+                return Err(format!(
+                    "read {k} was queued at event {arm} (turn {}), not right behind result {} \
+                     at event {prev} (turn {}): {:?}",
+                    turn[arm],
+                    k - 1,
+                    turn[prev],
+                    &events[prev..(prev + 4).min(events.len())]
+                ));
+            }
+        }
+        // The read went out with the next enter, and its CQE came later.
+        let Some(w) = first_wait_after(arm) else {
+            return Err(format!(
+                "read {k} was queued (event {arm}) but the loop never waited"
+            ));
+        };
+        if events[w] != (Ev::Wait { sq_left: 0 }) {
+            return Err(format!(
+                "the wait after queueing read {k} left SQEs unsubmitted: {:?}",
+                events[w]
+            ));
+        }
+        if read < w || turn[read] <= turn[arm] {
+            return Err(format!(
+                "read {k}'s CQE (event {read}, turn {}) did not come after its SQE went out \
+                 (queued at event {arm}, turn {})",
+                turn[read], turn[arm]
+            ));
+        }
+        // Each message becomes a job at once.
+        if job != read + 1 {
+            return Err(format!(
+                "message {k} was read at event {read} but its job was submitted at event {job}"
+            ));
+        }
+        if result < job {
+            return Err(format!(
+                "job {k}'s result (event {result}) came before its submission"
+            ));
+        }
+    }
+    if events
+        .iter()
+        .any(|e| matches!(e, Ev::ArmRead(k) if *k >= msgs))
+    {
+        return Err("a read was queued past the last message".into());
+    }
+    // The timeout repeats, each re-armed right behind the tick before it,
+    // and fires while messages are still flowing.
+    let ticks: Vec<usize> = (0..events.len())
+        .filter(|&i| events[i] == Ev::Tick)
+        .collect();
+    let arms: Vec<usize> = (0..events.len())
+        .filter(|&i| events[i] == Ev::ArmTick)
+        .collect();
+    if ticks.len() < 2 {
+        return Err(format!(
+            "the timeout fired {} time(s), not repeatedly",
+            ticks.len()
+        ));
+    }
+    if arms.len() != ticks.len() {
+        return Err(format!(
+            "{} timeouts armed, {} fired",
+            arms.len(),
+            ticks.len()
+        ));
+    }
+    for (n, (&a, &f)) in arms.iter().zip(&ticks).enumerate() {
+        if turn[f] <= turn[a] {
+            return Err(format!(
+                "tick {n} fired (event {f}) before it was armed (event {a})"
+            ));
+        }
+        if n > 0 && a != ticks[n - 1] + 1 {
+            return Err(format!(
+                "tick {n} was not re-armed right behind tick {}",
+                n - 1
+            ));
+        }
+    }
+    let last_read = find_one(Ev::Read(msgs - 1))?;
+    if ticks[0] > last_read {
+        return Err("no tick fired while messages were still being read".into());
+    }
+    Ok(())
+}
+
 /// The loop reads messages from a socket through its ring; each message
 /// becomes a job; each job's completion queues the next read right after
 /// (the question's pattern). A repeating timeout runs alongside. Uses a
-/// SINGLE_ISSUER | DEFER_TASKRUN ring.
+/// SINGLE_ISSUER | DEFER_TASKRUN ring. [`check_io_order`] asserts all of
+/// this from the recorded events.
 fn interleaved_with_io(h: Handoff) {
     const MSGS: usize = 200;
-    let Some(pool) = pool(h, 2, |b| b) else {
+    let Some(pool) = pool("interleaved_with_io", h, 2, |b| b) else {
         return;
     };
     let mut ring = defer_ring(64);
+    assert!(ring.params().is_setup_single_issuer());
     let mut lp = pool.register::<(usize, u64)>(&mut ring).unwrap();
     let (mut tx, rx) = std::os::unix::net::UnixStream::pair().unwrap();
+    // The writer holds back the second half of the messages until the loop
+    // has seen a tick: so a tick always falls among the reads.
+    let (ticked_tx, ticked) = std::sync::mpsc::channel::<()>();
     let writer = std::thread::spawn(move || {
         for i in 0..MSGS {
+            if i == MSGS / 2 {
+                ticked
+                    .recv_timeout(Duration::from_secs(60))
+                    .expect("the loop saw no tick in 60 s");
+            }
             tx.write_all(&(i as u64).to_le_bytes()).unwrap();
             if i % 16 == 0 {
                 std::thread::sleep(Duration::from_micros(300));
@@ -223,13 +383,24 @@ fn interleaved_with_io(h: Handoff) {
         // SAFETY: `ts` lives until the end of the function, after the last tick is reaped.
         unsafe { ring.submission().push(&sqe).unwrap() };
     };
+    let mut events = Vec::new();
     arm_read(&mut ring, &mut buf);
+    events.push(Ev::ArmRead(0));
     arm_tick(&mut ring);
-    let (mut reads, mut ticks, mut results, mut read_pending, mut tick_pending) =
-        (0, 0, 0, true, true);
-    let mut order = Vec::new();
+    events.push(Ev::ArmTick);
+    let (mut reads, mut results, mut read_pending, mut tick_pending) = (0, 0, true, true);
+    let mut ticked_tx = Some(ticked_tx);
+    let started = Instant::now();
     while results < MSGS || read_pending || tick_pending {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "{h}: stuck after {reads} reads and {results} results: {:?}",
+            lp.stats()
+        );
         lp.submit_and_wait(&mut ring, 1).unwrap();
+        events.push(Ev::Wait {
+            sq_left: ring.submission().len(),
+        });
         let mut io = Vec::new();
         lp.reap(&mut ring, |c| io.push(c));
         for c in io {
@@ -239,16 +410,21 @@ fn interleaved_with_io(h: Handoff) {
                     assert_eq!(c.result(), 8, "short read");
                     let v = u64::from_le_bytes(buf);
                     assert_eq!(v, reads as u64, "messages in order");
+                    events.push(Ev::Read(reads));
                     reads += 1;
-                    order.push('r');
                     lp.try_submit(move || (v as usize, v * v)).unwrap();
+                    events.push(Ev::Job(v as usize));
                 }
                 TICK => {
                     tick_pending = false;
-                    ticks += 1;
-                    order.push('t');
+                    assert_eq!(c.result(), -libc::ETIME, "a timeout fires with ETIME");
+                    events.push(Ev::Tick);
+                    if let Some(t) = ticked_tx.take() {
+                        t.send(()).unwrap();
+                    }
                     if results < MSGS {
                         arm_tick(&mut ring);
+                        events.push(Ev::ArmTick);
                         tick_pending = true;
                     }
                 }
@@ -258,23 +434,94 @@ fn interleaved_with_io(h: Handoff) {
         for c in lp.completions() {
             let (i, sq) = c.result.unwrap();
             assert_eq!(sq, (i * i) as u64);
+            assert_eq!(c.id.get(), i as u64, "one job per message, in order");
             results += 1;
-            order.push('j');
+            events.push(Ev::Result(i));
             // The next I/O goes out right behind the result.
             if reads < MSGS && !read_pending {
                 arm_read(&mut ring, &mut buf);
+                events.push(Ev::ArmRead(reads));
                 read_pending = true;
             }
         }
     }
     drop(writer.join().unwrap());
     assert_eq!((reads, results), (MSGS, MSGS));
-    assert!(ticks >= 1);
-    assert!(order.contains(&'t') && order.contains(&'j') && order.contains(&'r'));
+    if let Err(e) = check_io_order(&events, MSGS) {
+        panic!("{h}: {e}\nevents: {events:?}");
+    }
+    assert!(lp
+        .close(&mut ring, |c| panic!("foreign CQE {c:?}"))
+        .is_empty());
+}
+
+/// [`check_io_order`] can fail: a loop that queues the next read one turn
+/// late (after the next wait), or leaves it unsubmitted, or never re-arms
+/// the timeout, is caught.
+#[test]
+fn io_order_check_catches_a_late_read() {
+    use Ev::*;
+    // Two messages, done right.
+    let good = vec![
+        ArmRead(0),
+        ArmTick,
+        Wait { sq_left: 0 },
+        Read(0),
+        Job(0),
+        Tick,
+        ArmTick,
+        Wait { sq_left: 0 },
+        Result(0),
+        ArmRead(1),
+        Wait { sq_left: 0 },
+        Read(1),
+        Job(1),
+        Wait { sq_left: 0 },
+        Result(1),
+        Wait { sq_left: 0 },
+        Tick,
+    ];
+    assert_eq!(check_io_order(&good, 2), Ok(()));
+    // Read 1 queued in the turn after result 0 (after the next wait).
+    let late = vec![
+        ArmRead(0),
+        ArmTick,
+        Wait { sq_left: 0 },
+        Read(0),
+        Job(0),
+        Tick,
+        ArmTick,
+        Wait { sq_left: 0 },
+        Result(0),
+        Wait { sq_left: 0 },
+        ArmRead(1),
+        Wait { sq_left: 0 },
+        Read(1),
+        Job(1),
+        Wait { sq_left: 0 },
+        Result(1),
+        Wait { sq_left: 0 },
+        Tick,
+    ];
+    let e = check_io_order(&late, 2).unwrap_err();
+    assert!(e.contains("not right behind result 0"), "{e}");
+    // Read 1 queued right behind result 0, but left in the SQ by the wait.
+    let mut stuck = good.clone();
+    stuck[10] = Wait { sq_left: 1 };
+    let e = check_io_order(&stuck, 2).unwrap_err();
+    assert!(e.contains("left SQEs unsubmitted"), "{e}");
+    // The timeout fired once and was not re-armed.
+    let once: Vec<Ev> = good
+        .iter()
+        .copied()
+        .filter(|e| *e != Tick && *e != ArmTick)
+        .collect();
+    let e = check_io_order(&once, 2).unwrap_err();
+    assert!(e.contains("not repeatedly"), "{e}");
 }
 
 fn panics_become_errors(h: Handoff) {
-    let Some(pool) = pool(h, 2, |b| b) else {
+    let Some(pool) = pool("panics_become_errors", h, 2, |b| b) else {
         return;
     };
     let mut ring = IoUring::new(64).unwrap();
@@ -334,7 +581,7 @@ impl Drop for Counted {
 /// running: every job ends exactly once, every capture is dropped once.
 fn shutdown_with_jobs_in_flight(h: Handoff, policy: Shutdown, with_ring: bool) {
     const N: usize = 200;
-    let Some(pool) = pool(h, 2, |b| b.shutdown(policy)) else {
+    let Some(pool) = pool("shutdown_with_jobs_in_flight", h, 2, |b| b.shutdown(policy)) else {
         return;
     };
     let mut ring = IoUring::new(64).unwrap();
@@ -405,7 +652,7 @@ fn tiny_cq(h: Handoff, announce: Announce) {
         Announce::PerJob => (8, 4),
         _ => (4, 64),
     };
-    let Some(pool) = pool(h, 2, |b| b.announce(announce).max_in_flight(max)) else {
+    let Some(pool) = pool("tiny_cq", h, 2, |b| b.announce(announce).max_in_flight(max)) else {
         return;
     };
     let mut ring: IoUring = IoUring::builder().setup_cqsize(cq).build(2).unwrap();
@@ -432,7 +679,7 @@ fn tiny_cq(h: Handoff, announce: Announce) {
 }
 
 fn blocking_submit_waits_by_reaping(h: Handoff) {
-    let Some(pool) = pool(h, 1, |b| b.max_in_flight(2)) else {
+    let Some(pool) = pool("blocking_submit", h, 1, |b| b.max_in_flight(2)) else {
         return;
     };
     let mut ring = IoUring::new(8).unwrap();
@@ -514,35 +761,61 @@ mod per_job {
         shutdown_with_jobs_in_flight(Handoff::MsgRingSync, Shutdown::Cancel, true);
         shutdown_with_jobs_in_flight(Handoff::MsgRingSync, Shutdown::Cancel, false);
     }
+    /// `Announce::PerJob` on msg-ring and msg-ring-sync: an in-flight limit
+    /// that does not fit in the loop's CQ is a typed error at `register`,
+    /// one that fits registers. Every other mechanism refuses `PerJob` at
+    /// `build`.
     #[test]
     fn per_job_must_fit_in_the_cq() {
-        if Handoff::MsgRingSync
-            .unsupported_reason(ringpool::Capabilities::get())
-            .is_some()
-        {
-            return;
+        for h in Handoff::ALL {
+            let b = Pool::builder()
+                .workers(1)
+                .announce(Announce::PerJob)
+                .max_in_flight(64);
+            if !matches!(h, Handoff::MsgRing | Handoff::MsgRingSync) {
+                if util::skip_if_untestable("per_job_must_fit_in_the_cq", h) {
+                    continue;
+                }
+                let e = b.handoff(h).build().unwrap_err();
+                assert_eq!(e.kind(), ringpool::ErrorKind::InvalidConfig, "{h}: {e}");
+                assert!(e.to_string().contains("PerJob"), "{h}: {e}");
+                continue;
+            }
+            let Some(pool) = util::build_or_skip("per_job_must_fit_in_the_cq", b, h) else {
+                continue;
+            };
+            let mut ring: IoUring = IoUring::builder().setup_cqsize(16).build(8).unwrap();
+            let e = pool.register::<()>(&mut ring).unwrap_err();
+            assert_eq!(e.kind(), ringpool::ErrorKind::InvalidConfig, "{h}: {e}");
+            assert!(e.to_string().contains("max_in_flight"), "{h}: {e}");
+            let cq = (64 + ringpool::POOL_CQ_RESERVE) as u32;
+            let mut ring: IoUring = IoUring::builder().setup_cqsize(cq).build(8).unwrap();
+            let mut lp = pool.register::<u32>(&mut ring).expect("a CQ that fits");
+            assert_eq!(run_one(&mut lp, &mut ring, || 5), 5);
         }
-        let pool = Pool::builder()
-            .workers(1)
-            .handoff(Handoff::MsgRingSync)
-            .announce(Announce::PerJob)
-            .max_in_flight(64)
-            .build()
-            .unwrap();
-        let mut ring: IoUring = IoUring::builder().setup_cqsize(16).build(8).unwrap();
-        let e = pool.register::<()>(&mut ring).unwrap_err();
-        assert_eq!(e.kind(), ringpool::ErrorKind::InvalidConfig);
-        assert!(e.to_string().contains("max_in_flight"), "{e}");
     }
 }
 
-/// Runs this test binary again, filtered to `test`, with `env` set.
-fn child(test: &str, env: &[(&str, &str)]) {
+/// Set (to a role name) in the child processes that [`child`] starts.
+const CHILD: &str = "RINGPOOL_CONFORMANCE_CHILD";
+
+/// The role this process was started in by [`child`], or `None` in the
+/// parent test run.
+fn child_role() -> Option<String> {
+    std::env::var(CHILD).ok()
+}
+
+/// Runs the test `test` of this binary again, alone, in a child process
+/// whose environment has no `RINGPOOL_HANDOFF` or `RINGPOOL_UNSUPPORTED`
+/// of the caller's, only `env`, and [`CHILD`]`=role`. The test, seeing
+/// its role, runs the child's half and prints `CHILD-OK <role>` at its end;
+/// this fails unless the child passed and printed that.
+fn child(test: &str, role: &str, env: &[(&str, &str)]) {
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env("RINGPOOL_CHILD", "1")
         .env_remove("RINGPOOL_HANDOFF")
         .env_remove("RINGPOOL_UNSUPPORTED")
+        .env(CHILD, role)
         .envs(env.iter().copied())
         .output()
         .unwrap();
@@ -550,90 +823,200 @@ fn child(test: &str, env: &[(&str, &str)]) {
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "child {test} with {env:?} failed:\n{text}"
+        "child {test} ({role}) with {env:?} failed:\n{text}"
     );
     assert!(
-        text.contains("1 passed"),
-        "child {test} did not run:\n{text}"
+        text.contains("1 passed") && text.contains(&format!("CHILD-OK {role}\n")),
+        "child {test} ({role}) did not run its half:\n{text}"
     );
 }
 
-fn in_child() -> bool {
-    std::env::var_os("RINGPOOL_CHILD").is_some()
-}
-
+/// Forces each fallback of `Auto` with `RINGPOOL_UNSUPPORTED`, in child
+/// processes (the environment is process-global): with the first `k`
+/// mechanisms of [`Handoff::AUTO_ORDER`] masked, `auto` takes the first
+/// unmasked one this kernel supports, reports every one it passed over with
+/// the right reason, refuses the masked ones by name, and runs jobs; with
+/// all masked, it is `Unsupported(Auto)`.
 #[test]
-fn auto_falls_back_when_features_are_masked() {
+fn auto_falls_back_through_every_mechanism() {
+    if let Some(role) = child_role() {
+        return fallback_child(&role);
+    }
+    let order = Handoff::AUTO_ORDER;
     let caps = ringpool::Capabilities::get();
-    let mut masked: Vec<&str> = Vec::new();
-    // Mask the auto order one mechanism at a time; auto must take the next.
-    for (i, h) in Handoff::AUTO_ORDER.iter().enumerate() {
-        if h.unsupported_reason(caps).is_some() {
-            continue;
+    for k in 0..=order.len() {
+        let mask: Vec<&str> = order[..k].iter().map(|h| h.name()).collect();
+        let expect = order[k..]
+            .iter()
+            .find(|h| h.unsupported_reason(caps).is_none())
+            .map_or("none", |h| h.name());
+        if k < order.len() {
+            assert_ne!(expect, "none", "condvar is always supported");
         }
-        let expect = *h;
-        let mask = masked.join(",");
         child(
-            "fallback_child",
-            &[("RINGPOOL_UNSUPPORTED", &mask), ("EXPECT", expect.name())],
+            "auto_falls_back_through_every_mechanism",
+            "fallback",
+            &[
+                ("RINGPOOL_UNSUPPORTED", &mask.join(",")),
+                ("EXPECT", expect),
+            ],
         );
-        masked.push(Handoff::AUTO_ORDER[i].name());
+        println!("RINGPOOL_UNSUPPORTED={:?} -> {expect}", mask.join(","));
     }
 }
 
-#[test]
-fn fallback_child() {
-    if !in_child() {
+/// The child's half of [`auto_falls_back_through_every_mechanism`].
+fn fallback_child(role: &str) {
+    assert_eq!(role, "fallback");
+    let caps = ringpool::Capabilities::get();
+    let expect = std::env::var("EXPECT").unwrap();
+    let mask: Vec<Handoff> = std::env::var("RINGPOOL_UNSUPPORTED")
+        .unwrap()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().expect("mechanism name"))
+        .collect();
+    // Asking for a masked mechanism by name is a typed error.
+    for &h in &mask {
+        let e = Pool::builder().workers(1).handoff(h).build().unwrap_err();
+        assert_eq!(e.kind(), ringpool::ErrorKind::Unsupported(h), "{e}");
+    }
+    if expect == "none" {
+        let e = Pool::builder().workers(1).build().unwrap_err();
+        assert_eq!(
+            e.kind(),
+            ringpool::ErrorKind::Unsupported(Handoff::Auto),
+            "{e}"
+        );
+        println!("CHILD-OK {role}");
         return;
     }
-    let expect: Handoff = std::env::var("EXPECT").unwrap().parse().unwrap();
+    let expect: Handoff = expect.parse().unwrap();
     let pool = Pool::builder().workers(1).build().unwrap();
     let sel = pool.selection();
     println!("{sel}");
-    assert_eq!(sel.chosen, expect);
+    assert_eq!(
+        (sel.requested, sel.source),
+        (Handoff::Auto, "builder"),
+        "{sel}"
+    );
+    assert_eq!(sel.chosen, expect, "{sel}");
+    assert_eq!(pool.handoff(), expect);
+    // Every mechanism before the chosen one was passed over, for its reason.
+    let before: Vec<Handoff> = Handoff::AUTO_ORDER
+        .iter()
+        .copied()
+        .take_while(|&h| h != expect)
+        .collect();
+    let passed: Vec<Handoff> = sel.skipped.iter().map(|(h, _)| *h).collect();
+    assert_eq!(passed, before, "{sel}");
     for (h, why) in &sel.skipped {
-        assert!(why.contains("RINGPOOL_UNSUPPORTED"), "{h}: {why}");
+        if mask.contains(h) {
+            assert!(why.contains("RINGPOOL_UNSUPPORTED"), "{h}: {why}");
+        } else {
+            assert_eq!(Some(why.clone()), h.unsupported_reason(caps), "{h}");
+        }
     }
     // And it works.
     let mut ring = IoUring::new(16).unwrap();
-    let mut lp = pool.register::<u8>(&mut ring).unwrap();
-    assert_eq!(run_one(&mut lp, &mut ring, || 7), 7);
+    let mut lp = pool.register::<u64>(&mut ring).unwrap();
+    for i in 0..100u64 {
+        assert_eq!(run_one(&mut lp, &mut ring, move || i * 3), i * 3);
+    }
+    assert!(lp
+        .close(&mut ring, |c| panic!("foreign CQE {c:?}"))
+        .is_empty());
+    println!("CHILD-OK {role}");
 }
 
+/// `RINGPOOL_HANDOFF` naming a masked mechanism, or no mechanism at all, is
+/// a typed error; in child processes.
 #[test]
 fn explicit_request_for_a_missing_feature_is_a_typed_error() {
-    child(
-        "missing_child",
-        &[
-            ("RINGPOOL_UNSUPPORTED", "futex"),
-            ("RINGPOOL_HANDOFF", "futex"),
-        ],
-    );
-    child("bogus_child", &[("RINGPOOL_HANDOFF", "carrier-pigeon")]);
+    const NAME: &str = "explicit_request_for_a_missing_feature_is_a_typed_error";
+    match child_role().as_deref() {
+        None => {
+            child(
+                NAME,
+                "missing",
+                &[
+                    ("RINGPOOL_UNSUPPORTED", "futex"),
+                    ("RINGPOOL_HANDOFF", "futex"),
+                ],
+            );
+            child(NAME, "bogus", &[("RINGPOOL_HANDOFF", "carrier-pigeon")]);
+        }
+        Some("missing") => {
+            // The override wins over the builder's pipe, and is masked.
+            let e = Pool::builder()
+                .workers(1)
+                .handoff(Handoff::Pipe)
+                .build()
+                .unwrap_err();
+            assert_eq!(e.kind(), ringpool::ErrorKind::Unsupported(Handoff::Futex));
+            assert!(e.to_string().contains("futex"), "{e}");
+            println!("CHILD-OK missing");
+        }
+        Some("bogus") => {
+            let e = Pool::new().unwrap_err();
+            assert_eq!(e.kind(), ringpool::ErrorKind::InvalidConfig);
+            assert!(e.to_string().contains("carrier-pigeon"), "{e}");
+            println!("CHILD-OK bogus");
+        }
+        Some(other) => panic!("unknown child role {other:?}"),
+    }
 }
 
+/// The skip helper itself: skipping a mechanism that this kernel supports
+/// (and no override excludes) fails, and is not counted; a mechanism that an
+/// override excludes is skipped and counted. In child processes, so that the
+/// caller's environment cannot change the answer.
 #[test]
-fn missing_child() {
-    if !in_child() {
-        return;
+fn skipping_a_supported_mechanism_fails() {
+    const NAME: &str = "skipping_a_supported_mechanism_fails";
+    match child_role().as_deref() {
+        None => {
+            child(NAME, "clean", &[]);
+            child(NAME, "masked", &[("RINGPOOL_UNSUPPORTED", "condvar")]);
+            child(NAME, "forced", &[("RINGPOOL_HANDOFF", "condvar")]);
+        }
+        Some("clean") => {
+            // Condvar needs nothing from the kernel.
+            assert_eq!(util::untestable(Handoff::Condvar), None);
+            assert!(!util::skip_if_untestable(NAME, Handoff::Condvar));
+            let r = std::panic::catch_unwind(|| util::skip(NAME, Handoff::Condvar, "pretend"));
+            let msg = r.expect_err("skipping a supported mechanism must fail");
+            let msg = msg.downcast_ref::<String>().expect("a formatted panic");
+            assert!(msg.contains("must be tested, not skipped"), "{msg}");
+            assert_eq!(util::skip_counts(), (0, 0));
+            println!("CHILD-OK clean");
+        }
+        Some("masked") => {
+            assert!(matches!(
+                util::untestable(Handoff::Condvar),
+                Some(util::Untestable::Env(_))
+            ));
+            assert!(util::skip_if_untestable(NAME, Handoff::Condvar));
+            // Auto still has every other mechanism.
+            assert_eq!(util::untestable(Handoff::Auto), None);
+            assert_eq!(util::skip_counts(), (0, 1));
+            println!("CHILD-OK masked");
+        }
+        Some("forced") => {
+            // RINGPOOL_HANDOFF=condvar: every other request becomes condvar.
+            assert_eq!(util::untestable(Handoff::Condvar), None);
+            for h in std::iter::once(Handoff::Auto).chain(Handoff::ALL) {
+                if h != Handoff::Condvar {
+                    assert!(util::skip_if_untestable(NAME, h), "{h}");
+                }
+            }
+            // Auto and the six other concrete mechanisms.
+            let (kernel, env) = util::skip_counts();
+            assert_eq!(kernel + env, Handoff::ALL.len());
+            println!("CHILD-OK forced");
+        }
+        Some(other) => panic!("unknown child role {other:?}"),
     }
-    let e = Pool::builder()
-        .workers(1)
-        .handoff(Handoff::Pipe)
-        .build()
-        .unwrap_err();
-    assert_eq!(e.kind(), ringpool::ErrorKind::Unsupported(Handoff::Futex));
-    assert!(e.to_string().contains("futex"), "{e}");
-}
-
-#[test]
-fn bogus_child() {
-    if !in_child() {
-        return;
-    }
-    let e = Pool::new().unwrap_err();
-    assert_eq!(e.kind(), ringpool::ErrorKind::InvalidConfig);
-    assert!(e.to_string().contains("carrier-pigeon"), "{e}");
 }
 
 #[test]
@@ -689,11 +1072,16 @@ fn several_loops_share_one_pool() {
 /// `close` must collect everything. Two loops share the pool.
 #[test]
 fn regression_pipe_waits_with_untaken_completions() {
-    let Some(pool) = pool(Handoff::Pipe, 2, |b| {
-        b.max_in_flight(8)
-            .spin(Duration::from_micros(5))
-            .loop_spin(Duration::from_micros(5))
-    }) else {
+    let Some(pool) = pool(
+        "regression_pipe_waits_with_untaken_completions",
+        Handoff::Pipe,
+        2,
+        |b| {
+            b.max_in_flight(8)
+                .spin(Duration::from_micros(5))
+                .loop_spin(Duration::from_micros(5))
+        },
+    ) else {
         return;
     };
     let mut r0 = IoUring::new(8).unwrap();

@@ -1,23 +1,25 @@
-//! Fault injection (feature `fault-injection`): forced fallbacks, a loop CQ
-//! of the minimum size under a flood, system calls failing at every
-//! [`Site`] with EAGAIN, ENOMEM, EBADF and EINTR, and worker spawns that
-//! fail.
+//! Fault injection (feature `fault-injection`): a loop CQ of the minimum
+//! size under a flood, system calls failing at every [`Site`] with EAGAIN,
+//! ENOMEM, EBADF and EINTR, and worker spawns that fail. (Forced `auto`
+//! fallbacks through `RINGPOOL_UNSUPPORTED` are tested once, in
+//! `tests/conformance.rs`, which needs no feature.)
 //!
 //! ```text
 //! cargo test --release --features fault-injection --test fault
 //! ```
 //!
-//! The injection table and the environment are process-global, so every
-//! test holds [`SERIAL`]; environment overrides run in child processes (this
-//! same binary, re-run with a filter). A lost job or a hang is caught by a
-//! no-progress limit (`RINGPOOL_FAULT_STALL_SECS`, default 30 s) and
-//! reported with its scenario instead of hanging CI.
+//! A mechanism this kernel lacks is skipped through [`util::skip`] (counted;
+//! skipping a supported one fails). The injection table is process-global,
+//! so every test holds [`SERIAL`].
+//! A lost job or a hang is caught by a no-progress limit
+//! (`RINGPOOL_FAULT_STALL_SECS`, default 30 s) and reported with its
+//! scenario instead of hanging CI.
 
 mod util;
 
 use io_uring::{opcode, IoUring};
 use ringpool::fault::{self, Site};
-use ringpool::{Announce, Capabilities, ErrorKind, Handoff, LoopHandle, Pool, PoolBuilder};
+use ringpool::{Announce, ErrorKind, Handoff, LoopHandle, Pool, PoolBuilder};
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -41,10 +43,6 @@ fn stall_limit() -> Duration {
     Duration::from_secs(secs)
 }
 
-fn available(h: Handoff) -> bool {
-    h.unsupported_reason(Capabilities::get()).is_none()
-}
-
 /// Every site, with the mechanisms whose code paths make that call.
 const SITES: [(Site, &[Handoff]); 7] = [
     (
@@ -61,12 +59,6 @@ const SITES: [(Site, &[Handoff]); 7] = [
     (Site::PipeWrite, &[Handoff::Pipe]),
     (Site::PipeRead, &[Handoff::Pipe]),
 ];
-
-/// Combinations known to strand a job. Empty: the loop now retries a failed
-/// direct wake of a claimed worker (`PoolShared::wake_direct`), and
-/// `PoolOwner::stop` wakes workers left `NOTIFIED`. Kept so that a future
-/// regression can be parked here with a reason while it is fixed.
-const KNOWN_BUGS: &[(Site, Handoff)] = &[];
 
 const ERRNOS: [(i32, &str); 4] = [
     (libc::EAGAIN, "EAGAIN"),
@@ -192,7 +184,11 @@ fn scenario(
     fault::clear();
     match outcome {
         Outcome::Ok => {
-            drop(lp.close(&mut ring, |_| {}));
+            assert!(
+                lp.close(&mut ring, |cqe| panic!("unexpected CQE {cqe:?}"))
+                    .is_empty(),
+                "{h}, {site:?}: completions left after every job was taken"
+            );
             drop(pool);
         }
         Outcome::Stalled(_) => {
@@ -207,22 +203,15 @@ fn scenario(
 }
 
 /// Runs every (site, errno) pair on every mechanism that makes the call, with
-/// `count` consecutive failures; returns the failures found.
-fn matrix(count: u64, jobs: u64) -> Vec<String> {
+/// `count` consecutive failures; returns the failures found. A scenario in
+/// which the injected fault never fired tested nothing, and is a failure
+/// too. A mechanism that cannot be tested here is skipped through
+/// [`util::skip`].
+fn matrix(test: &str, count: u64, jobs: u64) -> Vec<String> {
     let mut failures = Vec::new();
     for (site, mechs) in SITES {
         for &h in mechs {
-            if !available(h) {
-                println!(
-                    "skip {h}: {}",
-                    h.unsupported_reason(Capabilities::get()).unwrap()
-                );
-                continue;
-            }
-            if KNOWN_BUGS.contains(&(site, h))
-                && std::env::var_os("RINGPOOL_FAULT_KNOWN_BUGS").is_none()
-            {
-                println!("KNOWN BUG, skipped: {h}, {site:?} (set RINGPOOL_FAULT_KNOWN_BUGS=1)");
+            if util::skip_if_untestable(test, h) {
                 continue;
             }
             for (errno, name) in ERRNOS {
@@ -230,6 +219,13 @@ fn matrix(count: u64, jobs: u64) -> Vec<String> {
                 let dog = Watchdog::start(format!("fault matrix: {what}"), stall_limit() * 3, None);
                 let (outcome, hit) = scenario(h, site, errno, count, jobs, &dog);
                 match outcome {
+                    Outcome::Ok if hit == 0 => {
+                        println!("FAIL {what}: the fault never fired");
+                        failures.push(format!(
+                            "{what}: the injected fault never fired in {jobs} jobs, so the \
+                             scenario tested nothing"
+                        ));
+                    }
                     Outcome::Ok => println!("ok   {what}: {hit} injected failure(s) absorbed"),
                     Outcome::Stalled(why) => {
                         println!("FAIL {what}: {why}");
@@ -247,7 +243,7 @@ fn matrix(count: u64, jobs: u64) -> Vec<String> {
 #[test]
 fn transient_failures_at_every_site() {
     let _g = serial();
-    let failures = matrix(3, 40);
+    let failures = matrix("transient_failures_at_every_site", 3, 40);
     assert!(
         failures.is_empty(),
         "jobs lost or stranded:\n  {}",
@@ -261,7 +257,7 @@ fn transient_failures_at_every_site() {
 #[test]
 fn persistent_failures_at_every_site() {
     let _g = serial();
-    let failures = matrix(200, 10);
+    let failures = matrix("persistent_failures_at_every_site", 200, 10);
     assert!(
         failures.is_empty(),
         "jobs lost or stranded:\n  {}",
@@ -269,62 +265,128 @@ fn persistent_failures_at_every_site() {
     );
 }
 
+/// Builds `b` on another thread and waits for it at most `limit`: a build
+/// that hangs (a worker that cannot be stopped) fails the test instead of
+/// hanging it.
+fn build_within(b: PoolBuilder, limit: Duration, what: &str) -> Result<Pool, ringpool::Error> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(b.build());
+    });
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("{what}: build did not return within {limit:?}"))
+}
+
+/// `e` is the failure of an injected EAGAIN at `Site::Spawn`.
+fn assert_spawn_error(e: &ringpool::Error, what: &str) {
+    assert_eq!(e.kind(), ErrorKind::Spawn, "{what}: {e}");
+    let errno = std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .and_then(|s| s.raw_os_error());
+    assert_eq!(errno, Some(libc::EAGAIN), "{what}: {e}");
+    assert_eq!(
+        fault::remaining(Site::Spawn),
+        0,
+        "{what}: the injected failure was not the one that failed the build"
+    );
+}
+
+/// No thread named `prefix*` is left: the workers were stopped and joined.
+/// A joined thread may linger in /proc for a moment, so this waits (bounded).
+fn assert_no_worker_left(prefix: &str, what: &str) {
+    let left = util::wait_until_no_thread_named(prefix, Duration::from_secs(30));
+    assert!(
+        left.is_empty(),
+        "{what}: worker threads left behind: {left:?}"
+    );
+}
+
 /// A worker that cannot be spawned: `build` fails with `ErrorKind::Spawn`
-/// and no worker thread is left behind, whether the first spawn fails or a
-/// later one (after some workers started).
+/// (the spawn's errno as its source), and every worker already started is
+/// stopped and joined (no thread is left behind, nothing hangs). On every
+/// mechanism, both when the first spawn fails and when a later one does
+/// (after some workers started).
 #[test]
 fn spawn_failure_leaks_no_thread() {
+    const TEST: &str = "spawn_failure_leaks_no_thread";
     let _g = serial();
     let prefix = "rpspawn";
-    for h in Handoff::ALL.into_iter().filter(|&h| available(h)) {
-        // The first spawn fails.
-        fault::inject(Site::Spawn, libc::EAGAIN, 1);
-        let e = Pool::builder()
-            .workers(4)
-            .handoff(h)
-            .thread_name(prefix)
-            .build()
-            .expect_err("spawn was made to fail");
-        assert_eq!(e.kind(), ErrorKind::Spawn, "{h}: {e}");
-        assert!(
-            util::threads_named(prefix).is_empty(),
-            "{h}: threads leaked"
-        );
-        fault::clear();
-    }
-    // A later spawn fails: arm the fault from another thread as soon as the
-    // first worker shows up. The window is racy, so try a few times.
-    let mut partial = 0;
-    for _ in 0..20 {
-        let arm = std::thread::spawn(move || {
-            let t = Instant::now();
-            while t.elapsed() < Duration::from_secs(5) {
-                if !util::threads_named(prefix).is_empty() {
-                    fault::inject(Site::Spawn, libc::EAGAIN, 1);
-                    return;
-                }
-                std::hint::spin_loop();
-            }
-        });
-        let r = Pool::builder()
-            .workers(256)
-            .handoff(Handoff::Condvar)
-            .thread_name(prefix)
-            .build();
-        arm.join().unwrap();
-        match r {
-            Err(e) => {
-                assert_eq!(e.kind(), ErrorKind::Spawn, "{e}");
-                partial += 1;
-            }
-            Ok(p) => drop(p),
+    let limit = stall_limit() * 2;
+    assert_no_worker_left(prefix, "before the test");
+    for h in Handoff::ALL {
+        if util::skip_if_untestable(TEST, h) {
+            continue;
         }
-        assert!(util::threads_named(prefix).is_empty(), "threads leaked");
+        let builder = |workers| {
+            Pool::builder()
+                .workers(workers)
+                .handoff(h)
+                .spin(Duration::ZERO)
+                .thread_name(prefix)
+        };
+        // The first spawn fails: no worker was ever started.
+        fault::inject(Site::Spawn, libc::EAGAIN, 1);
+        let what = format!("{h}, first spawn fails");
+        let e = build_within(builder(4), limit, &what).expect_err("spawn was made to fail");
+        assert_spawn_error(&e, &what);
+        assert_no_worker_left(prefix, &what);
         fault::clear();
+
+        // A later spawn fails: another thread arms the fault as soon as the
+        // first worker shows up, while the builder is still spawning the
+        // others. The window is racy (the build may finish first, then it
+        // is simply tried again), but wide: 128 spawns.
+        let what = format!("{h}, a later spawn fails");
+        let mut attempts = 0;
+        let started = loop {
+            attempts += 1;
+            assert!(
+                attempts <= 100,
+                "{what}: in 100 attempts the build always finished before the fault \
+                 could be armed; the later-spawn case went untested"
+            );
+            let arm = std::thread::spawn(move || {
+                let t = Instant::now();
+                while t.elapsed() < Duration::from_secs(30) {
+                    let n = util::threads_named(prefix).len();
+                    if n > 0 {
+                        fault::inject(Site::Spawn, libc::EAGAIN, 1);
+                        return n;
+                    }
+                    std::hint::spin_loop();
+                }
+                0
+            });
+            let r = build_within(builder(128), limit, &what);
+            let seen = arm.join().unwrap();
+            match r {
+                Err(e) => {
+                    assert!(
+                        seen > 0,
+                        "{what}: the build failed before the fault was armed"
+                    );
+                    assert_spawn_error(&e, &what);
+                    assert_no_worker_left(prefix, &what);
+                    fault::clear();
+                    break seen;
+                }
+                Ok(p) => {
+                    // Too late: the fault went in after the last spawn.
+                    assert_eq!(p.workers(), 128);
+                    drop(p);
+                    assert_no_worker_left(prefix, &format!("{what}: a pool that built"));
+                    fault::clear();
+                }
+            }
+        };
+        println!(
+            "{what}: Spawn error after {started}+ worker(s) had started \
+             (attempt {attempts}); all stopped and joined"
+        );
     }
-    println!("spawn failed after some workers had started in {partial} of 20 tries");
-    // And the pool builds normally afterwards.
-    let p = Pool::builder().workers(2).build().expect("build");
+    // And a pool builds normally afterwards.
+    let p = build_within(Pool::builder().workers(2), limit, "after the faults").expect("build");
+    assert_eq!(p.workers(), 2);
     drop(p);
 }
 
@@ -334,7 +396,10 @@ fn spawn_failure_leaks_no_thread() {
 fn minimum_cq_under_flood() {
     let _g = serial();
     let limit = stall_limit();
-    for h in Handoff::ALL.into_iter().filter(|&h| available(h)) {
+    for h in Handoff::ALL {
+        if util::skip_if_untestable("minimum_cq_under_flood", h) {
+            continue;
+        }
         let pool = Pool::builder()
             .workers(2)
             .handoff(h)
@@ -374,7 +439,12 @@ fn minimum_cq_under_flood() {
             ring.submit_and_wait(1).expect("wait");
             lp.reap(&mut ring, |_| nops_in += 1);
         }
-        drop(lp.close(&mut ring, |_| nops_in += 1));
+        assert!(
+            lp.close(&mut ring, |cqe| panic!("unexpected CQE {cqe:?}"))
+                .is_empty(),
+            "{h}: completions left after every job was taken"
+        );
+        assert_eq!(nops_in, nops_out, "{h}");
         println!(
             "{h}: {n} jobs and {nops_out} NOPs through a {}-entry CQ",
             ring.params().cq_entries()
@@ -388,7 +458,7 @@ fn minimum_cq_under_flood() {
 fn per_job_minimum_cq() {
     let _g = serial();
     for h in [Handoff::MsgRing, Handoff::MsgRingSync] {
-        if !available(h) {
+        if util::skip_if_untestable("per_job_minimum_cq", h) {
             continue;
         }
         let pool = Pool::builder()
@@ -408,7 +478,11 @@ fn per_job_minimum_cq() {
             run_jobs(&mut lp, &mut ring, 5_000, stall_limit(), &|| {}).to_ok(),
             Ok(())
         );
-        drop(lp.close(&mut ring, |_| {}));
+        assert!(
+            lp.close(&mut ring, |cqe| panic!("unexpected CQE {cqe:?}"))
+                .is_empty(),
+            "{h}: completions left after every job was taken"
+        );
     }
 }
 
@@ -419,90 +493,4 @@ impl Outcome {
             Outcome::Stalled(s) => Err(s.clone()),
         }
     }
-}
-
-/// Forces each fallback of `Auto` with `RINGPOOL_UNSUPPORTED` (in a child
-/// process, since the environment is process-global).
-#[test]
-fn auto_falls_back_through_every_mechanism() {
-    let _g = serial();
-    let order = Handoff::AUTO_ORDER;
-    for k in 0..order.len() {
-        let masked: Vec<&str> = order[..k].iter().map(|h| h.name()).collect();
-        let expect = order[k..]
-            .iter()
-            .copied()
-            .find(|&h| available(h))
-            .expect("condvar is always available");
-        child(&masked.join(","), expect.name());
-    }
-    // Everything masked: Auto has nothing left.
-    let all: Vec<&str> = order.iter().map(|h| h.name()).collect();
-    child(&all.join(","), "none");
-}
-
-fn child(mask: &str, expect: &str) {
-    let exe = std::env::current_exe().expect("current_exe");
-    let out = std::process::Command::new(exe)
-        .args([
-            "--exact",
-            "child_auto_fallback",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("RINGPOOL_UNSUPPORTED", mask)
-        .env("RINGPOOL_FAULT_CHILD_EXPECT", expect)
-        .env_remove("RINGPOOL_HANDOFF")
-        .output()
-        .expect("run child");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && text.contains("CHILD-OK"),
-        "RINGPOOL_UNSUPPORTED={mask:?} (expecting {expect}):\n{text}"
-    );
-    println!("RINGPOOL_UNSUPPORTED={mask:?} -> {expect}");
-}
-
-/// The child side of [`auto_falls_back_through_every_mechanism`]; does
-/// nothing unless run by it.
-#[test]
-fn child_auto_fallback() {
-    let Ok(expect) = std::env::var("RINGPOOL_FAULT_CHILD_EXPECT") else {
-        return;
-    };
-    let mask: Vec<Handoff> = std::env::var("RINGPOOL_UNSUPPORTED")
-        .unwrap_or_default()
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().expect("mechanism name"))
-        .collect();
-    if expect == "none" {
-        let e = Pool::builder().workers(1).build().unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Unsupported(Handoff::Auto), "{e}");
-        println!("CHILD-OK");
-        return;
-    }
-    let pool = PoolBuilder::default().workers(1).build().expect("build");
-    let sel = pool.selection();
-    assert_eq!(pool.handoff().name(), expect, "{sel}");
-    for h in &mask {
-        assert!(
-            sel.skipped
-                .iter()
-                .any(|(s, why)| s == h && why.contains("RINGPOOL_UNSUPPORTED")),
-            "{h} not reported as masked: {sel}"
-        );
-        // Asking for a masked mechanism by name is a typed error.
-        let e = Pool::builder().workers(1).handoff(*h).build().unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Unsupported(*h), "{e}");
-    }
-    let mut ring = IoUring::new(8).expect("ring");
-    let mut lp = pool.register::<u64>(&mut ring).expect("register");
-    assert_eq!(
-        run_jobs(&mut lp, &mut ring, 200, stall_limit(), &|| {}).to_ok(),
-        Ok(())
-    );
-    drop(lp.close(&mut ring, |_| {}));
-    println!("CHILD-OK");
 }

@@ -1,14 +1,15 @@
-//! Helpers shared by the integration tests (`tests/stress.rs`,
-//! `tests/fault.rs`): a deterministic PRNG, a no-progress watchdog, random
-//! delays, a drive-until-done loop, and the stress scale.
+//! Helpers shared by the integration tests (`tests/conformance.rs`,
+//! `tests/stress.rs`, `tests/fault.rs`): the one mechanism-skip helper
+//! ([`skip`], counted), a deterministic PRNG, a no-progress watchdog, random
+//! delays, a drive-until-done loop, thread counting, and the stress scale.
 //!
 //! Not every test binary uses every helper.
 #![allow(dead_code)]
 
 use io_uring::IoUring;
-use ringpool::{Completion, LoopHandle, Pool};
+use ringpool::{Capabilities, Completion, Handoff, LoopHandle, Pool, PoolBuilder};
 use std::io::Write as _;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -309,4 +310,212 @@ pub fn quiet_deliberate_panics() {
             default(info);
         }));
     });
+}
+
+// --- Mechanism skips ----------------------------------------------------------
+
+/// Why a mechanism cannot be tested in this process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Untestable {
+    /// [`Handoff::unsupported_reason`] says this kernel cannot run it.
+    Kernel(String),
+    /// The caller's `RINGPOOL_HANDOFF` or `RINGPOOL_UNSUPPORTED` excludes it:
+    /// a build for it would run another mechanism, or fail by request.
+    Env(String),
+}
+
+impl std::fmt::Display for Untestable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Untestable::Kernel(why) => write!(f, "not supported by this kernel: {why}"),
+            Untestable::Env(why) => write!(f, "excluded by the environment: {why}"),
+        }
+    }
+}
+
+/// Why `h` cannot be tested in this process, or `None` if it can (and so
+/// must be).
+///
+/// The kernel's answer is [`Handoff::unsupported_reason`]. The environment
+/// overrides are read as the library reads them: a non-empty
+/// `RINGPOOL_HANDOFF` replaces whatever the builder asks for (so a test of
+/// any other mechanism would silently test that one), and the mechanisms
+/// named in `RINGPOOL_UNSUPPORTED` fail to build (`auto` only when it masks
+/// every mechanism `auto` could choose). An unparsable `RINGPOOL_HANDOFF`
+/// panics: every build would fail.
+pub fn untestable(h: Handoff) -> Option<Untestable> {
+    let caps = Capabilities::get();
+    if let Some(why) = h.unsupported_reason(caps) {
+        return Some(Untestable::Kernel(why));
+    }
+    if let Ok(v) = std::env::var("RINGPOOL_HANDOFF") {
+        if !v.trim().is_empty() {
+            let forced: Handoff = v
+                .parse()
+                .unwrap_or_else(|e| panic!("RINGPOOL_HANDOFF={v:?} is invalid: {e}"));
+            if forced != h {
+                return Some(Untestable::Env(format!(
+                    "RINGPOOL_HANDOFF={v} replaces the {h} a test asks for"
+                )));
+            }
+        }
+    }
+    let v = std::env::var("RINGPOOL_UNSUPPORTED").unwrap_or_default();
+    let masked: Vec<Handoff> = v
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let excluded = match h {
+        Handoff::Auto => Handoff::AUTO_ORDER
+            .iter()
+            .all(|a| masked.contains(a) || a.unsupported_reason(caps).is_some()),
+        _ => masked.contains(&h),
+    };
+    if excluded {
+        return Some(Untestable::Env(format!(
+            "RINGPOOL_UNSUPPORTED={v} masks {h}"
+        )));
+    }
+    None
+}
+
+static SKIPS_KERNEL: AtomicUsize = AtomicUsize::new(0);
+static SKIPS_ENV: AtomicUsize = AtomicUsize::new(0);
+
+/// Mechanism skips recorded so far in this test binary: `(kernel, env)`.
+pub fn skip_counts() -> (usize, usize) {
+    (
+        SKIPS_KERNEL.load(Ordering::SeqCst),
+        SKIPS_ENV.load(Ordering::SeqCst),
+    )
+}
+
+/// Prints the skip total when the test binary exits (registered on first use
+/// of [`skip`] or [`skip_if_untestable`]).
+fn print_skip_summary_at_exit() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    extern "C" fn summary() {
+        let (kernel, env) = skip_counts();
+        let _ = writeln!(
+            std::io::stderr(),
+            "ringpool tests: {} mechanism skip(s) in this test binary \
+             ({kernel} not supported by this kernel, {env} excluded by \
+             RINGPOOL_HANDOFF/RINGPOOL_UNSUPPORTED)",
+            kernel + env
+        );
+    }
+    ONCE.call_once(|| {
+        // SAFETY: `summary` is a plain `extern "C" fn` that only formats two
+        // atomics onto stderr; it stays valid for the life of the process.
+        let rc = unsafe { libc::atexit(summary) };
+        assert_eq!(rc, 0, "atexit failed");
+    });
+}
+
+/// The one way a test skips a mechanism. Every suite goes through it.
+///
+/// * A skip is legitimate only if [`untestable`] says so: the kernel lacks
+///   the mechanism ([`Handoff::unsupported_reason`] is `Some`), or the
+///   caller's `RINGPOOL_HANDOFF`/`RINGPOOL_UNSUPPORTED` excludes it. Then it
+///   is counted and one line goes to stderr (past the harness's output
+///   capture, so it shows in every run): the test, the mechanism, the reason
+///   and the running total, `skipped N so far in this binary`.
+/// * Skipping a mechanism this kernel supports, with no override that
+///   excludes it, is a failure: this panics, naming the test and what it
+///   gave as `why`.
+///
+/// The total for the whole test binary is printed when it exits (an
+/// `atexit` hook, registered on first use). libtest has no end-of-run hook
+/// and runs tests in no fixed order, so a "summary test" could run before
+/// other tests skip; the exit hook always runs last, in the main thread,
+/// after the harness's own summary.
+///
+/// Tests normally call [`skip_if_untestable`] (or [`build_or_skip`]),
+/// which ask [`untestable`] first; `skip` itself is for a test that finds
+/// out at run time that it cannot go on with `h`.
+pub fn skip(test: &str, h: Handoff, why: &str) {
+    print_skip_summary_at_exit();
+    let Some(reason) = untestable(h) else {
+        panic!(
+            "{test}: skipped {h} ({why}), but this kernel supports {h} \
+             (Handoff::unsupported_reason is None) and neither RINGPOOL_HANDOFF \
+             nor RINGPOOL_UNSUPPORTED excludes it: a supported mechanism must be \
+             tested, not skipped"
+        );
+    };
+    let counter = match reason {
+        Untestable::Kernel(_) => &SKIPS_KERNEL,
+        Untestable::Env(_) => &SKIPS_ENV,
+    };
+    counter.fetch_add(1, Ordering::SeqCst);
+    let (kernel, env) = skip_counts();
+    let reason = reason.to_string();
+    let detail = if why == reason {
+        reason
+    } else {
+        format!("{reason} ({why})")
+    };
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIP {test}: {h}: {detail} (skipped {} so far in this binary)",
+        kernel + env
+    );
+}
+
+/// `true` (after counting and printing the skip through [`skip`]) if `test`
+/// cannot test `h` here; `false` if it can, and so must.
+pub fn skip_if_untestable(test: &str, h: Handoff) -> bool {
+    print_skip_summary_at_exit();
+    match untestable(h) {
+        Some(reason) => {
+            skip(test, h, &reason.to_string());
+            true
+        }
+        None => false,
+    }
+}
+
+/// Builds `b` for `h`, or skips `h` (see [`skip`]) and returns `None`.
+///
+/// A mechanism that [`untestable`] accepted must build, as itself: a build
+/// error (even `Unsupported`) or another mechanism fails the test.
+pub fn build_or_skip(test: &str, b: PoolBuilder, h: Handoff) -> Option<Pool> {
+    if skip_if_untestable(test, h) {
+        return None;
+    }
+    let pool = match b.handoff(h).build() {
+        Ok(p) => p,
+        Err(e) if matches!(e.kind(), ringpool::ErrorKind::Unsupported(_)) => {
+            skip(test, h, &e.to_string()); // panics: `h` is supported here
+            unreachable!("skip returned for a supported mechanism");
+        }
+        Err(e) => panic!("{test}: building a {h} pool: {e}"),
+    };
+    if h != Handoff::Auto {
+        assert_eq!(
+            pool.handoff(),
+            h,
+            "{test}: asked for {h}: {}",
+            pool.selection()
+        );
+    }
+    Some(pool)
+}
+
+/// Waits (polling, up to `limit`) until no thread of this process has a name
+/// starting with `prefix`; returns the names still there at the deadline.
+///
+/// A joined thread can linger in `/proc/self/task` for a moment after
+/// `join` returns (the kernel reaps it after it wakes the joiner), and the
+/// machine may be busy: hence a generous bounded wait, not one look.
+pub fn wait_until_no_thread_named(prefix: &str, limit: Duration) -> Vec<String> {
+    let t = Instant::now();
+    loop {
+        let left = threads_named(prefix);
+        if left.is_empty() || t.elapsed() >= limit {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
