@@ -202,15 +202,8 @@ pub(crate) trait LoopSideOps: Sized {
         true
     }
 
-    /// Queues the SQEs that carry jobs out (`pipe`); `true` if it queued any.
-    fn send_jobs(
-        &mut self,
-        _ring: &mut IoUring,
-        _reg: u16,
-        _stats: &mut LoopStats,
-    ) -> io::Result<bool> {
-        Ok(false)
-    }
+    /// Sends the jobs the loop side holds back until a flush (`pipe`).
+    fn send_jobs(&mut self, _stats: &mut LoopStats) {}
 
     /// Wakes worker `idx`, claimed by the caller: an SQE on `ring` (returns
     /// `true`: the worker waits for it to be submitted) or a syscall.
@@ -250,17 +243,15 @@ pub(crate) trait LoopSideOps: Sized {
         stats: &mut LoopStats,
     ) -> bool;
 
-    /// `close`: job pointers the loop still holds that never reached a
-    /// worker (with `ring == false`, also those that can no longer be sent).
-    fn take_unsent(&mut self, _with_ring: bool) -> Vec<u64> {
+    /// `close` under `Shutdown::Cancel`: job pointers the loop still holds,
+    /// which never reached a worker.
+    fn take_unsent(&mut self) -> Vec<u64> {
         Vec::new()
     }
 
-    /// `close` must collect jobs by polling their state: their results come
-    /// through the kernel, which the loop can no longer reap.
-    fn polls_on_close(&self, _with_ring: bool) -> bool {
-        false
-    }
+    /// `close`: collects results without a CQE (the ring may be gone, or
+    /// broken: a disabled ring, an SQ nobody submits).
+    fn collect(&mut self, _sink: &mut impl Sink, _stats: &mut LoopStats) {}
 
     /// `close` keeps flushing while it waits (jobs leave through the loop's
     /// SQEs, results through a read the loop re-arms).
@@ -430,8 +421,8 @@ macro_rules! backends {
                 }
             }
 
-            pub(crate) fn send_jobs(&mut self, ring: &mut IoUring, reg: u16, stats: &mut LoopStats) -> io::Result<bool> {
-                match self { $(LoopSide::$variant(l) => l.send_jobs(ring, reg, stats)),* }
+            pub(crate) fn send_jobs(&mut self, stats: &mut LoopStats) {
+                match self { $(LoopSide::$variant(l) => l.send_jobs(stats)),* }
             }
 
             pub(crate) fn wake(
@@ -469,12 +460,12 @@ macro_rules! backends {
                 }
             }
 
-            pub(crate) fn take_unsent(&mut self, with_ring: bool) -> Vec<u64> {
-                match self { $(LoopSide::$variant(l) => l.take_unsent(with_ring)),* }
+            pub(crate) fn take_unsent(&mut self) -> Vec<u64> {
+                match self { $(LoopSide::$variant(l) => l.take_unsent()),* }
             }
 
-            pub(crate) fn polls_on_close(&self, with_ring: bool) -> bool {
-                match self { $(LoopSide::$variant(l) => l.polls_on_close(with_ring)),* }
+            pub(crate) fn collect(&mut self, sink: &mut impl Sink, stats: &mut LoopStats) {
+                match self { $(LoopSide::$variant(l) => l.collect(sink, stats)),* }
             }
 
             pub(crate) fn flushes_on_close(&self) -> bool {

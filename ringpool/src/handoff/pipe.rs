@@ -235,12 +235,7 @@ impl LoopSideOps for LoopSide {
 
     /// Writes the unsent job pointers, a batch per write(2). What a full
     /// pipe refuses waits for the `POLLOUT` poll that `arm` queues.
-    fn send_jobs(
-        &mut self,
-        _ring: &mut IoUring,
-        _reg: u16,
-        stats: &mut LoopStats,
-    ) -> io::Result<bool> {
+    fn send_jobs(&mut self, stats: &mut LoopStats) {
         let mut sent = 0;
         while sent < self.unsent.len() {
             let end = (sent + BATCH).min(self.unsent.len());
@@ -254,7 +249,6 @@ impl LoopSideOps for LoopSide {
             }
         }
         self.unsent.drain(..sent);
-        Ok(false)
     }
 
     fn arm(
@@ -313,13 +307,14 @@ impl LoopSideOps for LoopSide {
     }
 
     /// Jobs still unsent never left: `close` cancels them.
-    fn take_unsent(&mut self, _with_ring: bool) -> Vec<u64> {
+    fn take_unsent(&mut self) -> Vec<u64> {
         std::mem::take(&mut self.unsent)
     }
 
-    /// Without the ring no poll CQE arrives: collect by polling states.
-    fn polls_on_close(&self, with_ring: bool) -> bool {
-        !with_ring
+    /// Reads the result pipe directly. (Writes need no ring either:
+    /// `send_jobs` keeps them going out while closing.)
+    fn collect(&mut self, sink: &mut impl Sink, stats: &mut LoopStats) {
+        self.drain(sink, stats);
     }
 
     /// Results come only through the poll the loop re-arms.

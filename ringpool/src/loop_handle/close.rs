@@ -8,7 +8,7 @@ use crate::config::Announce;
 use crate::handoff::dispatch::Sink;
 use crate::handoff::Capabilities;
 use crate::pool::job::JobRef;
-use crate::sync::Ordering::SeqCst;
+use crate::sync::Ordering::{Relaxed, SeqCst};
 use crate::tag::{self, Kind};
 use io_uring::{cqueue, opcode, types, IoUring};
 use std::os::fd::AsRawFd;
@@ -61,21 +61,26 @@ impl<R> LoopHandle<R> {
         self.shared.closing.store(true, SeqCst);
         let owner = self.owner.clone();
         let pool = &*owner.shared;
-        // Jobs the loop still holds never reached a worker: cancel them here.
-        for raw in self.side.take_unsent(ring.is_some()) {
-            // SAFETY: never handed to the kernel or a worker, so the loop
-            // still owns the cell, and each pointer is taken once.
-            let job = unsafe { JobRef::from_raw(raw) };
-            job.cancel();
-            self.slots.finished(job);
-        }
         // Under `Shutdown::Cancel`, the loop's queued jobs are cancelled by
-        // the loop, at once, not when a busy worker gets to them.
+        // the loop, at once, not when a busy worker gets to them: those it
+        // holds back itself, and those in the pool's queue. (Under `Drain`
+        // they go out with the flushes below.)
         if pool.cancel_queued {
+            let mut cancelled = 0;
+            for raw in self.side.take_unsent() {
+                // SAFETY: never handed to the kernel or a worker, so the
+                // loop still owns the cell, and each pointer is taken once.
+                let job = unsafe { JobRef::from_raw(raw) };
+                job.cancel();
+                self.slots.finished(job);
+                cancelled += 1;
+            }
             for job in pool.backend.take_jobs_of(&self.shared) {
                 job.cancel();
                 self.slots.finished(job);
+                cancelled += 1;
             }
+            pool.cancelled_by_loops.fetch_add(cancelled, Relaxed);
         }
         // Get the remaining queued jobs to a worker (to run, or cancel).
         match ring.as_deref_mut() {
@@ -94,26 +99,34 @@ impl<R> LoopHandle<R> {
         }
         // Kernel-delivered results (per-job messages, pipe messages) may be
         // skipped or unreachable now: collect those jobs by polling states.
-        let poll = pool.announce == Announce::PerJob || self.side.polls_on_close(ring.is_some());
+        let poll = pool.announce == Announce::PerJob;
         let flush = self.side.flushes_on_close();
         let mut backoff = Backoff::new();
         let mut last_wake = Instant::now();
         while self.slots.in_flight() > 0 {
             let before = self.slots.in_flight();
-            if let Some(r) = ring.as_deref_mut() {
-                self.reap(r, &mut *on_io);
-                if flush {
-                    let _ = self.flush(r);
+            match ring.as_deref_mut() {
+                Some(r) => {
+                    self.reap(r, &mut *on_io);
+                    if flush {
+                        let _ = self.flush(r);
+                    }
                 }
+                None if flush => self.side.send_jobs(&mut self.stats),
+                None => {}
             }
             self.drain_results();
+            self.side.collect(&mut self.slots, &mut self.stats);
             if poll {
                 self.slots.poll();
             }
             if self.slots.in_flight() == before {
-                match ring.as_deref_mut() {
+                let waited = match ring.as_deref_mut() {
                     Some(r) => self.wait_briefly(r),
-                    None => backoff.snooze(),
+                    None => false,
+                };
+                if !waited {
+                    backoff.snooze();
                 }
                 if last_wake.elapsed() > Duration::from_millis(10) {
                     // A worker asleep with our job queued, or claimed for a
@@ -137,14 +150,21 @@ impl<R> LoopHandle<R> {
 
     /// Submits and waits for one CQE, for at most 1 ms (the close path's
     /// bounded wait: results may arrive without an announcement then).
-    fn wait_briefly(&mut self, ring: &mut IoUring) {
+    /// `false` if the ring refused (a disabled ring): the caller backs off.
+    fn wait_briefly(&mut self, ring: &mut IoUring) -> bool {
         let ts = types::Timespec::new().nsec(1_000_000);
         let args = types::SubmitArgs::new().timespec(&ts);
         self.stats.enters += 1;
         match ring.submitter().submit_with_args(1, &args) {
-            Ok(_) => self.submitted(),
-            Err(e) if e.raw_os_error() == Some(libc::ETIME) => self.submitted(),
-            Err(_) => {}
+            Ok(_) => {
+                self.submitted();
+                true
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ETIME) => {
+                self.submitted();
+                true
+            }
+            Err(_) => false,
         }
     }
 
@@ -174,7 +194,12 @@ impl<R> LoopHandle<R> {
                 self.release_armed();
                 return;
             }
-            self.wait_briefly(ring);
+            if !self.wait_briefly(ring) {
+                // The ring refuses to enter (a disabled ring): nothing armed
+                // on it will complete. Cancel synchronously, or leak.
+                self.release_armed();
+                return;
+            }
             for cqe in ring.completion() {
                 if !self.handle_cqe(&cqe) {
                     on_io(cqe);

@@ -125,9 +125,7 @@ impl<R> LoopHandle<R> {
     /// (SQEs, marked urgent, or syscalls).
     pub(super) fn send_work(&mut self, ring: &mut IoUring) -> io::Result<()> {
         let reg = self.shared.reg;
-        if self.side.send_jobs(ring, reg, &mut self.stats)? {
-            self.urgent = true;
-        }
+        self.side.send_jobs(&mut self.stats);
         if self.pending_wake == 0 {
             return Ok(());
         }

@@ -30,9 +30,9 @@ impl<R> LoopHandle<R> {
     ///
     /// `want` counts CQEs on the ring, the pool's and yours. The pool keeps
     /// at most one announcement outstanding however many results it
-    /// carries, so while jobs are in flight the wait also ends at the first
-    /// new CQE: the loop always gets to see its results. (With `want == 0`
-    /// it only submits.)
+    /// carries, so while jobs are in flight the wait ends at the first CQE
+    /// (at once if one is already waiting): the loop always gets to see its
+    /// results. (With `want == 0` it only submits.)
     ///
     /// Returns what `io_uring_enter` returned (SQEs submitted), or 0 if it
     /// did not need to enter.
@@ -110,8 +110,12 @@ impl<R> LoopHandle<R> {
         if want > 0 && ring.submission().is_empty() && ring.completion().len() >= want {
             return Ok(0); // the CQEs are already there: no need to enter
         }
-        let want = if self.slots.in_flight() > 0 {
-            want.min(ring.completion().len() + 1)
+        let want = if self.slots.in_flight() > 0 && want > 1 {
+            if !ring.completion().is_empty() {
+                // Any CQE already there may be the pool's: look first.
+                return self.enter_nowait(ring);
+            }
+            1
         } else {
             want
         };
@@ -143,6 +147,10 @@ impl<R> LoopHandle<R> {
 
     /// [`LoopWait::Spin`]: busy-poll the result queue and the CQ.
     fn spin_wait(&mut self, ring: &mut IoUring, want: usize, seen: usize) -> io::Result<usize> {
+        if self.slots.in_flight() == 0 && want > 0 {
+            // Nothing but `ring` can end this wait: it must be ours.
+            self.check_ring_identity(ring)?;
+        }
         let submitted = self.enter_nowait(ring)?;
         let mut n = 0u32;
         while !self.has_new(seen) && ring.completion().len() < want {

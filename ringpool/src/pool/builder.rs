@@ -7,7 +7,7 @@ use crate::config::{Announce, Shutdown};
 use crate::error::{Error, ErrorKind};
 use crate::handoff::dispatch::{BackendConfig, PoolSide};
 use crate::handoff::{self, Capabilities, Handoff};
-use crate::sync::{lock, Arc, AtomicBool, Mutex};
+use crate::sync::{lock, Arc, AtomicBool, AtomicU64, Mutex};
 use crate::sys;
 use std::time::Duration;
 
@@ -203,6 +203,7 @@ impl PoolBuilder {
             announce: self.announce,
             shut_down: AtomicBool::new(false),
             cancel_queued: self.shutdown == Shutdown::Cancel,
+            cancelled_by_loops: AtomicU64::new(0),
         });
         let mut owner = PoolOwner {
             shared: shared.clone(),

@@ -16,7 +16,7 @@ use crate::handoff::{Handoff, Selection};
 use crate::loop_handle::LoopHandle;
 use crate::stats::PoolStats;
 use crate::sync::Arc;
-use crate::sync::Ordering::{Acquire, SeqCst};
+use crate::sync::Ordering::{Acquire, Relaxed, SeqCst};
 use io_uring::IoUring;
 use shared::PoolOwner;
 
@@ -117,7 +117,10 @@ impl Pool {
 
     /// Counters summed over the workers.
     pub fn stats(&self) -> PoolStats {
-        self.owner.shared.workers.stats()
+        let shared = &self.owner.shared;
+        let mut s = shared.workers.stats();
+        s.jobs_cancelled += shared.cancelled_by_loops.load(Relaxed);
+        s
     }
 
     /// Registers the event loop that owns `ring`; jobs it submits through

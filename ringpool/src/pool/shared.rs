@@ -6,7 +6,7 @@ use crate::handoff::dispatch::PoolSide;
 use crate::handoff::Selection;
 use crate::protocol::park;
 use crate::sync::Ordering::{Acquire, SeqCst};
-use crate::sync::{lock, Arc, AtomicBool, Mutex};
+use crate::sync::{lock, Arc, AtomicBool, AtomicU64, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -20,6 +20,8 @@ pub(crate) struct PoolShared {
     pub(crate) shut_down: AtomicBool,
     /// `Shutdown::Cancel`: a closing loop's queued jobs are cancelled.
     pub(crate) cancel_queued: bool,
+    /// Jobs that closing loops cancelled themselves (workers count theirs).
+    pub(crate) cancelled_by_loops: AtomicU64,
 }
 
 impl PoolShared {
