@@ -522,6 +522,31 @@ fn close_passes_every_user_cqe(h: Handoff) {
     assert!(done.len() <= 8);
 }
 
+/// The AddressSanitizer stage's probe (`ci/asan.sh`): a handle dropped
+/// while a worker runs its job. The drop waits for the job, so the worker's
+/// delivery writes into live memory; built with `--cfg ringpool_no_quiesce`
+/// (the close skips that wait) it writes into freed memory, which ASan must
+/// report.
+#[test]
+fn asan_probe() {
+    let pool = Pool::builder().workers(1).build().unwrap();
+    let mut ring = IoUring::new(16).unwrap();
+    let mut lp = pool.register::<Vec<u8>>(&mut ring).unwrap();
+    let (started_tx, started_rx) = mpsc::channel();
+    lp.try_submit(move || {
+        started_tx.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        vec![1; 64]
+    })
+    .unwrap();
+    lp.flush(&mut ring).unwrap();
+    ring.submit().unwrap();
+    started_rx.recv().unwrap();
+    drop(lp);
+    std::thread::sleep(Duration::from_millis(200));
+    drop(pool);
+}
+
 macro_rules! hostile {
     ($($m:ident => $h:expr),* $(,)?) => {$(
         mod $m {
