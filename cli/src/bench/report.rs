@@ -172,6 +172,7 @@ pub fn render(
         header.iters_per_ns
     );
     let _ = writeln!(out, "  cpu time    {}", header.cpu_method);
+    let _ = writeln!(out, "  switches    {}", header.switch_method);
     let _ = writeln!(out, "  syscalls    {}", header.syscall_counting);
     let _ = writeln!(
         out,
@@ -281,19 +282,18 @@ pub fn render(
             } else {
                 *plan.depths.iter().max().unwrap_or(&1)
             };
+            let (answer_row, tokio_row) = (get("answer", d), get("tokio-blocking", d));
             let mut table = Table::new(
                 format!(
-                    "cost per job at depth {d}, job cost {cost} µs, {w} worker(s): CPU µs (worker side includes the job), loop syscalls, counters"
+                    "CPU time per job incl. spinning, depth {d}, job cost {cost} µs, {w} worker(s): µs per job, and % of one core over the run \
+                     (a side near 100% never slept: its CPU per job is then 1/throughput, whatever its real work)"
                 ),
                 &[
-                    "contender", "loop cpu", "vs ans/tok", "worker cpu", "vs ans/tok", "loop syscalls", "vs ans/tok",
-                    "enters", "wakes sent", "doorbells", "skipped", "parks",
+                    "contender", "loop cpu", "vs ans/tok", "loop %core", "other threads cpu", "vs ans/tok", "other %core",
                 ],
             );
-            let (answer_row, tokio_row) = (get("answer", d), get("tokio-blocking", d));
             for c in &order {
                 let Some(x) = get(c, d) else { continue };
-                let per_job = |v: Option<u64>| or_na(x.per_job(v), sig3);
                 table.rows.push(vec![
                     label(c, auto_is),
                     us(x.loop_cpu_ns_per_job),
@@ -302,21 +302,50 @@ pub fn render(
                         answer_row.map(|q| q.loop_cpu_ns_per_job),
                         tokio_row.map(|q| q.loop_cpu_ns_per_job),
                     ),
+                    format!("{:.0}", x.loop_pct_of_core),
                     us(x.worker_cpu_ns_per_job),
                     vs(
                         x.worker_cpu_ns_per_job,
                         answer_row.map(|q| q.worker_cpu_ns_per_job),
                         tokio_row.map(|q| q.worker_cpu_ns_per_job),
                     ),
+                    format!("{:.0}", x.worker_pct_of_core),
+                ]);
+            }
+            table.render(&mut out);
+
+            let mut table = Table::new(
+                format!(
+                    "kernel crossings per job, depth {d}, job cost {cost} µs, {w} worker(s): system calls (loop thread / all threads), \
+                     voluntary context switches (loop thread / all threads), ringpool's counters"
+                ),
+                &[
+                    "contender", "sys loop", "sys all", "vs ans/tok", "vcsw loop", "vcsw all", "vs ans/tok",
+                    "enters", "wakes sent", "doorbells", "skipped", "parks",
+                ],
+            );
+            for c in &order {
+                let Some(x) = get(c, d) else { continue };
+                let per_job = |v: Option<u64>| or_na(x.per_job(v), sig3);
+                table.rows.push(vec![
+                    label(c, auto_is),
                     or_na(x.loop_syscalls_per_job, sig3),
-                    match x.loop_syscalls_per_job {
+                    or_na(x.total_syscalls_per_job, sig3),
+                    match x.total_syscalls_per_job {
                         Some(s) => vs(
                             s,
-                            answer_row.and_then(|q| q.loop_syscalls_per_job),
-                            tokio_row.and_then(|q| q.loop_syscalls_per_job),
+                            answer_row.and_then(|q| q.total_syscalls_per_job),
+                            tokio_row.and_then(|q| q.total_syscalls_per_job),
                         ),
                         None => "-".into(),
                     },
+                    sig3(x.loop_vcsw_per_job),
+                    sig3(x.total_vcsw_per_job),
+                    vs(
+                        x.total_vcsw_per_job,
+                        answer_row.map(|q| q.total_vcsw_per_job),
+                        tokio_row.map(|q| q.total_vcsw_per_job),
+                    ),
                     per_job(x.counters.enters),
                     per_job(x.counters.wakes_sent),
                     per_job(x.counters.doorbells_sent),
@@ -331,7 +360,9 @@ pub fn render(
         out,
         "\n(counters are per job: enters = io_uring_enter by the loop (LoopStats.enters; the answer: counted); \
          wakes sent = LoopStats.wakes_sent (the answer: one MSG_RING per job); doorbells / skipped = \
-         PoolStats.doorbells_sent / doorbells_skipped (the answer: one MSG_RING per job); parks = PoolStats.parks; n/a = no such counter)"
+         PoolStats.doorbells_sent / doorbells_skipped (the answer: one MSG_RING per job); parks = PoolStats.parks; n/a = no such counter. \
+         sys loop / sys all = system calls of the loop thread / of every thread of the process (perf raw_syscalls:sys_enter), \
+         from one extra run with the counters open; vcsw = voluntary context switches (getrusage ru_nvcsw) in the measured run)"
     );
 
     let mut head = vec!["contender".to_string()];
