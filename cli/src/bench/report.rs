@@ -365,6 +365,8 @@ pub fn render(
          from one extra run with the counters open; vcsw = voluntary context switches (getrusage ru_nvcsw) in the measured run)"
     );
 
+    render_scaling(&mut out, plan, contenders, results, auto_is);
+
     let mut head = vec!["contender".to_string()];
     for w in &plan.workers {
         head.push(format!("{w}w process"));
@@ -420,4 +422,64 @@ pub fn render(
         }
     }
     out
+}
+
+/// The worker-scaling table: jobs/s of the scaling contenders at each
+/// worker count of the plan's [`ScalingSpec`](super::plan::ScalingSpec).
+fn render_scaling(
+    out: &mut String,
+    plan: &Plan,
+    contenders: &[Contender],
+    results: &Results,
+    auto_is: &str,
+) {
+    let scaling = &plan.scaling;
+    if scaling.workers.len() < 2 {
+        return;
+    }
+    for &cost in &scaling.costs_us {
+        let mut head = vec!["contender".to_string()];
+        for w in &scaling.workers {
+            head.push(format!("{w} worker(s)"));
+            head.push("vs 1w".to_string());
+        }
+        let head_ref: Vec<&str> = head.iter().map(String::as_str).collect();
+        let mut table = Table::new(
+            format!(
+                "worker scaling, depth {}, job cost {cost} µs: jobs/s with {} workers ({} = all cores; \
+                 pinned as in the header, so with as many workers as cores one shares the loop's CPU)",
+                scaling.depth,
+                scaling
+                    .workers
+                    .iter()
+                    .map(|w| w.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                scaling.workers.last().copied().unwrap_or(1)
+            ),
+            &head_ref,
+        );
+        for c in contenders
+            .iter()
+            .filter(|c| scaling.contenders.contains(&c.name().as_str()))
+        {
+            let get = |w: usize| results.find_throughput(&c.name(), w, scaling.depth, cost * 1000);
+            if scaling.workers.iter().all(|&w| get(w).is_none()) {
+                continue;
+            }
+            let one = get(1).map(|t| t.jobs_per_s);
+            let mut row = vec![label(&c.name(), auto_is)];
+            for &w in &scaling.workers {
+                match get(w) {
+                    Some(t) => {
+                        row.push(rate(t.jobs_per_s));
+                        row.push(ratio(t.jobs_per_s, one));
+                    }
+                    None => row.extend(["-".into(), "".into()]),
+                }
+            }
+            table.rows.push(row);
+        }
+        table.render(out);
+    }
 }
