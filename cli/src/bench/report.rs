@@ -189,6 +189,13 @@ pub fn render(
         out,
         "  ratios      vs ans/tok = figure / the answer's design's / tokio spawn_blocking's"
     );
+    let _ = writeln!(
+        out,
+        "  peers       crossbeam: two crossbeam_channel::unbounded channels (jobs, shared by the workers; results); \
+         std-mpsc: an unbounded std::sync::mpsc channel per worker + one for results; tokio-blocking: current-thread \
+         runtime + spawn_blocking; tokio-rayon: rayon pool + tokio oneshot; floor-spsc: a batched SPSC ring each way \
+         (cached indices, one publish per batch), both sides spin"
+    );
 
     let order: Vec<String> = contenders.iter().map(|c| c.name()).collect();
     for &w in &plan.workers {
