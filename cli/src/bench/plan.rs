@@ -11,7 +11,7 @@ use std::time::Duration;
 /// Which configuration runs.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Mode {
-    /// The default: about a minute and a half on two cores.
+    /// The default: 70 to 80 s on two cores.
     Quick,
     /// `--full`: every depth, cost and worker count, longer windows.
     Full,

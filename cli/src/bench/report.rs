@@ -369,7 +369,9 @@ pub fn render(
          wakes sent = LoopStats.wakes_sent (the answer: one MSG_RING per job); doorbells / skipped = \
          PoolStats.doorbells_sent / doorbells_skipped (the answer: one MSG_RING per job); parks = PoolStats.parks; n/a = no such counter. \
          sys loop / sys all = system calls of the loop thread / of every thread of the process (perf raw_syscalls:sys_enter), \
-         from one extra run with the counters open; vcsw = voluntary context switches (getrusage ru_nvcsw) in the measured run)"
+         from one extra run with the counters open; vcsw = voluntary context switches (getrusage ru_nvcsw) in the measured run; \
+         %core = CPU time / wall time of the run: a side that spins yet shows well under 100% lost its CPU, to other \
+         processes or to the hypervisor (steal))"
     );
 
     render_scaling(&mut out, plan, contenders, results, auto_is);
