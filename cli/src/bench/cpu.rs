@@ -489,10 +489,20 @@ mod tests {
             Ok(c) => c,
             Err(e) => return eprintln!("skipped: {e}"),
         };
-        let start = counters.start();
-        syscalls(10);
-        let made = counters.since(&start);
-        assert_eq!(made.loop_thread, 10, "{made:?}");
-        assert_eq!(made.total, 10, "{made:?}");
+        // Another thread of the test binary (libtest's main thread reporting
+        // a result) may make a call inside the window now and then: the
+        // figures must come out exact in at least one of a few tries, which
+        // they never would if the reads were taken out wrongly.
+        let mut tries = Vec::new();
+        for _ in 0..5 {
+            let start = counters.start();
+            syscalls(10);
+            let made = counters.since(&start);
+            if (made.loop_thread, made.total) == (10, 10) {
+                return;
+            }
+            tries.push(made);
+        }
+        panic!("never exactly 10 and 10: {tries:?}");
     }
 }
