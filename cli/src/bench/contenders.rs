@@ -21,13 +21,14 @@ pub enum Contender {
     TokioBlocking,
     /// tokio current-thread runtime, jobs on a rayon pool, a oneshot back.
     TokioRayon,
-    /// A crossbeam-channel pair.
+    /// Two unbounded crossbeam-channel channels (jobs, results).
     Crossbeam,
-    /// std `mpsc` channels; the loop sleeps in `recv`.
+    /// Unbounded std `mpsc` channels; the loop sleeps in `recv`.
     StdMpsc,
     /// Floor: both threads busy-spin on one cache line (depth 1 only).
     SpinPingPong,
-    /// Floor: a raw SPSC queue each way, both sides busy-spin.
+    /// Floor: a batched SPSC ring each way (cached indices, one publish
+    /// per batch), both sides busy-spin.
     SpscSpin,
     /// Floor: raw futex(2) wait/wake both ways (depth 1 only).
     FutexPingPong,

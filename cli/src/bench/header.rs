@@ -30,6 +30,8 @@ pub struct Header {
     pub syscall_counting: String,
     /// How CPU time is measured.
     pub cpu_method: String,
+    /// How context switches are counted.
+    pub switch_method: String,
     /// CPU used by other processes during the run, % of the whole machine
     /// (/proc/stat busy time minus this process's CPU time). Anything above
     /// a few percent means the figures are disturbed.

@@ -46,7 +46,7 @@ pub fn document<'a>(
     elapsed: Duration,
 ) -> Document<'a> {
     Document {
-        schema: 1,
+        schema: 2,
         header,
         plan,
         elapsed_s: elapsed.as_secs_f64(),

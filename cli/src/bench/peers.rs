@@ -162,8 +162,10 @@ impl Drop for TokioRayon {
     }
 }
 
-/// A crossbeam-channel pair: one MPMC job channel the workers share, one
-/// result channel the loop blocks on.
+/// Two unbounded crossbeam-channel channels (`crossbeam_channel::unbounded`,
+/// a linked list of blocks that never makes a sender wait): one MPMC job
+/// channel the workers share, carrying the 16-byte [`Job`], and one result
+/// channel of `u64` tokens the loop blocks on in `recv`.
 pub struct Crossbeam {
     jobs: Option<crossbeam_channel::Sender<Job>>,
     results: crossbeam_channel::Receiver<u64>,
@@ -212,8 +214,9 @@ impl Drop for Crossbeam {
     }
 }
 
-/// std `mpsc`: a job channel per worker (a `Receiver` cannot be shared),
-/// filled round-robin, and one result channel the loop sleeps on in `recv`.
+/// std `mpsc` (unbounded `channel()`s): a job channel per worker (a
+/// `Receiver` cannot be shared), filled round-robin, and one result channel
+/// the loop sleeps on in `recv`.
 pub struct StdMpsc {
     jobs: Vec<std::sync::mpsc::Sender<Job>>,
     next: usize,

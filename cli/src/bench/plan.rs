@@ -11,7 +11,7 @@ use std::time::Duration;
 /// Which configuration runs.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Mode {
-    /// The default: about a minute on two cores.
+    /// The default: 70 to 80 s on two cores.
     Quick,
     /// `--full`: every depth, cost and worker count, longer windows.
     Full,
@@ -44,6 +44,43 @@ pub struct Plan {
     pub tput_reps: usize,
     /// Idle cost.
     pub idle: IdleSpec,
+    /// Worker scaling: throughput of a few contenders at more worker counts.
+    pub scaling: ScalingSpec,
+}
+
+/// Worker scaling: jobs/s of ringpool's default and the main peers at 1, 2
+/// and all cores' worth of workers. Figures the main runs already measured
+/// (their worker counts) are not measured again.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScalingSpec {
+    /// Worker counts: 1, 2 and the number of cores, deduplicated.
+    pub workers: Vec<usize>,
+    /// Jobs in flight.
+    pub depth: usize,
+    /// Job costs, µs.
+    pub costs_us: Vec<u64>,
+    /// Who is measured.
+    pub contenders: Vec<&'static str>,
+}
+
+impl ScalingSpec {
+    fn new(ncpu: usize, costs_us: Vec<u64>) -> ScalingSpec {
+        let mut workers = vec![1, 2.min(ncpu.max(1)), ncpu.max(1)];
+        workers.dedup();
+        ScalingSpec {
+            workers,
+            depth: 64,
+            costs_us,
+            contenders: vec![
+                "auto",
+                "answer",
+                "tokio-blocking",
+                "tokio-rayon",
+                "crossbeam",
+                "std-mpsc",
+            ],
+        }
+    }
 }
 
 const fn ms(n: u64) -> Duration {
@@ -79,6 +116,7 @@ impl Plan {
                     settle: ms(5),
                     window: ms(20),
                 },
+                scaling: ScalingSpec::new(ncpu, vec![0]),
             },
             Mode::Full => Plan {
                 mode: "full",
@@ -94,6 +132,7 @@ impl Plan {
                     settle: ms(100),
                     window: ms(1_000),
                 },
+                scaling: ScalingSpec::new(ncpu, vec![0, 10]),
             },
             Mode::Quick => Plan {
                 mode: "quick",
@@ -109,6 +148,7 @@ impl Plan {
                     settle: ms(50),
                     window: ms(300),
                 },
+                scaling: ScalingSpec::new(ncpu, vec![0, 10]),
             },
         }
     }
@@ -133,13 +173,7 @@ impl Plan {
                         v.push(Step {
                             contender: c,
                             workers: w,
-                            scenario: Scenario::Throughput {
-                                depth,
-                                cost: Duration::from_micros(cost),
-                                warmup: self.tput_warmup,
-                                window: self.tput_window,
-                                reps: self.tput_reps,
-                            },
+                            scenario: self.throughput(depth, cost),
                         });
                     }
                 }
@@ -152,7 +186,38 @@ impl Plan {
                 });
             }
         }
+        let scaling = &self.scaling;
+        for &w in &scaling.workers {
+            for &cost in &scaling.costs_us {
+                let measured = self.workers.contains(&w)
+                    && self.depths.contains(&scaling.depth)
+                    && self.costs_us.contains(&cost);
+                if measured {
+                    continue;
+                }
+                for &c in contenders.iter().filter(|c| {
+                    scaling.contenders.contains(&c.name().as_str()) && c.supports(w, scaling.depth)
+                }) {
+                    v.push(Step {
+                        contender: c,
+                        workers: w,
+                        scenario: self.throughput(scaling.depth, cost),
+                    });
+                }
+            }
+        }
         v
+    }
+
+    /// A throughput scenario of this plan's windows.
+    fn throughput(&self, depth: usize, cost_us: u64) -> Scenario {
+        Scenario::Throughput {
+            depth,
+            cost: Duration::from_micros(cost_us),
+            warmup: self.tput_warmup,
+            window: self.tput_window,
+            reps: self.tput_reps,
+        }
     }
 }
 

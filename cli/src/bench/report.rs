@@ -172,6 +172,7 @@ pub fn render(
         header.iters_per_ns
     );
     let _ = writeln!(out, "  cpu time    {}", header.cpu_method);
+    let _ = writeln!(out, "  switches    {}", header.switch_method);
     let _ = writeln!(out, "  syscalls    {}", header.syscall_counting);
     let _ = writeln!(
         out,
@@ -187,6 +188,13 @@ pub fn render(
     let _ = writeln!(
         out,
         "  ratios      vs ans/tok = figure / the answer's design's / tokio spawn_blocking's"
+    );
+    let _ = writeln!(
+        out,
+        "  peers       crossbeam: two crossbeam_channel::unbounded channels (jobs, shared by the workers; results); \
+         std-mpsc: an unbounded std::sync::mpsc channel per worker + one for results; tokio-blocking: current-thread \
+         runtime + spawn_blocking; tokio-rayon: rayon pool + tokio oneshot; floor-spsc: a batched SPSC ring each way \
+         (cached indices, one publish per batch), both sides spin"
     );
 
     let order: Vec<String> = contenders.iter().map(|c| c.name()).collect();
@@ -281,19 +289,18 @@ pub fn render(
             } else {
                 *plan.depths.iter().max().unwrap_or(&1)
             };
+            let (answer_row, tokio_row) = (get("answer", d), get("tokio-blocking", d));
             let mut table = Table::new(
                 format!(
-                    "cost per job at depth {d}, job cost {cost} µs, {w} worker(s): CPU µs (worker side includes the job), loop syscalls, counters"
+                    "CPU time per job incl. spinning, depth {d}, job cost {cost} µs, {w} worker(s): µs per job, and % of one core over the run \
+                     (a side near 100% never slept: its CPU per job is then 1/throughput, whatever its real work)"
                 ),
                 &[
-                    "contender", "loop cpu", "vs ans/tok", "worker cpu", "vs ans/tok", "loop syscalls", "vs ans/tok",
-                    "enters", "wakes sent", "doorbells", "skipped", "parks",
+                    "contender", "loop cpu", "vs ans/tok", "loop %core", "other threads cpu", "vs ans/tok", "other %core",
                 ],
             );
-            let (answer_row, tokio_row) = (get("answer", d), get("tokio-blocking", d));
             for c in &order {
                 let Some(x) = get(c, d) else { continue };
-                let per_job = |v: Option<u64>| or_na(x.per_job(v), sig3);
                 table.rows.push(vec![
                     label(c, auto_is),
                     us(x.loop_cpu_ns_per_job),
@@ -302,21 +309,50 @@ pub fn render(
                         answer_row.map(|q| q.loop_cpu_ns_per_job),
                         tokio_row.map(|q| q.loop_cpu_ns_per_job),
                     ),
+                    format!("{:.0}", x.loop_pct_of_core),
                     us(x.worker_cpu_ns_per_job),
                     vs(
                         x.worker_cpu_ns_per_job,
                         answer_row.map(|q| q.worker_cpu_ns_per_job),
                         tokio_row.map(|q| q.worker_cpu_ns_per_job),
                     ),
+                    format!("{:.0}", x.worker_pct_of_core),
+                ]);
+            }
+            table.render(&mut out);
+
+            let mut table = Table::new(
+                format!(
+                    "kernel crossings per job, depth {d}, job cost {cost} µs, {w} worker(s): system calls (loop thread / all threads), \
+                     voluntary context switches (loop thread / all threads), ringpool's counters"
+                ),
+                &[
+                    "contender", "sys loop", "sys all", "vs ans/tok", "vcsw loop", "vcsw all", "vs ans/tok",
+                    "enters", "wakes sent", "doorbells", "skipped", "parks",
+                ],
+            );
+            for c in &order {
+                let Some(x) = get(c, d) else { continue };
+                let per_job = |v: Option<u64>| or_na(x.per_job(v), sig3);
+                table.rows.push(vec![
+                    label(c, auto_is),
                     or_na(x.loop_syscalls_per_job, sig3),
-                    match x.loop_syscalls_per_job {
+                    or_na(x.total_syscalls_per_job, sig3),
+                    match x.total_syscalls_per_job {
                         Some(s) => vs(
                             s,
-                            answer_row.and_then(|q| q.loop_syscalls_per_job),
-                            tokio_row.and_then(|q| q.loop_syscalls_per_job),
+                            answer_row.and_then(|q| q.total_syscalls_per_job),
+                            tokio_row.and_then(|q| q.total_syscalls_per_job),
                         ),
                         None => "-".into(),
                     },
+                    sig3(x.loop_vcsw_per_job),
+                    sig3(x.total_vcsw_per_job),
+                    vs(
+                        x.total_vcsw_per_job,
+                        answer_row.map(|q| q.total_vcsw_per_job),
+                        tokio_row.map(|q| q.total_vcsw_per_job),
+                    ),
                     per_job(x.counters.enters),
                     per_job(x.counters.wakes_sent),
                     per_job(x.counters.doorbells_sent),
@@ -331,8 +367,14 @@ pub fn render(
         out,
         "\n(counters are per job: enters = io_uring_enter by the loop (LoopStats.enters; the answer: counted); \
          wakes sent = LoopStats.wakes_sent (the answer: one MSG_RING per job); doorbells / skipped = \
-         PoolStats.doorbells_sent / doorbells_skipped (the answer: one MSG_RING per job); parks = PoolStats.parks; n/a = no such counter)"
+         PoolStats.doorbells_sent / doorbells_skipped (the answer: one MSG_RING per job); parks = PoolStats.parks; n/a = no such counter. \
+         sys loop / sys all = system calls of the loop thread / of every thread of the process (perf raw_syscalls:sys_enter), \
+         from one extra run with the counters open; vcsw = voluntary context switches (getrusage ru_nvcsw) in the measured run; \
+         %core = CPU time / wall time of the run: a side that spins yet shows well under 100% lost its CPU, to other \
+         processes or to the hypervisor (steal))"
     );
+
+    render_scaling(&mut out, plan, contenders, results, auto_is);
 
     let mut head = vec!["contender".to_string()];
     for w in &plan.workers {
@@ -389,4 +431,64 @@ pub fn render(
         }
     }
     out
+}
+
+/// The worker-scaling table: jobs/s of the scaling contenders at each
+/// worker count of the plan's [`ScalingSpec`](super::plan::ScalingSpec).
+fn render_scaling(
+    out: &mut String,
+    plan: &Plan,
+    contenders: &[Contender],
+    results: &Results,
+    auto_is: &str,
+) {
+    let scaling = &plan.scaling;
+    if scaling.workers.len() < 2 {
+        return;
+    }
+    for &cost in &scaling.costs_us {
+        let mut head = vec!["contender".to_string()];
+        for w in &scaling.workers {
+            head.push(format!("{w} worker(s)"));
+            head.push("vs 1w".to_string());
+        }
+        let head_ref: Vec<&str> = head.iter().map(String::as_str).collect();
+        let mut table = Table::new(
+            format!(
+                "worker scaling, depth {}, job cost {cost} µs: jobs/s with {} workers ({} = all cores; \
+                 pinned as in the header, so with as many workers as cores one shares the loop's CPU)",
+                scaling.depth,
+                scaling
+                    .workers
+                    .iter()
+                    .map(|w| w.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                scaling.workers.last().copied().unwrap_or(1)
+            ),
+            &head_ref,
+        );
+        for c in contenders
+            .iter()
+            .filter(|c| scaling.contenders.contains(&c.name().as_str()))
+        {
+            let get = |w: usize| results.find_throughput(&c.name(), w, scaling.depth, cost * 1000);
+            if scaling.workers.iter().all(|&w| get(w).is_none()) {
+                continue;
+            }
+            let one = get(1).map(|t| t.jobs_per_s);
+            let mut row = vec![label(&c.name(), auto_is)];
+            for &w in &scaling.workers {
+                match get(w) {
+                    Some(t) => {
+                        row.push(rate(t.jobs_per_s));
+                        row.push(ratio(t.jobs_per_s, one));
+                    }
+                    None => row.extend(["-".into(), "".into()]),
+                }
+            }
+            table.rows.push(row);
+        }
+        table.render(out);
+    }
 }

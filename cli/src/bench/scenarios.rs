@@ -2,7 +2,7 @@
 //! Each runs on a fresh loop thread (pinned), against a freshly built engine.
 
 use super::contenders::Contender;
-use super::cpu::{CpuSnap, SyscallCounter};
+use super::cpu::{CpuSnap, ProcessSyscalls};
 use super::engine::{Counters, Engine, EngineCfg, Job};
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -178,13 +178,40 @@ pub struct Throughput {
     pub secs: f64,
     /// `jobs / secs`.
     pub jobs_per_s: f64,
-    /// Loop thread CPU per job (getrusage RUSAGE_THREAD), ns.
+    /// Loop thread CPU time per job (getrusage RUSAGE_THREAD), ns. Includes
+    /// the time the loop spins while it waits: a loop that never stops
+    /// spinning spends `1 / jobs_per_s` per job, whatever its real work.
     pub loop_cpu_ns_per_job: f64,
-    /// CPU of every other thread per job (process CPU clock minus the loop
-    /// thread's), ns; includes the job's own work.
+    /// CPU time of every other thread per job (process CPU clock minus the
+    /// loop thread's), ns; includes the job's own work and any spinning.
     pub worker_cpu_ns_per_job: f64,
-    /// System calls the loop thread made per job (perf tracepoint), if countable.
+    /// The loop thread's CPU time over the run, % of one core (~100: it
+    /// never slept, so its CPU per job is wall time per job).
+    pub loop_pct_of_core: f64,
+    /// Every other thread's CPU time over the run, % of one core.
+    pub worker_pct_of_core: f64,
+    /// Voluntary context switches of the loop thread per job
+    /// (getrusage RUSAGE_THREAD `ru_nvcsw`).
+    pub loop_vcsw_per_job: f64,
+    /// Voluntary context switches of the whole process per job: the loop and
+    /// every other thread, including threads that exited during the run
+    /// (getrusage RUSAGE_SELF `ru_nvcsw`).
+    pub total_vcsw_per_job: f64,
+    /// System calls the loop thread made per job (perf tracepoint), if
+    /// countable. From a separate counted run (see `counted_jobs_per_s`).
     pub loop_syscalls_per_job: Option<f64>,
+    /// System calls every thread of the process made per job (the loop, the
+    /// workers, io-wq, a peer's pool), if countable; same counted run.
+    pub total_syscalls_per_job: Option<f64>,
+    /// jobs/s of the counted run, which pays for the tracepoint on every
+    /// system call (so it is kept apart from the measured runs).
+    pub counted_jobs_per_s: Option<f64>,
+    /// Threads the counted run's counters were opened on (each also counts
+    /// the threads it created later).
+    pub counted_threads: Option<usize>,
+    /// Threads listed when the counters opened whose counter did not open
+    /// (they had exited by then).
+    pub counted_threads_missed: Option<usize>,
     /// The contender's own counters over the measured run.
     pub counters: Counters,
     /// jobs/s of every measured run (the median one is reported above).
@@ -232,8 +259,11 @@ fn keep_busy(
     Ok(completed)
 }
 
-/// Jobs per second and CPU per job with `spec.depth` jobs in flight: the
-/// run with the median jobs/s out of `spec.reps` measured runs.
+/// Jobs per second, CPU and context switches per job with `spec.depth`
+/// jobs in flight: the run with the median jobs/s out of `spec.reps`
+/// measured runs. When system calls can be counted, one more run of the
+/// same length counts them (every thread of the process, and the loop's
+/// share); its jobs/s is kept apart, since counting slows system calls.
 pub fn throughput(
     c: Contender,
     setup: &LoopSetup,
@@ -242,27 +272,17 @@ pub fn throughput(
     let workers = setup.cfg.workers;
     on_loop_thread(c, setup, move |engine, setup| {
         keep_busy(engine, spec.depth, spec.iters, spec.warmup)?;
-        let mut syscall_counter = if setup.count_syscalls {
-            SyscallCounter::open().ok()
-        } else {
-            None
-        };
         let mut runs = Vec::with_capacity(spec.reps.max(1));
         for _ in 0..spec.reps.max(1) {
             let counters_start = engine.counters();
             let cpu_start = CpuSnap::now();
-            let syscalls_start = syscall_counter.as_mut().map(|counter| counter.read());
             let started = Instant::now();
             let jobs = keep_busy(engine, spec.depth, spec.iters, spec.window)?;
             let secs = started.elapsed().as_secs_f64();
-            // The end read counts itself once.
-            let syscalls_end = syscall_counter
-                .as_mut()
-                .map(|counter| counter.read().saturating_sub(1));
-            let cpu_end = CpuSnap::now();
+            let cpu = CpuSnap::now().since(&cpu_start);
             let counters = engine.counters().since(&counters_start);
-            let (loop_cpu, worker_cpu) = cpu_end.since(&cpu_start);
             let n = jobs.max(1) as f64;
+            let pct = |d: Duration| 100.0 * d.as_secs_f64() / secs;
             runs.push(Throughput {
                 contender: c.name(),
                 workers,
@@ -271,11 +291,17 @@ pub fn throughput(
                 jobs,
                 secs,
                 jobs_per_s: jobs as f64 / secs,
-                loop_cpu_ns_per_job: loop_cpu.as_nanos() as f64 / n,
-                worker_cpu_ns_per_job: worker_cpu.as_nanos() as f64 / n,
-                loop_syscalls_per_job: syscalls_start
-                    .zip(syscalls_end)
-                    .map(|(a, b)| b.saturating_sub(a) as f64 / n),
+                loop_cpu_ns_per_job: cpu.loop_cpu.as_nanos() as f64 / n,
+                worker_cpu_ns_per_job: cpu.other_cpu.as_nanos() as f64 / n,
+                loop_pct_of_core: pct(cpu.loop_cpu),
+                worker_pct_of_core: pct(cpu.other_cpu),
+                loop_vcsw_per_job: cpu.loop_vcsw as f64 / n,
+                total_vcsw_per_job: cpu.process_vcsw as f64 / n,
+                loop_syscalls_per_job: None,
+                total_syscalls_per_job: None,
+                counted_jobs_per_s: None,
+                counted_threads: None,
+                counted_threads_missed: None,
                 counters,
                 jobs_per_s_reps: vec![],
             });
@@ -284,6 +310,22 @@ pub fn throughput(
         runs.sort_by(|a, b| a.jobs_per_s.total_cmp(&b.jobs_per_s));
         let mut median = runs.swap_remove(runs.len() / 2);
         median.jobs_per_s_reps = reps;
+        if setup.count_syscalls {
+            // Counters open only now, after the measured runs: while one is
+            // open, every system call pays for the tracepoint.
+            let mut syscalls = ProcessSyscalls::open()?;
+            let at_start = syscalls.start();
+            let started = Instant::now();
+            let jobs = keep_busy(engine, spec.depth, spec.iters, spec.window)?;
+            let made = syscalls.since(&at_start);
+            let secs = started.elapsed().as_secs_f64();
+            let n = jobs.max(1) as f64;
+            median.loop_syscalls_per_job = Some(made.loop_thread as f64 / n);
+            median.total_syscalls_per_job = Some(made.total as f64 / n);
+            median.counted_jobs_per_s = Some(jobs as f64 / secs);
+            median.counted_threads = Some(syscalls.threads());
+            median.counted_threads_missed = Some(syscalls.missed());
+        }
         Ok(median)
     })
 }
@@ -330,15 +372,14 @@ pub fn idle_cost(c: Contender, setup: &LoopSetup, spec: IdleSpec) -> Result<Idle
         let started = Instant::now();
         engine.idle(spec.window)?;
         let secs = started.elapsed().as_secs_f64();
-        let cpu_end = CpuSnap::now();
-        let (loop_cpu, worker_cpu) = cpu_end.since(&cpu_start);
+        let cpu = CpuSnap::now().since(&cpu_start);
         let pct = |d: Duration| 100.0 * d.as_secs_f64() / secs;
         Ok(Idle {
             contender: c.name(),
             workers,
             window_s: secs,
-            process_pct_of_core: pct(loop_cpu + worker_cpu),
-            loop_pct_of_core: pct(loop_cpu),
+            process_pct_of_core: pct(cpu.loop_cpu + cpu.other_cpu),
+            loop_pct_of_core: pct(cpu.loop_cpu),
         })
     })
 }

@@ -1,6 +1,11 @@
-//! The performance targets ringpool is held to (throughput against the
-//! answer's design, tokio and crossbeam; latency against crossbeam and a raw
-//! futex; loop syscalls and idle CPU), judged on this run's figures only.
+//! The performance targets ringpool is held to, from the job-path issue:
+//! throughput against the answer's design, tokio `spawn_blocking`,
+//! crossbeam-channel and the SPSC floor; latency against crossbeam and a raw
+//! futex; voluntary context switches and system calls of the whole process
+//! per job; idle CPU. Each is judged on this run's figures only (one run,
+//! same machine, the default allocator; unless a rule says otherwise,
+//! trivial jobs, depth 64, 1 worker), and `measured` always carries the
+//! figures the verdict came from.
 
 use super::results::Results;
 use super::scenarios::{Throughput, Variant};
@@ -63,18 +68,22 @@ fn missing(rule: &str, needs: &str) -> Target {
     }
 }
 
+/// `auto` at depth 64, 1 worker, trivial jobs.
+fn auto_tput(r: &Results) -> Option<&Throughput> {
+    r.find_throughput("auto", 1, 64, 0)
+}
+
 /// Evaluates every target against `r`.
 pub fn evaluate(r: &Results) -> Vec<Target> {
     let auto = "auto";
     let mut targets = vec![
         tput_ratio(r, auto, "answer", 10.0, "throughput, trivial jobs, depth 64, 1 worker: ringpool default >= 10x the answer's design"),
-        tput_ratio(r, auto, "tokio-blocking", 4.0, "  ... >= 4x tokio spawn_blocking"),
-        tput_ratio(r, auto, "crossbeam", 1.0, "  ... no slower than crossbeam-channel"),
-        tput_ratio(r, "spin", "floor-spsc", 0.5, "  ... ringpool spin within 2x of the raw SPSC spin queue"),
+        tput_ratio(r, auto, "tokio-blocking", 5.0, "  ... >= 5x tokio spawn_blocking"),
+        tput_ratio(r, auto, "crossbeam", 2.0, "  ... >= 2x crossbeam-channel (unbounded channels)"),
+        tput_ratio(r, "spin", "floor-spsc", 0.5, "  ... ringpool spin within 2x of the batched SPSC spin floor"),
     ];
 
-    let rule =
-        "hot ping-pong p50, default spin budget: ringpool default within 2x of crossbeam-channel";
+    let rule = "hot ping-pong p50, 1 worker: ringpool default within 1.5x of crossbeam-channel";
     targets.push(
         match (
             p50(r, auto, 1, Variant::Hot),
@@ -85,53 +94,69 @@ pub fn evaluate(r: &Results) -> Vec<Target> {
                 Target {
                     rule: rule.into(),
                     measured: format!("auto {}, crossbeam {}: {ratio:.2}x", us(a), us(c)),
-                    pass: Some(ratio <= 2.0),
+                    pass: Some(ratio <= 1.5),
                 }
             }
             _ => missing(rule, "auto and crossbeam hot ping-pong, 1 worker"),
         },
     );
 
-    let rule = "idle ping-pong p50: best ringpool mechanism (sleeping ones; spin never sleeps) <= 1.2x raw futex ping-pong";
-    let best = r
-        .ping_pong
-        .iter()
-        .filter(|p| p.workers == 1 && p.variant == Variant::Idle)
-        .filter(|p| is_ringpool(&p.contender) && p.contender != "spin")
-        .min_by_key(|p| p.p50_ns);
-    targets.push(match (best, p50(r, "floor-futex", 1, Variant::Idle)) {
-        (Some(b), Some(f)) => {
-            let ratio = b.p50_ns as f64 / f as f64;
-            Target {
-                rule: rule.into(),
-                measured: format!(
-                    "best {} {}, floor-futex {}: {ratio:.2}x",
-                    b.contender,
-                    us(b.p50_ns),
-                    us(f)
-                ),
-                pass: Some(ratio <= 1.2),
+    let rule = "idle ping-pong p50 (gap past every spin budget), 1 worker: ringpool default <= 1.2x raw futex ping-pong";
+    targets.push(
+        match (
+            p50(r, auto, 1, Variant::Idle),
+            p50(r, "floor-futex", 1, Variant::Idle),
+        ) {
+            (Some(a), Some(f)) => {
+                let ratio = a as f64 / f as f64;
+                Target {
+                    rule: rule.into(),
+                    measured: format!("auto {}, floor-futex {}: {ratio:.2}x", us(a), us(f)),
+                    pass: Some(ratio <= 1.2),
+                }
             }
-        }
-        _ => missing(rule, "ringpool and floor-futex idle ping-pong, 1 worker"),
+            _ => missing(rule, "auto and floor-futex idle ping-pong, 1 worker"),
+        },
+    );
+
+    let rule = "voluntary context switches per job, all threads (loop + workers), depth 64, trivial jobs, 1 worker: ringpool default <= 0.01";
+    targets.push(match auto_tput(r) {
+        Some(t) => Target {
+            rule: rule.into(),
+            measured: format!(
+                "{:.4}/job (loop {:.4}, other threads {:.4}; getrusage ru_nvcsw over {} jobs)",
+                t.total_vcsw_per_job,
+                t.loop_vcsw_per_job,
+                (t.total_vcsw_per_job - t.loop_vcsw_per_job).max(0.0),
+                t.jobs
+            ),
+            pass: Some(t.total_vcsw_per_job <= 0.01),
+        },
+        None => missing(rule, "auto at depth 64, 1 worker, cost 0"),
     });
 
-    let rule =
-        "loop-side syscalls per job, depth 64, trivial jobs, 1 worker: ringpool default <= 0.1";
-    targets.push(match r.find_throughput(auto, 1, 64, 0) {
+    let rule = "system calls per job, all threads of the process (loop + workers + io-wq), depth 64, trivial jobs, 1 worker: ringpool default <= 0.1";
+    targets.push(match auto_tput(r) {
         Some(t) => {
-            let enters = t.per_job(t.counters.enters);
-            let (fig, how) = match t.loop_syscalls_per_job {
-                Some(s) => (s, "all syscalls of the loop thread (perf)"),
-                None => (enters.unwrap_or(f64::NAN), "LoopStats.enters"),
-            };
-            Target {
-                rule: rule.into(),
-                measured: format!(
-                    "{fig:.4}/job by {how}; LoopStats.enters/job {}",
-                    enters.map_or("n/a".into(), |e| format!("{e:.4}"))
-                ),
-                pass: Some(fig <= 0.1),
+            let enters = t
+                .per_job(t.counters.enters)
+                .map_or("n/a".into(), |e| format!("{e:.4}"));
+            match (t.total_syscalls_per_job, t.loop_syscalls_per_job) {
+                (Some(total), Some(lp)) => Target {
+                    rule: rule.into(),
+                    measured: format!(
+                        "{total:.4}/job (loop thread {lp:.4}, other threads {:.4}; perf raw_syscalls:sys_enter); LoopStats.enters/job {enters}",
+                        (total - lp).max(0.0)
+                    ),
+                    pass: Some(total <= 0.1),
+                },
+                _ => Target {
+                    rule: rule.into(),
+                    measured: format!(
+                        "n/a: system calls not countable in this run (see the header); LoopStats.enters/job {enters} (the loop's io_uring_enter only)"
+                    ),
+                    pass: None,
+                },
             }
         }
         None => missing(rule, "auto at depth 64, 1 worker, cost 0"),
@@ -162,14 +187,4 @@ pub fn evaluate(r: &Results) -> Vec<Target> {
         }
     });
     targets
-}
-
-/// Whether `name` is a ringpool contender (a handoff name, possibly `/per-job`).
-pub fn is_ringpool(name: &str) -> bool {
-    let base = name.split('/').next().unwrap_or(name);
-    // `auto/loop-spin-0` is a diagnostic row, not a mechanism.
-    if name == "auto/loop-spin-0" {
-        return false;
-    }
-    base == "auto" || ringpool::Handoff::ALL.iter().any(|h| h.name() == base)
 }
