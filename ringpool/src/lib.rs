@@ -44,9 +44,17 @@
 //!   worker.
 //! * **Visible to ThreadSanitizer.** Each hand-off carries a release/acquire
 //!   edge on the job cell, including the ones the kernel orders.
+//! * **Sound against any safe caller.** A repeated or forged CQE handed to
+//!   [`LoopHandle::handle_cqe`] completes nothing that is not done (it is
+//!   counted in [`LoopStats::ignored_cqes`]); the pool lends the kernel no
+//!   buffer a forged CQE could free; a callback that panics during
+//!   [`LoopHandle::close`] cannot free a loop under its workers; a handle
+//!   that outlives its ring never submits SQEs that are not its own and
+//!   refuses a new ring that reuses the old fd number.
 //!
 //! Linux only. Kernel requirements are per mechanism; the pool itself needs
-//! io_uring with `IORING_FEAT_NODROP` (5.5) on the loop's ring.
+//! io_uring with `IORING_FEAT_NODROP` (5.5) and `IORING_FEAT_EXT_ARG` (5.11)
+//! on the loop's ring.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(

@@ -16,9 +16,12 @@ use std::str::FromStr;
 /// | [`Futex`](Handoff::Futex) | the loop's `FUTEX_WAIT` CQE | futex(2), woken by `FUTEX_WAKE` SQEs | 6.7 |
 /// | [`MsgRing`](Handoff::MsgRing) | MSG_RING CQE from the worker's ring | their own ring | 5.18 (6.1 for DEFER_TASKRUN) |
 /// | [`EventFd`](Handoff::EventFd) | multishot poll CQE on an eventfd | futex(2) | 5.13 |
-/// | [`Pipe`](Handoff::Pipe) | READ CQE of pointers from a pipe | `read(2)` on the job pipe | 5.6 |
-/// | [`Condvar`](Handoff::Condvar) | nothing: the loop polls | a condvar | any |
-/// | [`Spin`](Handoff::Spin) | nothing: the loop busy-polls | never (they spin) | any |
+/// | [`Pipe`](Handoff::Pipe) | `POLL_ADD` CQE on the result pipe | `read(2)` on the job pipe | 5.1 |
+/// | [`Condvar`](Handoff::Condvar) | nothing: the loop polls | a condvar | nothing more |
+/// | [`Spin`](Handoff::Spin) | nothing: the loop busy-polls | never (they spin) | nothing more |
+///
+/// Every loop's ring needs `IORING_FEAT_NODROP` (5.5) and
+/// `IORING_FEAT_EXT_ARG` (5.11) whatever the mechanism.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Handoff {
@@ -47,11 +50,13 @@ pub enum Handoff {
     ///
     /// Requires Linux 6.7 (`IORING_OP_FUTEX_WAIT`, `IORING_OP_FUTEX_WAKE`).
     Futex,
-    /// The question's design: job pointers go out through one pipe with
-    /// `IORING_OP_WRITE`, result pointers come back through another that the
-    /// loop reads with `IORING_OP_READ`. No spinning, no skipped wakes.
+    /// The question's design: job pointers go out through one pipe, results
+    /// come back through a pipe per loop, which the loop learns of from a
+    /// `POLL_ADD` CQE on its ring; the loop moves the messages with
+    /// non-blocking read(2)/write(2), lending the kernel no buffer. No
+    /// spinning, no skipped wakes.
     ///
-    /// Requires Linux 5.6 (`IORING_OP_READ`, `IORING_OP_WRITE`).
+    /// Requires Linux 5.1 (`IORING_OP_POLL_ADD`).
     Pipe,
     /// Mutex + condvar queues, the question's first idea. The loop cannot
     /// sleep on a condvar and on its ring at once, so it polls the result

@@ -61,6 +61,9 @@ impl<R> LoopHandle<R> {
     /// (and does nothing) for any other CQE.
     ///
     /// Results it announces become available from [`completions`](LoopHandle::completions).
+    /// A CQE is never trusted: handed in twice, or forged with the pool's tag,
+    /// it completes only jobs that are done (and counts in
+    /// [`LoopStats::ignored_cqes`](crate::LoopStats::ignored_cqes) otherwise).
     pub fn handle_cqe(&mut self, cqe: &cqueue::Entry) -> bool {
         let Some((kind, reg, payload)) = tag::decode(cqe.user_data()) else {
             return false;

@@ -85,7 +85,7 @@ impl PoolBuilder {
         self
     }
 
-    /// How long [`LoopHandle::submit_and_wait`] spins on the result queue,
+    /// How long [`LoopHandle::submit_and_wait`](crate::LoopHandle::submit_and_wait) spins on the result queue,
     /// with announcements suppressed, before it enters the kernel (default
     /// 20 µs; zero never spins).
     pub fn loop_spin(mut self, d: Duration) -> Self {

@@ -104,7 +104,7 @@ impl Pool {
 
     /// Stops accepting jobs: every `try_submit` from now on returns
     /// `Closed`. Jobs already submitted still complete (or are cancelled, per
-    /// [`Shutdown`], when their loop closes); workers exit once the last loop
+    /// [`Shutdown`](crate::Shutdown), when their loop closes); workers exit once the last loop
     /// and pool handle are dropped.
     pub fn shutdown(&self) {
         self.owner.shared.shut_down.store(true, SeqCst);
@@ -124,18 +124,21 @@ impl Pool {
     }
 
     /// Registers the event loop that owns `ring`; jobs it submits through
-    /// the returned handle come back as completions on `ring`.
+    /// the returned handle come back as completions on `ring`. Any number of
+    /// handles may share one ring (their `user_data` tags never collide).
     ///
     /// Call it on the loop's thread (the handle is not `Send`). The ring may
     /// be built with any flags, including `SINGLE_ISSUER | DEFER_TASKRUN`; it
-    /// must have `IORING_FEAT_NODROP` (5.5). The pool reserves `user_data`
+    /// must have `IORING_FEAT_NODROP` (5.5) and `IORING_FEAT_EXT_ARG` (5.11).
+    /// The pool reserves `user_data`
     /// values whose top 16 bits are `0x5250` ([`is_pool_user_data`](crate::is_pool_user_data)).
     ///
     /// # Errors
     ///
-    /// * [`ErrorKind::InvalidConfig`]: the ring lacks NODROP, or with
-    ///   `Announce::PerJob` the in-flight limit does not fit in its CQ.
-    /// * [`ErrorKind::Io`]: the fd duplicate, eventfd or pipe could not be made.
+    /// * [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig): the ring lacks NODROP or EXT_ARG; with
+    ///   `Announce::PerJob` the in-flight limit does not fit in its CQ; 65536
+    ///   handles are live already.
+    /// * [`ErrorKind::Io`](crate::ErrorKind::Io): the fd duplicate, eventfd or pipe could not be made.
     pub fn register<R: Send + 'static>(&self, ring: &mut IoUring) -> Result<LoopHandle<R>, Error> {
         LoopHandle::new(self.owner.clone(), ring)
     }
