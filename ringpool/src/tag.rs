@@ -37,12 +37,13 @@ pub(crate) enum Kind {
     PipeWrite = 7,
     /// A wake message to a worker's ring failed (success is skipped).
     WakeMsg = 8,
-    /// An `IORING_OP_ASYNC_CANCEL` issued by `LoopHandle::close`.
+    /// An `IORING_OP_ASYNC_CANCEL` issued by `LoopHandle::close`; the
+    /// payload is the [`Kind`] of the request it cancels.
     Cancel = 9,
 }
 
 impl Kind {
-    fn from_u8(v: u8) -> Option<Kind> {
+    pub(crate) fn from_u8(v: u8) -> Option<Kind> {
         Some(match v {
             1 => Kind::Doorbell,
             2 => Kind::Result,

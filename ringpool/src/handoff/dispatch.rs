@@ -259,6 +259,10 @@ pub(crate) trait LoopSideOps: Sized {
         false
     }
 
+    /// `close`'s cancel of the armed requests of kind `what` completed:
+    /// none of them is armed any more.
+    fn cancelled(&mut self, _what: Kind) {}
+
     /// The `user_data`s of the armed SQEs to cancel at `close`.
     fn armed(&self, _reg: u16) -> Vec<u64> {
         Vec::new()
@@ -470,6 +474,10 @@ macro_rules! backends {
 
             pub(crate) fn flushes_on_close(&self) -> bool {
                 match self { $(LoopSide::$variant(l) => l.flushes_on_close()),* }
+            }
+
+            pub(crate) fn cancelled(&mut self, what: Kind) {
+                match self { $(LoopSide::$variant(l) => l.cancelled(what)),* }
             }
 
             pub(crate) fn armed(&self, reg: u16) -> Vec<u64> {

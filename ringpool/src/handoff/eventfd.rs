@@ -157,6 +157,12 @@ impl LoopSideOps for LoopSide {
         true
     }
 
+    fn cancelled(&mut self, what: Kind) {
+        if what == Kind::Poll {
+            self.armed = false;
+        }
+    }
+
     fn armed(&self, reg: u16) -> Vec<u64> {
         self.armed
             .then(|| tag::encode(Kind::Poll, reg, 0))

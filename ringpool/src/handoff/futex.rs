@@ -193,6 +193,12 @@ impl LoopSideOps for LoopSide {
         }
     }
 
+    fn cancelled(&mut self, what: Kind) {
+        if what == Kind::FutexWait {
+            self.armed = false;
+        }
+    }
+
     fn armed(&self, reg: u16) -> Vec<u64> {
         self.armed
             .then(|| tag::encode(Kind::FutexWait, reg, 0))

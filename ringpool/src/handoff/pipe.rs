@@ -322,6 +322,14 @@ impl LoopSideOps for LoopSide {
         true
     }
 
+    fn cancelled(&mut self, what: Kind) {
+        match what {
+            Kind::PipeRead => self.reading = false,
+            Kind::PipeWrite => self.writing = false,
+            _ => {}
+        }
+    }
+
     fn armed(&self, reg: u16) -> Vec<u64> {
         let mut v = Vec::new();
         if self.reading {

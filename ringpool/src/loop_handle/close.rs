@@ -188,7 +188,8 @@ impl<R> LoopHandle<R> {
             } else {
                 opcode::AsyncCancel::new(ud).build()
             };
-            let sqe = sqe.user_data(tag::encode(Kind::Cancel, reg, 0));
+            let what = tag::decode(ud).map_or(0, |(kind, _, _)| kind as u32);
+            let sqe = sqe.user_data(tag::encode(Kind::Cancel, reg, what));
             // SAFETY: ASYNC_CANCEL references no memory.
             let _ = unsafe { crate::handoff::common::push_sqe(ring, &sqe, &mut self.stats) };
         }

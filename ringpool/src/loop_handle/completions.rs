@@ -78,6 +78,17 @@ impl<R> LoopHandle<R> {
             res: cqe.result(),
             flags: cqe.flags(),
         };
+        if kind == tag::Kind::Cancel {
+            // `close`'s cancel of an armed request is done: once its CQE is
+            // posted, no request it matched is armed any more (-ENOENT:
+            // there was none, e.g. its CQE went to another handle's callback).
+            if cqe.res >= 0 || cqe.res == -libc::ENOENT {
+                if let Some(what) = tag::Kind::from_u8(payload as u8) {
+                    self.side.cancelled(what);
+                }
+            }
+            return true;
+        }
         let pool = &self.owner.shared;
         let look = self.side.on_cqe(
             cqe,
