@@ -10,15 +10,13 @@
 //! | `Mailbox` | [`MailboxOps`] | each loop, seen by workers | where results go and how the loop is told |
 //! | `LoopSide` | [`LoopSideOps`] | each loop, private | what the loop arms, how it reacts to its CQEs, how it must wait |
 //!
-//! [`backends!`] wraps each role in an enum with one variant per mechanism
+//! `backends!` wraps each role in an enum with one variant per mechanism
 //! and forwards every method: static dispatch, one branch on a discriminant,
 //! no `dyn` and no generic parameter on the pool or the loop handle. Adding a
-//! mechanism is its file, one line in the `backends!` call below, and its
-//! name in [`Handoff`].
+//! mechanism is its file, one line in the `backends!` call in
+//! `handoff/mod.rs`, and its name in [`Handoff`](crate::Handoff).
 
 use super::caps::Capabilities;
-use super::names::Handoff;
-use super::{condvar, eventfd, futex, msg_ring, msg_ring_sync, pipe, spin};
 use crate::config::Announce;
 use crate::error::Error;
 use crate::pool::job::JobRef;
@@ -283,23 +281,43 @@ pub(crate) trait LoopSideOps: Sized {
     }
 }
 
-/// Defines the four role enums and forwards every method to the variant's
-/// backend.
+/// Declares the mechanism modules, defines the four role enums (one variant
+/// per mechanism) and forwards every method to the variant's backend.
+/// Invoked once, in `handoff/mod.rs`: the one dispatch place.
 macro_rules! backends {
     ($($variant:ident => $module:ident),* $(,)?) => {
+        $(mod $module;)*
+
+        mod roles {
+            use super::caps::Capabilities;
+            use super::dispatch::{
+                BackendConfig, LoopSideOps, LoopWait, MailboxOps, PoolCqe, PoolSideOps, Sink,
+                WorkerOps,
+            };
+            use super::names::Handoff;
+            use crate::error::Error;
+            use crate::pool::job::JobRef;
+            use crate::pool::loop_shared::LoopShared;
+            use crate::pool::workers::{WorkerStats, Workers};
+            use crate::stats::LoopStats;
+            use crate::tag::Kind;
+            use io_uring::IoUring;
+            use std::io;
+            use std::os::fd::RawFd;
+
         /// The pool side of the chosen mechanism.
         // One per pool, and the big variants are hot ones: boxing them
         // would add a pointer chase to every job.
         #[allow(clippy::large_enum_variant)]
-        pub(crate) enum PoolSide { $($variant($module::PoolSide)),* }
+        pub(crate) enum PoolSide { $($variant(super::$module::PoolSide)),* }
         /// A worker thread's state for the chosen mechanism.
         // One per worker thread, on its stack.
         #[allow(clippy::large_enum_variant)]
-        pub(crate) enum Worker { $($variant($module::Worker)),* }
+        pub(crate) enum Worker { $($variant(super::$module::Worker)),* }
         /// What workers see of one loop, for the chosen mechanism.
-        pub(crate) enum Mailbox { $($variant($module::Mailbox)),* }
+        pub(crate) enum Mailbox { $($variant(super::$module::Mailbox)),* }
         /// A loop's private state for the chosen mechanism.
-        pub(crate) enum LoopSide { $($variant($module::LoopSide)),* }
+        pub(crate) enum LoopSide { $($variant(super::$module::LoopSide)),* }
 
         impl Handoff {
             /// Why this kernel cannot run this mechanism, or `None` if it can.
@@ -312,7 +330,7 @@ macro_rules! backends {
                 }
                 match self {
                     Handoff::Auto => None,
-                    $(Handoff::$variant => <$module::PoolSide as PoolSideOps>::unsupported(caps),)*
+                    $(Handoff::$variant => <super::$module::PoolSide as PoolSideOps>::unsupported(caps),)*
                 }
             }
 
@@ -320,7 +338,7 @@ macro_rules! backends {
             pub(crate) fn supports_per_job(self) -> bool {
                 match self {
                     Handoff::Auto => false,
-                    $(Handoff::$variant => <$module::PoolSide as PoolSideOps>::PER_JOB,)*
+                    $(Handoff::$variant => <super::$module::PoolSide as PoolSideOps>::PER_JOB,)*
                 }
             }
         }
@@ -492,15 +510,8 @@ macro_rules! backends {
                 match self { $(LoopSide::$variant(l) => l.release(ring_fd, reg, unsubmitted)),* }
             }
         }
-    };
-}
+            }
 
-backends! {
-    MsgRing => msg_ring,
-    MsgRingSync => msg_ring_sync,
-    EventFd => eventfd,
-    Futex => futex,
-    Pipe => pipe,
-    Condvar => condvar,
-    Spin => spin,
+        pub(crate) use roles::{LoopSide, Mailbox, PoolSide, Worker};
+    };
 }

@@ -18,16 +18,22 @@
 
 pub(crate) mod caps;
 pub(crate) mod common;
-mod condvar;
+#[macro_use]
 pub(crate) mod dispatch;
-mod eventfd;
-mod futex;
-mod msg_ring;
-mod msg_ring_sync;
 mod names;
-mod pipe;
 pub(crate) mod select;
-mod spin;
+
+// The one dispatch place: each mechanism's module, and its variant in the
+// role enums (`PoolSide`, `Worker`, `Mailbox`, `LoopSide`).
+backends! {
+    MsgRing => msg_ring,
+    MsgRingSync => msg_ring_sync,
+    EventFd => eventfd,
+    Futex => futex,
+    Pipe => pipe,
+    Condvar => condvar,
+    Spin => spin,
+}
 
 pub use caps::Capabilities;
 pub use dispatch::LoopWait;

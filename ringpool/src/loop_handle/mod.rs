@@ -14,8 +14,9 @@ pub use completions::{Completion, Completions, JobId};
 
 use crate::config::Announce;
 use crate::error::{Error, ErrorKind};
-use crate::handoff::dispatch::{BackendConfig, LoopSide};
+use crate::handoff::dispatch::BackendConfig;
 use crate::handoff::Handoff;
+use crate::handoff::LoopSide;
 use crate::pool::loop_shared::LoopShared;
 use crate::pool::shared::PoolOwner;
 use crate::protocol::doorbell::Doorbell;

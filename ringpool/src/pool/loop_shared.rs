@@ -1,6 +1,6 @@
 //! The part of a registered loop that workers can see.
 
-use crate::handoff::dispatch::Mailbox;
+use crate::handoff::Mailbox;
 use crate::protocol::doorbell::Doorbell;
 use crate::sync::{AtomicBool, AtomicU32, Ordering};
 use crossbeam_utils::CachePadded;

@@ -2,7 +2,7 @@
 
 use super::workers::Workers;
 use crate::config::Announce;
-use crate::handoff::dispatch::PoolSide;
+use crate::handoff::PoolSide;
 use crate::handoff::Selection;
 use crate::protocol::park;
 use crate::sync::Ordering::{Acquire, SeqCst};

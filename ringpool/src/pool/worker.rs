@@ -5,7 +5,7 @@ use super::job::JobRef;
 use super::loop_shared::LoopShared;
 use super::shared::PoolShared;
 use super::workers::bump;
-use crate::handoff::dispatch::Worker;
+use crate::handoff::Worker;
 use crate::sync::Arc;
 use crate::sync::Ordering::{Acquire, Relaxed, Release};
 use crate::sys;
