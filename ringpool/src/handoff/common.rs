@@ -2,7 +2,10 @@
 //! worker's spin-then-park loop, futex wakes, and result delivery with a
 //! doorbell.
 
+use super::caps::Capabilities;
+use super::dispatch::{BackendConfig, PoolSideOps, WorkerOps};
 use crate::backoff::Backoff;
+use crate::error::Error;
 use crate::pool::job::JobRef;
 use crate::pool::loop_shared::LoopShared;
 use crate::pool::workers::{bump, WorkerStats, Workers};
@@ -15,6 +18,7 @@ use crate::tag::{self, Kind};
 use crossbeam_queue::{ArrayQueue, SegQueue};
 use io_uring::{squeue, IoUring};
 use std::io;
+use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 /// The pool's job queue for every backend but `pipe` and `condvar`: a
@@ -240,4 +244,80 @@ pub(crate) unsafe fn push_sqe(
 pub(crate) fn worker_index(workers: &Workers, payload: u32) -> Option<usize> {
     let idx = payload as usize;
     (idx < workers.slots.len()).then_some(idx)
+}
+
+/// What a mechanism whose pool side is only the lock-free job queue says
+/// about itself (`eventfd`, `futex`, `msg-ring-sync`, `spin`).
+pub(crate) trait QueueMechanism {
+    /// `Announce::PerJob` works with this mechanism.
+    const PER_JOB: bool = false;
+    /// Its workers park (on a futex) when idle; `spin`'s never do.
+    const PARKS: bool = true;
+
+    /// Why this kernel cannot run it, or `None`.
+    fn unsupported(caps: &Capabilities) -> Option<String>;
+}
+
+/// The pool side of a [`QueueMechanism`]: the job queue, and futex wakes.
+pub(crate) struct QueuePool<M> {
+    jobs: JobQueue,
+    _mechanism: PhantomData<M>,
+}
+
+impl<M> QueuePool<M> {
+    pub(crate) fn jobs(&self) -> &JobQueue {
+        &self.jobs
+    }
+}
+
+impl<M: QueueMechanism> PoolSideOps for QueuePool<M> {
+    const PER_JOB: bool = M::PER_JOB;
+
+    fn unsupported(caps: &Capabilities) -> Option<String> {
+        M::unsupported(caps)
+    }
+
+    fn new(_cfg: &BackendConfig) -> Result<Self, Error> {
+        Ok(QueuePool {
+            jobs: JobQueue::new(),
+            _mechanism: PhantomData,
+        })
+    }
+
+    fn push(&self, job: JobRef) {
+        self.jobs.push(job)
+    }
+
+    fn pop(&self) -> Option<JobRef> {
+        self.jobs.pop()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    fn wake_sleepers(&self, workers: &Workers, n: usize) -> usize {
+        if !M::PARKS {
+            return 0; // nobody sleeps, nobody to wake
+        }
+        workers
+            .sleepers
+            .claim(workers.states(), n, |i| self.wake(workers, i))
+    }
+}
+
+/// A worker that spins for the pool's budget, then parks on its futex
+/// (`eventfd`, `futex`, `msg-ring-sync`).
+pub(crate) struct FutexWorker<M>(PhantomData<M>);
+
+impl<M: QueueMechanism> WorkerOps for FutexWorker<M> {
+    type Pool = QueuePool<M>;
+
+    fn new(_pool: &QueuePool<M>, _idx: usize) -> io::Result<Self> {
+        Ok(FutexWorker(PhantomData))
+    }
+
+    fn next_job(&mut self, pool: &QueuePool<M>, workers: &Workers, idx: usize) -> Option<JobRef> {
+        next_job_parked(&pool.jobs, workers, idx, futex_wait)
+    }
 }

@@ -6,9 +6,9 @@
 //! eventfd is punted to io-wq every time.
 
 use super::caps::Capabilities;
-use super::common::{self, JobQueue, ResultQueue};
+use super::common::{self, FutexWorker, QueueMechanism, QueuePool, ResultQueue};
 use super::dispatch::{
-    BackendConfig, LoopSideOps, MailboxOps, PoolCqe, PoolSideOps, Sink, WorkerOps,
+    BackendConfig, LoopSideOps, MailboxOps, PoolCqe, Sink,
 };
 use crate::error::Error;
 use crate::pool::job::JobRef;
@@ -21,11 +21,10 @@ use io_uring::{cqueue, opcode, types, IoUring};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-pub(crate) struct PoolSide {
-    jobs: JobQueue,
-}
+/// The mechanism, as its pool side and workers see it.
+pub(crate) struct EventFd;
 
-impl PoolSideOps for PoolSide {
+impl QueueMechanism for EventFd {
     fn unsupported(caps: &Capabilities) -> Option<String> {
         if !caps.eventfd {
             return Some("eventfd(2) failed".into());
@@ -35,39 +34,10 @@ impl PoolSideOps for PoolSide {
         }
         None
     }
-
-    fn new(_cfg: &BackendConfig) -> Result<Self, Error> {
-        Ok(PoolSide {
-            jobs: JobQueue::new(),
-        })
-    }
-
-    fn push(&self, job: JobRef) {
-        self.jobs.push(job)
-    }
-
-    fn pop(&self) -> Option<JobRef> {
-        self.jobs.pop()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.jobs.is_empty()
-    }
 }
 
-pub(crate) struct Worker;
-
-impl WorkerOps for Worker {
-    type Pool = PoolSide;
-
-    fn new(_pool: &PoolSide, _idx: usize) -> io::Result<Self> {
-        Ok(Worker)
-    }
-
-    fn next_job(&mut self, pool: &PoolSide, workers: &Workers, idx: usize) -> Option<JobRef> {
-        common::next_job_parked(&pool.jobs, workers, idx, common::futex_wait)
-    }
-}
+pub(crate) type PoolSide = QueuePool<EventFd>;
+pub(crate) type Worker = FutexWorker<EventFd>;
 
 pub(crate) struct Mailbox {
     results: ResultQueue,

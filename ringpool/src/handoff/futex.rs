@@ -9,9 +9,9 @@
 //! never armed single-threaded.
 
 use super::caps::Capabilities;
-use super::common::{self, JobQueue, ResultQueue};
+use super::common::{self, FutexWorker, QueueMechanism, QueuePool, ResultQueue};
 use super::dispatch::{
-    BackendConfig, LoopSideOps, MailboxOps, PoolCqe, PoolSideOps, Sink, WorkerOps,
+    BackendConfig, LoopSideOps, MailboxOps, PoolCqe, PoolSideOps, Sink,
 };
 use crate::error::Error;
 use crate::pool::job::JobRef;
@@ -24,11 +24,10 @@ use io_uring::{opcode, squeue, IoUring};
 use std::io;
 use std::os::fd::RawFd;
 
-pub(crate) struct PoolSide {
-    jobs: JobQueue,
-}
+/// The mechanism, as its pool side and workers see it.
+pub(crate) struct Futex;
 
-impl PoolSideOps for PoolSide {
+impl QueueMechanism for Futex {
     fn unsupported(caps: &Capabilities) -> Option<String> {
         if !caps.futex {
             return Some(caps.missing("IORING_OP_FUTEX_WAIT/IORING_OP_FUTEX_WAKE", "6.7"));
@@ -38,39 +37,10 @@ impl PoolSideOps for PoolSide {
         }
         None
     }
-
-    fn new(_cfg: &BackendConfig) -> Result<Self, Error> {
-        Ok(PoolSide {
-            jobs: JobQueue::new(),
-        })
-    }
-
-    fn push(&self, job: JobRef) {
-        self.jobs.push(job)
-    }
-
-    fn pop(&self) -> Option<JobRef> {
-        self.jobs.pop()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.jobs.is_empty()
-    }
 }
 
-pub(crate) struct Worker;
-
-impl WorkerOps for Worker {
-    type Pool = PoolSide;
-
-    fn new(_pool: &PoolSide, _idx: usize) -> io::Result<Self> {
-        Ok(Worker)
-    }
-
-    fn next_job(&mut self, pool: &PoolSide, workers: &Workers, idx: usize) -> Option<JobRef> {
-        common::next_job_parked(&pool.jobs, workers, idx, common::futex_wait)
-    }
-}
+pub(crate) type PoolSide = QueuePool<Futex>;
+pub(crate) type Worker = FutexWorker<Futex>;
 
 pub(crate) struct Mailbox {
     results: ResultQueue,

@@ -7,9 +7,9 @@
 //! worker, nothing for the loop to arm.
 
 use super::caps::Capabilities;
-use super::common::{self, JobQueue, ResultQueue};
+use super::common::{self, FutexWorker, QueueMechanism, QueuePool, ResultQueue};
 use super::dispatch::{
-    BackendConfig, LoopSideOps, MailboxOps, PoolCqe, PoolSideOps, Sink, WorkerOps,
+    BackendConfig, LoopSideOps, MailboxOps, PoolCqe, Sink,
 };
 use crate::config::Announce;
 use crate::error::Error;
@@ -19,14 +19,12 @@ use crate::pool::workers::{WorkerStats, Workers};
 use crate::stats::LoopStats;
 use crate::sys;
 use crate::tag::Kind;
-use std::io;
 use std::os::fd::AsRawFd;
 
-pub(crate) struct PoolSide {
-    jobs: JobQueue,
-}
+/// The mechanism, as its pool side and workers see it.
+pub(crate) struct MsgRingSync;
 
-impl PoolSideOps for PoolSide {
+impl QueueMechanism for MsgRingSync {
     const PER_JOB: bool = true;
 
     fn unsupported(caps: &Capabilities) -> Option<String> {
@@ -35,39 +33,10 @@ impl PoolSideOps for PoolSide {
         }
         None
     }
-
-    fn new(_cfg: &BackendConfig) -> Result<Self, Error> {
-        Ok(PoolSide {
-            jobs: JobQueue::new(),
-        })
-    }
-
-    fn push(&self, job: JobRef) {
-        self.jobs.push(job)
-    }
-
-    fn pop(&self) -> Option<JobRef> {
-        self.jobs.pop()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.jobs.is_empty()
-    }
 }
 
-pub(crate) struct Worker;
-
-impl WorkerOps for Worker {
-    type Pool = PoolSide;
-
-    fn new(_pool: &PoolSide, _idx: usize) -> io::Result<Self> {
-        Ok(Worker)
-    }
-
-    fn next_job(&mut self, pool: &PoolSide, workers: &Workers, idx: usize) -> Option<JobRef> {
-        common::next_job_parked(&pool.jobs, workers, idx, common::futex_wait)
-    }
-}
+pub(crate) type PoolSide = QueuePool<MsgRingSync>;
+pub(crate) type Worker = FutexWorker<MsgRingSync>;
 
 pub(crate) struct Mailbox {
     /// Batched results (unused with `Announce::PerJob`).

@@ -6,7 +6,7 @@
 //! ([`LoopWait::Spin`]).
 
 use super::caps::Capabilities;
-use super::common::{JobQueue, ResultQueue};
+use super::common::{QueueMechanism, QueuePool, ResultQueue};
 use super::dispatch::{
     BackendConfig, LoopSideOps, LoopWait, MailboxOps, PoolCqe, PoolSideOps, Sink, WorkerOps,
 };
@@ -17,38 +17,18 @@ use crate::pool::workers::{WorkerStats, Workers};
 use crate::stats::LoopStats;
 use std::io;
 
-pub(crate) struct PoolSide {
-    jobs: JobQueue,
-}
+/// The mechanism, as its pool side sees it.
+pub(crate) struct Spin;
 
-impl PoolSideOps for PoolSide {
+impl QueueMechanism for Spin {
+    const PARKS: bool = false;
+
     fn unsupported(_caps: &Capabilities) -> Option<String> {
         None
     }
-
-    fn new(_cfg: &BackendConfig) -> Result<Self, Error> {
-        Ok(PoolSide {
-            jobs: JobQueue::new(),
-        })
-    }
-
-    fn push(&self, job: JobRef) {
-        self.jobs.push(job)
-    }
-
-    fn pop(&self) -> Option<JobRef> {
-        self.jobs.pop()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.jobs.is_empty()
-    }
-
-    /// Spin workers never sleep: there is no one to wake.
-    fn wake_sleepers(&self, _workers: &Workers, _n: usize) -> usize {
-        0
-    }
 }
+
+pub(crate) type PoolSide = QueuePool<Spin>;
 
 pub(crate) struct Worker;
 
@@ -61,17 +41,18 @@ impl WorkerOps for Worker {
 
     fn next_job(&mut self, pool: &PoolSide, workers: &Workers, _idx: usize) -> Option<JobRef> {
         loop {
-            if let Some(job) = pool.jobs.pop() {
+            let jobs = pool.jobs();
+            if let Some(job) = jobs.pop() {
                 return Some(job);
             }
             let seen = (0..256).any(|_| {
                 std::hint::spin_loop();
-                !pool.jobs.is_empty()
+                !jobs.is_empty()
             });
             if seen {
                 continue;
             }
-            if workers.exiting() && pool.jobs.is_empty() {
+            if workers.exiting() && jobs.is_empty() {
                 return None;
             }
             std::thread::yield_now();
