@@ -83,12 +83,15 @@ enum Outcome {
 /// wait times out while a trivial job is out, the announcement was lost or
 /// the job is stranded, and the scenario reports which. `condvar` and
 /// `spin` have no announcement and use `submit_and_wait`. `progress` is
-/// bumped per completion.
+/// bumped per completion. `pause` is slept before each submission, so that
+/// an idle worker has parked by then whatever the scheduler does (on a busy
+/// machine a woken loop can preempt the worker before it parks, every time).
 fn run_jobs(
     lp: &mut LoopHandle<u64>,
     ring: &mut IoUring,
     jobs: u64,
     limit: Duration,
+    pause: Duration,
     progress: &dyn Fn(),
 ) -> Outcome {
     let mut seen = HashSet::new();
@@ -98,6 +101,9 @@ fn run_jobs(
     while done < jobs {
         // Alternate single round trips and bursts.
         let burst = if (next / 8) % 2 == 0 { 1 } else { burst_max };
+        if !pause.is_zero() && lp.in_flight() == 0 {
+            std::thread::sleep(pause);
+        }
         while lp.in_flight() < burst && next < jobs {
             let v = next;
             match lp.try_submit(move || v * 3) {
@@ -179,7 +185,14 @@ fn scenario(
     // Let the worker fall asleep before arming, so the first job needs a wake.
     std::thread::sleep(Duration::from_millis(2));
     fault::inject(site, errno, count);
-    let outcome = run_jobs(&mut lp, &mut ring, jobs, stall_limit(), &|| dog.bump());
+    // The sites a worker reaches only while parking or parked need it parked.
+    let pause = match site {
+        Site::FutexWait | Site::WorkerEnter | Site::PipeRead => Duration::from_millis(1),
+        _ => Duration::ZERO,
+    };
+    let outcome = run_jobs(&mut lp, &mut ring, jobs, stall_limit(), pause, &|| {
+        dog.bump()
+    });
     let left = fault::remaining(site);
     fault::clear();
     match outcome {
@@ -475,7 +488,15 @@ fn per_job_minimum_cq() {
         let mut ring = IoUring::builder().setup_cqsize(8).build(2).expect("ring");
         let mut lp = pool.register::<u64>(&mut ring).expect("register");
         assert_eq!(
-            run_jobs(&mut lp, &mut ring, 5_000, stall_limit(), &|| {}).to_ok(),
+            run_jobs(
+                &mut lp,
+                &mut ring,
+                5_000,
+                stall_limit(),
+                Duration::ZERO,
+                &|| {}
+            )
+            .to_ok(),
             Ok(())
         );
         assert!(
