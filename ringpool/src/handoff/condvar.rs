@@ -52,14 +52,14 @@ impl PoolSideOps for PoolSide {
         lock(&self.jobs).is_empty()
     }
 
-    /// Under the lock, so that other loops' jobs keep their order.
-    fn take_jobs_of(&self, home: &LoopShared) -> Vec<JobRef> {
+    /// Under the lock, so that other loops' jobs never leave the queue.
+    fn take_jobs_of(&self, home: &LoopShared) -> (Vec<JobRef>, usize) {
         let mut jobs = lock(&self.jobs);
         let (mine, others): (VecDeque<JobRef>, VecDeque<JobRef>) = jobs
             .drain(..)
             .partition(|job| std::ptr::eq(job.header().home.as_ptr(), home));
         *jobs = others;
-        mine.into()
+        (mine.into(), 0)
     }
 
     fn wake(&self, _workers: &Workers, _idx: usize) {

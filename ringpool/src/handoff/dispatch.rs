@@ -100,9 +100,11 @@ pub(crate) trait PoolSideOps: Sized {
     fn is_empty(&self) -> bool;
 
     /// Takes every queued job whose loop is `home` (a loop closing under
-    /// `Shutdown::Cancel` cancels them itself). Jobs of other loops stay
-    /// queued, in their order.
-    fn take_jobs_of(&self, home: &LoopShared) -> Vec<JobRef> {
+    /// `Shutdown::Cancel` cancels them itself). Jobs of other loops are
+    /// queued again, in their order; returns how many, so that the caller
+    /// wakes sleepers for them (a worker may have found the queue empty
+    /// meanwhile and parked).
+    fn take_jobs_of(&self, home: &LoopShared) -> (Vec<JobRef>, usize) {
         let mut mine = Vec::new();
         let mut others = Vec::new();
         while let Some(job) = self.pop() {
@@ -112,10 +114,11 @@ pub(crate) trait PoolSideOps: Sized {
                 others.push(job);
             }
         }
+        let requeued = others.len();
         for job in others {
             self.push(job);
         }
-        mine
+        (mine, requeued)
     }
 
     /// Wakes worker `idx`, claimed by the caller, from any thread without a
@@ -363,7 +366,7 @@ macro_rules! backends {
                 match self { $(PoolSide::$variant(p) => p.wake_sleepers(workers, n)),* }
             }
 
-            pub(crate) fn take_jobs_of(&self, home: &LoopShared) -> Vec<JobRef> {
+            pub(crate) fn take_jobs_of(&self, home: &LoopShared) -> (Vec<JobRef>, usize) {
                 match self { $(PoolSide::$variant(p) => p.take_jobs_of(home)),* }
             }
 

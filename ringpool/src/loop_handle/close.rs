@@ -82,12 +82,16 @@ impl<R> LoopHandle<R> {
                 self.slots.finished(job);
                 cancelled += 1;
             }
-            for job in pool.backend.take_jobs_of(&self.shared) {
+            let (mine, requeued) = pool.backend.take_jobs_of(&self.shared);
+            for job in mine {
                 job.cancel();
                 self.slots.finished(job);
                 cancelled += 1;
             }
             pool.cancelled_by_loops.fetch_add(cancelled, Relaxed);
+            // Other loops' jobs left the queue for a moment: a worker that
+            // looked then may have parked. Wake as many as they need.
+            pool.wake_sleepers(requeued);
         }
         // Get the remaining queued jobs to a worker (to run, or cancel).
         match ring.as_deref_mut() {
