@@ -645,6 +645,108 @@ fn shutdown_with_jobs_in_flight(h: Handoff, policy: Shutdown, with_ring: bool) {
     assert_eq!(drops.load(Ordering::SeqCst), N);
 }
 
+/// Closures and results that fit a job cell's inline room and ones that do
+/// not (too big, or over-aligned), run, panicking and cancelled: each comes
+/// back intact, and each capture is dropped exactly once.
+fn payload_sizes(h: Handoff) {
+    #[repr(align(64))]
+    struct Aligned(u64);
+    let Some(pool) = pool("payload_sizes", h, 1, |b| b.shutdown(Shutdown::Cancel)) else {
+        return;
+    };
+    let mut ring = IoUring::new(64).unwrap();
+    {
+        // A small result (inline), big and over-aligned captures (boxed).
+        let mut lp = pool.register::<u64>(&mut ring).unwrap();
+        let big = [7u8; 300];
+        let sum = move || big.iter().map(|&b| u64::from(b)).sum::<u64>();
+        assert_eq!(run_one(&mut lp, &mut ring, sum), 2100);
+        let al = Aligned(5);
+        assert_eq!(run_one(&mut lp, &mut ring, move || al.0 * 2), 10);
+        assert_eq!(run_one(&mut lp, &mut ring, || 3), 3);
+        let big = [1u8; 200];
+        let id = lp
+            .try_submit(move || panic!("boxed closure {}", big[0]))
+            .unwrap();
+        let mut got = None;
+        drive(
+            &mut lp,
+            &mut ring,
+            |_| {},
+            |lp| {
+                if let Some(c) = lp.completions().next() {
+                    assert_eq!(c.id, id);
+                    got = Some(c.result);
+                }
+                got.is_some()
+            },
+        );
+        match got.unwrap() {
+            Err(e @ JobError::Panicked(_)) => {
+                assert_eq!(e.panic_message(), Some("boxed closure 1"))
+            }
+            _ => panic!("expected a panic"),
+        }
+        assert!(lp
+            .close(&mut ring, |c| panic!("foreign CQE {c:?}"))
+            .is_empty());
+    }
+    {
+        // A big result (boxed).
+        let mut lp = pool.register::<[u64; 40]>(&mut ring).unwrap();
+        assert_eq!(run_one(&mut lp, &mut ring, || [9u64; 40]), [9; 40]);
+        let big = [1u64; 40];
+        assert_eq!(run_one(&mut lp, &mut ring, move || big), [1; 40]);
+        assert!(lp
+            .close(&mut ring, |c| panic!("foreign CQE {c:?}"))
+            .is_empty());
+    }
+    {
+        // Cancelled jobs with big captures come back as tasks that still run.
+        const N: usize = 10;
+        let mut lp = pool.register::<usize>(&mut ring).unwrap();
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        lp.try_submit(move || {
+            started_tx.send(()).unwrap();
+            let _ = go_rx.recv();
+            N
+        })
+        .unwrap();
+        lp.flush(&mut ring).unwrap();
+        ring.submit().unwrap();
+        started_rx.recv().unwrap();
+        let drops = Arc::new(AtomicUsize::new(0));
+        for i in 0..N {
+            let c = Counted(drops.clone());
+            let big = [i as u8; 200];
+            lp.try_submit(move || {
+                let _keep = &c;
+                usize::from(big[199])
+            })
+            .unwrap();
+        }
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            go_tx.send(()).unwrap();
+        });
+        let rest = lp.close(&mut ring, |c| panic!("foreign CQE {c:?}"));
+        release.join().unwrap();
+        assert_eq!(rest.len(), N + 1);
+        let mut values = Vec::new();
+        for c in rest {
+            match c.result {
+                Ok(v) => values.push(v),
+                Err(JobError::Cancelled(t)) => values.push(t.run()),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        values.sort();
+        assert_eq!(values, (0..=N).collect::<Vec<_>>());
+        assert_eq!(drops.load(Ordering::SeqCst), N, "each capture dropped once");
+    }
+}
+
 /// A 4-entry CQ and far more jobs than that: no loss, no overflow.
 fn tiny_cq(h: Handoff, announce: Announce) {
     const N: u64 = 20_000;
@@ -723,6 +825,7 @@ macro_rules! conformance {
             #[test] fn drop_drain() { super::shutdown_with_jobs_in_flight($h, Shutdown::Drain, false) }
             #[test] fn tiny_cq() { super::tiny_cq($h, Announce::Batch) }
             #[test] fn blocking_submit() { super::blocking_submit_waits_by_reaping($h) }
+            #[test] fn payload_sizes() { super::payload_sizes($h) }
         }
     )*};
 }

@@ -17,6 +17,7 @@ use crate::error::{Error, ErrorKind};
 use crate::handoff::dispatch::BackendConfig;
 use crate::handoff::Handoff;
 use crate::handoff::LoopSide;
+use crate::pool::job::Slab;
 use crate::pool::loop_shared::LoopShared;
 use crate::pool::shared::PoolOwner;
 use crate::protocol::doorbell::Doorbell;
@@ -30,7 +31,8 @@ use slots::Slots;
 use std::io;
 use std::marker::PhantomData;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::Arc;
+use std::ptr::NonNull;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 /// CQ entries the pool may occupy on a loop's ring at once, beyond per-job
@@ -155,13 +157,18 @@ impl<R: Send + 'static> LoopHandle<R> {
                 "65536 loop handles are live in this process; close one first",
             )
         })?;
-        let shared = Arc::new(LoopShared {
-            doorbell: CachePadded::new(Doorbell::new()),
-            senders: CachePadded::new(AtomicU32::new(0)),
-            closing: AtomicBool::new(false),
-            reg,
-            ring: dup,
-            mailbox,
+        // The slab's cells name their home, the `LoopShared` being built.
+        let shared = Arc::new_cyclic(|me: &Weak<LoopShared>| {
+            let home = NonNull::new(me.as_ptr().cast_mut()).expect("an Arc is never null");
+            LoopShared {
+                doorbell: CachePadded::new(Doorbell::new()),
+                senders: CachePadded::new(AtomicU32::new(0)),
+                closing: AtomicBool::new(false),
+                reg,
+                ring: dup,
+                mailbox,
+                cells: Slab::new(max, home),
+            }
         });
         Ok(LoopHandle {
             loop_spin: owner.config.loop_spin,

@@ -10,7 +10,7 @@ use std::ptr::NonNull;
 
 /// One in-flight job: where its cell is, and its id.
 struct Slot {
-    /// The job's cell. The loop owns its memory but does not touch it while
+    /// The job's cell (in the loop's slab). The loop does not touch it while
     /// the job is in flight, except to read `state` (with `Acquire`).
     cell: Option<NonNull<Header>>,
     id: u64,
@@ -70,7 +70,7 @@ impl<R> Slots<R> {
 
     /// Records the cell of the job just created for `slot`.
     pub(crate) fn occupy(&mut self, slot: u32, job: &JobRef) {
-        self.table[slot as usize].cell = Some(NonNull::from(job.header()));
+        self.table[slot as usize].cell = Some(job.as_ptr());
     }
 
     /// A job handed back by a worker; its header names its slot.
@@ -81,14 +81,14 @@ impl<R> Slots<R> {
 
     fn complete_at(&mut self, slot: u32, job: JobRef) {
         let s = &mut self.table[slot as usize];
-        debug_assert_eq!(s.cell, Some(NonNull::from(job.header())));
+        debug_assert_eq!(s.cell, Some(job.as_ptr()));
         s.cell = None;
         let id = JobId::new(s.id);
         self.free.push(slot);
         let mut out = None;
         // SAFETY: the worker published the final state before handing the
-        // ref back (queue push, pipe write or message), and this loop created
-        // the cell with result type `R`.
+        // ref back (queue push, pipe write or message), this loop filled the
+        // cell with result type `R`, and the cell is of this loop's slab.
         unsafe { job.finish::<R>(&mut out) };
         let result = out.expect("finish writes the outcome");
         self.completed += 1;
@@ -102,8 +102,9 @@ impl<R> Slots<R> {
             let Some(cell) = self.table[slot].cell else {
                 continue;
             };
-            // SAFETY: a slot's cell is live until this table frees it, which
-            // only `complete_at` does, clearing the slot.
+            // SAFETY: a slot's cell lives in the loop's slab, which outlives
+            // this table; it holds this slot's job until `complete_at`
+            // clears the slot.
             let state = unsafe { cell.as_ref() }.state.load(Acquire);
             if state == DONE || state == CANCELLED {
                 // SAFETY: the final state is published (Acquire above), so
@@ -131,8 +132,9 @@ impl<R> Sink for Slots<R> {
             self.ignored += 1;
             return;
         };
-        // SAFETY: a slot's cell is live until this table frees it, which
-        // only `complete_at` does, clearing the slot.
+        // SAFETY: a slot's cell lives in the loop's slab, which outlives
+        // this table; it holds this slot's job until `complete_at` clears
+        // the slot.
         let state = unsafe { cell.as_ref() }.state.load(Acquire);
         if state != DONE && state != CANCELLED {
             self.ignored += 1;

@@ -7,7 +7,6 @@ use crate::pool::job::JobRef;
 use crate::sync::Ordering::Acquire;
 use io_uring::{cqueue, IoUring};
 use std::io;
-use std::ptr::NonNull;
 
 impl<R: Send + 'static> LoopHandle<R> {
     /// Hands `job` to the pool without blocking.
@@ -31,8 +30,13 @@ impl<R: Send + 'static> LoopHandle<R> {
         let Some((slot, id)) = self.slots.reserve() else {
             return Err(TrySubmitError::Full(job));
         };
-        let home = NonNull::from(&*self.shared);
-        let job = JobRef::new(job, home, slot);
+        let cell = self.shared.cells.cell(slot);
+        // SAFETY: the cell is of this loop's slab, which `self.shared` keeps
+        // alive until every in-flight job is back (close waits for them);
+        // `reserve` just gave us its slot, so it is free (a slot's cell is
+        // emptied by `finish` before the slot goes back on the free list),
+        // and this is the loop's thread (the handle is not Send).
+        let job = unsafe { JobRef::new_in(cell, job) };
         self.slots.occupy(slot, &job);
         self.stats.submitted += 1;
         if self.side.enqueue(&self.owner.shared.backend, job) {

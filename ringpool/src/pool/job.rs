@@ -1,20 +1,38 @@
-//! A type-erased job: one heap cell that carries the closure out to a worker
-//! and the result back to the loop.
+//! A type-erased job: a cell of its loop's slab that carries the closure out
+//! to a worker and the result back to the loop.
 //!
 //! # Contract
 //!
-//! A [`JobRef`] is a unique owner of its cell while it travels. The cell is
-//! created by the loop ([`JobRef::new`]), executed or cancelled exactly once
-//! by exactly one worker ([`JobRef::execute`]/[`JobRef::cancel`]), then handed
-//! back and consumed exactly once by the loop ([`JobRef::finish`]). Between
-//! those steps the pointer crosses threads through a queue, a pipe or a
-//! MSG_RING CQE; every crossing carries a release/acquire edge on
-//! [`Header::state`], so the hand-off is visible to ThreadSanitizer even where
-//! the kernel provides the ordering (see `docs/design/handoff.md`).
+//! Every registered loop owns a [`Slab`] of `max_in_flight` cells, allocated
+//! once at `register` and kept in the loop's shared part (`LoopShared`),
+//! which outlives every in-flight job (`LoopShared`'s lifetime contract).
+//! Cell `i` belongs to the loop's slot `i`; a cell is *free* when its slot is
+//! (its payload holds nothing) and *in use* from [`JobRef::new_in`] to
+//! [`JobRef::finish`].
+//!
+//! A [`JobRef`] is a unique owner of its cell's contents while it travels.
+//! The cell is filled by the loop ([`JobRef::new_in`]), executed or cancelled
+//! exactly once by exactly one worker ([`JobRef::execute`]/[`JobRef::cancel`]),
+//! then handed back and emptied exactly once by the loop ([`JobRef::finish`]),
+//! which leaves it free for the slot's next job. Between those steps the
+//! pointer crosses threads through a queue, a pipe or a MSG_RING CQE; every
+//! crossing carries a release/acquire edge (the queue's, or one on
+//! [`Header::state`]), so the hand-off is visible to ThreadSanitizer even
+//! where the kernel provides the ordering (see `docs/design/handoff.md`).
+//!
+//! # The payload
+//!
+//! A cell stores its job's payload inline: first the closure `F`, then its
+//! `std::thread::Result<R>`. A value that does not fit ([`INLINE`] bytes,
+//! aligned to [`PAYLOAD_ALIGN`]) is boxed and the box stored inline instead;
+//! which one is a compile-time fact of its type ([`fits`]), so the writer and
+//! the reader always agree.
 
 use super::loop_shared::LoopShared;
 use crate::error::{JobError, Task};
 use crate::sync::{AtomicU32, Ordering};
+use std::cell::UnsafeCell;
+use std::mem::{align_of, size_of, MaybeUninit};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::NonNull;
 
@@ -25,6 +43,17 @@ pub(crate) const DONE: u32 = 1;
 /// The job was not run; the closure is still in the cell to be handed back.
 pub(crate) const CANCELLED: u32 = 2;
 
+/// Payload bytes stored inline in a cell.
+pub(crate) const INLINE: usize = 96;
+/// The inline payload's alignment (the `align` of [`Payload`]).
+pub(crate) const PAYLOAD_ALIGN: usize = 16;
+
+/// `true` if a `T` is stored inline in a cell's payload; otherwise a
+/// `Box<T>` is.
+const fn fits<T>() -> bool {
+    size_of::<T>() <= INLINE && align_of::<T>() <= PAYLOAD_ALIGN
+}
+
 /// The untyped front of every cell; a `JobRef` points here.
 #[repr(C)]
 pub(crate) struct Header {
@@ -32,19 +61,113 @@ pub(crate) struct Header {
     /// with `Release` after it is done with the cell; the loop loads it with
     /// `Acquire` before it touches the cell again.
     pub(crate) state: AtomicU32,
-    /// Index of the loop's slot that owns this cell.
+    /// Index of the loop's slot that owns this cell (fixed: cell index ==
+    /// slot index).
     pub(crate) slot: u32,
-    /// The loop the result goes back to. Valid while the job is in flight:
-    /// the loop does not free its `LoopShared` before every in-flight job is
-    /// back and no worker is delivering (`LoopShared::senders`).
+    /// The loop the result goes back to: the owner of this cell's slab
+    /// (fixed). Valid while the job is in flight: the loop does not free its
+    /// `LoopShared` before every in-flight job is back and no worker is
+    /// delivering (`LoopShared::senders`).
     pub(crate) home: NonNull<LoopShared>,
-    vtable: &'static VTable,
+    /// The current job's functions. Written by the loop in `new_in` (the
+    /// cell is free, so nobody else looks), read by the cell's owner of the
+    /// moment (see the module contract).
+    vtable: UnsafeCell<&'static VTable>,
 }
+
+/// Room for one payload: a `T` when [`fits::<T>`], else a `Box<T>`.
+#[repr(C, align(16))]
+struct Payload([MaybeUninit<u8>; INLINE]);
+
+const _: () = assert!(align_of::<Payload>() == PAYLOAD_ALIGN);
+const _: () = assert!(size_of::<Payload>() == INLINE);
+// A boxed payload is stored inline, so a box must always fit.
+const _: () = assert!(fits::<Box<u128>>());
+
+/// One cell: the header, then the payload. Aligned (so padded) to 128 bytes,
+/// crossbeam's `CachePadded` for x86_64 (a line, and the adjacent-line
+/// prefetcher's pair), so that two adjacent cells never share a cache line:
+/// different workers run adjacent jobs.
+#[repr(C, align(128))]
+struct Cell {
+    header: Header,
+    payload: UnsafeCell<Payload>,
+}
+
+/// A loop's cells, one per slot; allocated once, at `register`.
+pub(crate) struct Slab {
+    cells: Box<[Cell]>,
+}
+
+// SAFETY: the cells' non-atomic parts (`vtable`, `payload`) are only touched
+// by the owner of the cell's contents of the moment (the module contract:
+// the loop while it is free or after `finish`'s `Acquire`, one worker between
+// its pop and its final `Release` store), and every change of owner carries a
+// release/acquire edge. The payloads are `F: Send` closures and `R: Send`
+// results, and `home` is only used to reach `LoopShared`, which is Sync.
+unsafe impl Sync for Slab {}
+// SAFETY: as above: the slab holds only `Send` payloads and a pointer to its
+// (Sync) owner.
+unsafe impl Send for Slab {}
+
+impl Slab {
+    /// `n` free cells whose jobs go home to `home`, for slots `0..n`.
+    ///
+    /// `home` need not be valid yet (the slab is built inside the
+    /// `LoopShared` it names); it is only dereferenced by workers holding a
+    /// job of this slab.
+    pub(crate) fn new(n: usize, home: NonNull<LoopShared>) -> Slab {
+        let cells = (0..n)
+            .map(|i| Cell {
+                header: Header {
+                    state: AtomicU32::new(DONE),
+                    slot: u32::try_from(i).expect("max_in_flight fits in u32"),
+                    home,
+                    vtable: UnsafeCell::new(&EMPTY),
+                },
+                payload: UnsafeCell::new(Payload([MaybeUninit::uninit(); INLINE])),
+            })
+            .collect();
+        Slab { cells }
+    }
+
+    /// The header of cell `slot`.
+    ///
+    /// # Panics
+    ///
+    /// If `slot` is not below the slab's length.
+    pub(crate) fn cell(&self, slot: u32) -> NonNull<Header> {
+        // From a reference to the whole cell, so that the pointer may reach
+        // the payload too; `Cell` is `repr(C)` with the header first.
+        let cell: &Cell = &self.cells[slot as usize];
+        NonNull::from(cell).cast()
+    }
+}
+
+// A slab is dropped only when every cell is free (no payload to drop): the
+// loop frees `LoopShared` after every in-flight job is back. A cell still in
+// use (only if that contract was broken) leaks its payload.
 
 struct VTable {
     execute: unsafe fn(NonNull<Header>),
     finish: unsafe fn(NonNull<Header>, *mut ()),
 }
+
+/// The vtable of a free cell: never called by the contract.
+static EMPTY: VTable = VTable {
+    execute: empty_execute,
+    finish: empty_finish,
+};
+
+/// # Safety
+/// No obligation: it touches nothing. Never called by the contract (a free
+/// cell is never executed).
+unsafe fn empty_execute(_: NonNull<Header>) {}
+
+/// # Safety
+/// No obligation: it writes nothing (so `finish`'s caller finds no
+/// outcome). Never called by the contract (a free cell is never finished).
+unsafe fn empty_finish(_: NonNull<Header>, _: *mut ()) {}
 
 struct VTableFor<F, R>(std::marker::PhantomData<(F, R)>);
 
@@ -59,40 +182,49 @@ where
     };
 }
 
-#[repr(C)]
-struct Cell<F, R> {
-    header: Header,
-    func: Option<F>,
-    out: Option<std::thread::Result<R>>,
-}
-
-/// A pointer to a job cell, owning it while it is in transit.
+/// A pointer to a job cell, owning its contents while it is in transit.
 #[derive(Debug)]
 pub(crate) struct JobRef(NonNull<Header>);
 
-// SAFETY: a JobRef is the unique owner of its cell (see the module contract);
-// the cell holds an `F: Send` and an `R: Send`, and `home` is only used to
-// reach `LoopShared`, which is Sync. Sending the ref moves that ownership.
+// SAFETY: a JobRef is the unique owner of its cell's contents (see the module
+// contract); the cell holds an `F: Send` or an `R: Send`, and `home` is only
+// used to reach `LoopShared`, which is Sync. Sending the ref moves that
+// ownership.
 unsafe impl Send for JobRef {}
 
 impl JobRef {
-    /// Allocates a cell for `f`, owned by `home`'s slot `slot`.
-    pub(crate) fn new<F, R>(f: F, home: NonNull<LoopShared>, slot: u32) -> JobRef
+    /// Puts `f` into the free cell `cell` and returns its ref.
+    ///
+    /// # Safety
+    ///
+    /// * `cell` is a cell of a live [`Slab`] ([`Slab::cell`]) that stays
+    ///   alive until the ref comes back to [`JobRef::finish`];
+    /// * the cell is free: its slot holds no job (never filled, or emptied by
+    ///   `finish`), so no worker touches it and its payload holds nothing;
+    /// * the caller is the loop that owns the slab (the only thread that
+    ///   fills or empties its cells).
+    pub(crate) unsafe fn new_in<F, R>(cell: NonNull<Header>, f: F) -> JobRef
     where
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let cell = Box::new(Cell::<F, R> {
-            header: Header {
-                state: AtomicU32::new(QUEUED),
-                slot,
-                home,
-                vtable: &VTableFor::<F, R>::VTABLE,
-            },
-            func: Some(f),
-            out: None,
-        });
-        JobRef(NonNull::from(Box::leak(cell)).cast())
+        let p = payload(cell);
+        // SAFETY: the cell is free and ours (caller's obligations): nobody
+        // reads its payload or vtable until the ref is handed over, which
+        // carries a release/acquire edge. The payload is empty, so writing
+        // over it drops nothing. `payload` points into the live slab, to
+        // room of `INLINE` bytes aligned to 16, which `put` checks the type
+        // against.
+        unsafe {
+            put::<F>(p, f);
+            *(*cell.as_ptr()).vtable.get() = &VTableFor::<F, R>::VTABLE;
+        }
+        // SAFETY: the slab is live (caller's obligation).
+        let h = unsafe { cell.as_ref() };
+        // Relaxed: the hand-off itself (a queue push, or `publish` before a
+        // pipe write) carries the edge that makes these writes visible.
+        h.state.store(QUEUED, Ordering::Relaxed);
+        JobRef(cell)
     }
 
     /// The raw pointer, for carrying in a pipe message.
@@ -111,20 +243,37 @@ impl JobRef {
         JobRef(unsafe { NonNull::new_unchecked(raw as usize as *mut Header) })
     }
 
+    /// The cell's pointer (with the provenance of the whole cell, unlike
+    /// `NonNull::from(self.header())`).
+    pub(crate) fn as_ptr(&self) -> NonNull<Header> {
+        self.0
+    }
+
     pub(crate) fn header(&self) -> &Header {
-        // SAFETY: the cell is live while a JobRef to it exists (contract).
+        // SAFETY: the cell's slab is live while a JobRef to it exists
+        // (contract: `LoopShared` outlives its in-flight jobs).
         unsafe { self.0.as_ref() }
+    }
+
+    /// The current job's functions.
+    fn vtable(&self) -> &'static VTable {
+        // SAFETY: the vtable is written only by `new_in`, before this ref
+        // existed (and handed over with a release/acquire edge); whoever
+        // holds the ref may read it.
+        unsafe { *self.header().vtable.get() }
     }
 
     /// Runs the job on this thread, catching a panic, and publishes `DONE`.
     ///
-    /// After this returns, the cell may be freed by the loop at any moment if
-    /// the caller keeps no other claim: callers read what they need from the
-    /// header *before* calling this (see `worker::deliver`).
+    /// After this returns, the cell may be reused by the loop at any moment
+    /// if the caller keeps no other claim: callers read what they need from
+    /// the header *before* calling this (see `worker::run`).
     pub(crate) fn execute(&self) {
         let h = self.0;
-        // SAFETY: we own the cell (contract) and it has not run: it is QUEUED.
-        unsafe { (self.header().vtable.execute)(h) };
+        let execute = self.vtable().execute;
+        // SAFETY: we own the cell's contents (contract) and the job has not
+        // run: it holds the `F` that `new_in` put there with this vtable.
+        unsafe { execute(h) };
         self.header().state.store(DONE, Ordering::Release);
     }
 
@@ -154,57 +303,115 @@ impl JobRef {
         self.header().state.store(CANCELLED, Ordering::Release);
     }
 
-    /// Consumes the cell on the loop: frees it and writes the outcome into
-    /// `out`.
+    /// Empties the cell on the loop: moves the outcome out into `out` and
+    /// leaves the cell free for its slot's next job.
     ///
     /// # Safety
     ///
     /// * The cell's final state must have been published (the worker is done
     ///   with it); this loads it with `Acquire`.
-    /// * `R` must be the result type the cell was created with.
+    /// * `R` must be the result type the cell was filled with.
+    /// * The caller is the loop that owns the cell's slab.
     pub(crate) unsafe fn finish<R>(self, out: &mut Option<Result<R, JobError<R>>>) {
-        let finish = self.header().vtable.finish;
+        // The vtable was written by this thread (`new_in`); the typed
+        // `finish` loads the state with `Acquire` before it reads the payload.
+        let finish = self.vtable().finish;
         // SAFETY: the caller guarantees `R` matches the cell's `R`, which is
-        // what `finish::<F, R>` writes through the pointer; the cell is ours.
-        unsafe { finish(self.0, (out as *mut Option<Result<R, JobError<R>>>).cast()) }
+        // what `finish::<F, R>` writes through the pointer; the final state
+        // is published (Acquire above) and the cell's contents are ours.
+        unsafe { finish(self.0, (out as *mut Option<Result<R, JobError<R>>>).cast()) };
+        // SAFETY: the cell is ours and its payload was just moved out; the
+        // next `new_in` overwrites the vtable anyway. Resetting it means a
+        // bug that finished a free cell twice reaches `empty_finish`, which
+        // does nothing, instead of reading a moved-out payload.
+        unsafe { *self.header().vtable.get() = &EMPTY };
+    }
+}
+
+/// The payload room of the cell whose header is `h`.
+fn payload(h: NonNull<Header>) -> *mut Payload {
+    // `Cell` is `repr(C)` with the header first, so the header's address is
+    // the cell's. No reference is formed: others may hold `&Header`.
+    let cell = h.cast::<Cell>().as_ptr();
+    // SAFETY: `h` points to the header of a `Cell` of a live slab (every
+    // `NonNull<Header>` in the crate comes from `Slab::cell`, with the whole
+    // cell's provenance), so the projection stays inside that cell.
+    unsafe { UnsafeCell::raw_get(std::ptr::addr_of!((*cell).payload)) }
+}
+
+/// Stores `v` in the payload room `p`: inline if it fits, else boxed.
+///
+/// # Safety
+///
+/// `p` points to a live, empty payload room that the caller owns.
+unsafe fn put<T>(p: *mut Payload, v: T) {
+    if fits::<T>() {
+        // SAFETY: `T` fits in `INLINE` bytes with alignment at most 16, the
+        // room's size and alignment; the room is ours and empty.
+        unsafe { p.cast::<T>().write(v) }
+    } else {
+        // SAFETY: a `Box` fits (checked at compile time above); as above.
+        unsafe { p.cast::<Box<T>>().write(Box::new(v)) }
+    }
+}
+
+/// Moves the `T` that [`put`] stored in `p` out, leaving the room empty.
+///
+/// # Safety
+///
+/// `p` points to a live payload room that the caller owns and that holds a
+/// `T` stored by `put::<T>` (and not taken since).
+unsafe fn take<T>(p: *mut Payload) -> T {
+    if fits::<T>() {
+        // SAFETY: `put::<T>` wrote a `T` inline (the same `fits` test), and
+        // it is read out once (caller's obligation).
+        unsafe { p.cast::<T>().read() }
+    } else {
+        // SAFETY: `put::<T>` wrote a `Box<T>` inline; read out once.
+        *unsafe { p.cast::<Box<T>>().read() }
     }
 }
 
 /// # Safety
-/// `h` points to a live `Cell<F, R>` owned by the caller, in state QUEUED.
+/// `h` is a cell of a live slab whose contents the caller owns exclusively,
+/// in state QUEUED, holding the `F` that `new_in::<F, R>` stored.
 unsafe fn execute<F: FnOnce() -> R, R>(h: NonNull<Header>) {
-    let cell = h.cast::<Cell<F, R>>().as_ptr();
-    // SAFETY: the caller owns the cell exclusively, so forming `&mut` is fine.
-    let cell = unsafe { &mut *cell };
-    if let Some(f) = cell.func.take() {
-        cell.out = Some(catch_unwind(AssertUnwindSafe(f)));
-    }
+    let p = payload(h);
+    // SAFETY: the payload holds the `F` (caller's obligation); it is taken
+    // exactly once, here, and the room is then empty.
+    let f = unsafe { take::<F>(p) };
+    let out = catch_unwind(AssertUnwindSafe(f));
+    // SAFETY: the room is empty (the `F` was moved out) and ours.
+    unsafe { put::<std::thread::Result<R>>(p, out) };
 }
 
 /// # Safety
-/// `h` points to a live `Cell<F, R>` whose worker is done; `out` points to an
-/// `Option<Result<R, JobError<R>>>`.
+/// `h` is a cell of a live slab whose worker is done (its final state is
+/// published and loaded with `Acquire` by the caller), whose contents the
+/// caller owns, filled by `new_in::<F, R>`: a `DONE` cell holds the
+/// `std::thread::Result<R>` of `execute`, a `CANCELLED` one the `F`. `out`
+/// points to an `Option<Result<R, JobError<R>>>`.
 unsafe fn finish<F, R>(h: NonNull<Header>, out: *mut ())
 where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    // SAFETY: the cell was leaked from a Box in `JobRef::new` and ownership
-    // came back to us exactly once (contract), so rebuilding the Box is sound.
-    let cell = unsafe { Box::from_raw(h.cast::<Cell<F, R>>().as_ptr()) };
-    let state = cell.header.state.load(Ordering::Acquire);
-    let Cell {
-        func, out: result, ..
-    } = *cell;
-    let outcome = match (state, result, func) {
-        (DONE, Some(Ok(v)), _) => Ok(v),
-        (DONE, Some(Err(p)), _) => Err(JobError::Panicked(p)),
-        (_, _, Some(f)) => Err(JobError::Cancelled(Task::new(f))),
-        // Unreachable by the contract (a DONE cell has an output, a cancelled
-        // one its closure); report it as a panic rather than invent a value.
-        _ => Err(JobError::Panicked(Box::new(
-            "ringpool: job cell in an impossible state",
-        ))),
+    let p = payload(h);
+    // SAFETY: the cell's slab is live (caller's obligation).
+    let state = unsafe { h.as_ref() }.state.load(Ordering::Acquire);
+    let outcome = if state == DONE {
+        // SAFETY: a DONE cell holds the result `execute` stored (the
+        // contract: only `execute` stores DONE, after `put`); moved out once.
+        match unsafe { take::<std::thread::Result<R>>(p) } {
+            Ok(v) => Ok(v),
+            Err(panic) => Err(JobError::Panicked(panic)),
+        }
+    } else {
+        // SAFETY: a cancelled cell still holds the `F` of `new_in` (only
+        // `cancel` stores CANCELLED, and only instead of `execute`); moved
+        // out once. The cold path: the `Task` boxes it.
+        let f = unsafe { take::<F>(p) };
+        Err(JobError::Cancelled(Task::new(f)))
     };
     // SAFETY: `out` points to the caller's slot of the right type.
     unsafe { *out.cast::<Option<Result<R, JobError<R>>>>() = Some(outcome) };

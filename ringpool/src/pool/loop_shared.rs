@@ -1,5 +1,6 @@
 //! The part of a registered loop that workers can see.
 
+use super::job::Slab;
 use crate::handoff::Mailbox;
 use crate::protocol::doorbell::Doorbell;
 use crate::sync::{AtomicBool, AtomicU32, Ordering};
@@ -28,6 +29,9 @@ pub(crate) struct LoopShared {
     pub(crate) ring: OwnedFd,
     /// Where results go and how the loop is told: the mechanism's part.
     pub(crate) mailbox: Mailbox,
+    /// The loop's job cells, one per slot (`max_in_flight`), allocated once
+    /// at `register`; workers reach them through their `JobRef`s.
+    pub(crate) cells: Slab,
 }
 
 impl LoopShared {
@@ -38,7 +42,8 @@ impl LoopShared {
 }
 
 // LoopShared is Sync: every field is either immutable after construction
-// (fds, reg) or an atomic / lock-protected queue.
+// (fds, reg), an atomic / lock-protected queue, or the slab (whose cells are
+// handed over with release/acquire edges; see `pool::job`).
 const _: () = {
     const fn assert_sync<T: Sync + Send>() {}
     assert_sync::<LoopShared>();
