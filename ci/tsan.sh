@@ -7,11 +7,11 @@
 # 1. The whole test suite (lib + tests/*.rs, no doctests) built with
 #    -Zsanitizer=thread and an instrumented std (-Zbuild-std), on stable via
 #    RUSTC_BOOTSTRAP=1. No suppressions: any TSan report fails the stage.
-# 2. The same tests' pipe-backend probe rebuilt with `--cfg ringpool_no_bridge`
-#    (which removes the explicit release/acquire bridge on job pointers that
-#    cross the kernel through the job pipe). TSan must report a data race
-#    there; if it does not, the stage fails, because then a clean run in (1)
-#    would prove nothing.
+# 2. The stress suite's per-job probe rebuilt with `--cfg ringpool_relaxed_done`
+#    (the worker's final state store becomes Relaxed: where only the kernel
+#    announces a result, a per-job MSG_RING CQE, that Release was the edge
+#    TSan sees). TSan must report a data race there; if it does not, the
+#    stage fails, because then a clean run in (1) would prove nothing.
 #
 # Environment: CARGO_TARGET_DIR defaults to target/tsan; RINGPOOL_STRESS
 # defaults to `smoke` (a reduced stress scale: TSan slows code 5-15x).
@@ -83,25 +83,25 @@ if [[ $races -ne 0 ]]; then
 fi
 log "suite clean under ThreadSanitizer"
 
-# --- 2. expected failure: without the bridge TSan must see the race ---------
+# --- 2. expected failure: without the Release, TSan must see the race -------
 # Only the ringpool crate gets the extra cfg (profile rustflags), so the
 # instrumented std built above is reused.
-log "rebuilding with --cfg ringpool_no_bridge (expected: a data race report)"
+log "rebuilding with --cfg ringpool_relaxed_done (expected: a data race report)"
 NOBRIDGE=(-Zprofile-rustflags
-    --config 'profile.dev.package.ringpool.rustflags=["--cfg", "ringpool_no_bridge"]')
+    --config 'profile.dev.package.ringpool.rustflags=["--cfg", "ringpool_relaxed_done"]')
 cargo test "${CARGO_ARGS[@]}" "${NOBRIDGE[@]}" --test stress --no-run
 set +e
 TSAN_OPTIONS="halt_on_error=0 exitcode=66" \
     cargo test "${CARGO_ARGS[@]}" "${NOBRIDGE[@]}" --test stress \
-    -- --exact tsan_probe_pipe_handoff --nocapture >"$out_dir/nobridge.log" 2>&1
+    -- --exact tsan_probe_done_edge --nocapture >"$out_dir/nobridge.log" 2>&1
 rc=$?
 set -e
 if grep -q 'WARNING: ThreadSanitizer: data race' "$out_dir/nobridge.log"; then
     n=$(grep -c 'WARNING: ThreadSanitizer: data race' "$out_dir/nobridge.log")
-    log "expected failure confirmed: $n data race report(s) without the bridge (exit $rc)"
+    log "expected failure confirmed: $n data race report(s) with a Relaxed final state (exit $rc)"
 else
-    log "FAILED: no data race reported with --cfg ringpool_no_bridge (exit $rc);" \
-        "TSan is not seeing the pipe hand-off. Log: $out_dir/nobridge.log"
+    log "FAILED: no data race reported with --cfg ringpool_relaxed_done (exit $rc);" \
+        "TSan is not seeing the per-job hand-off. Log: $out_dir/nobridge.log"
     tail -n 40 "$out_dir/nobridge.log"
     exit 1
 fi

@@ -201,24 +201,33 @@ fn ping_pong(test: &str, h: Handoff) {
     );
 }
 
-/// A small pipe-backend run: the target of `ci/tsan.sh`'s expected-failure
-/// check (built with `--cfg ringpool_no_bridge`, TSan must report the race on
-/// the job cell), and a plain pipe smoke test otherwise.
+/// A small per-job run on a MSG_RING mechanism, where only the kernel
+/// carries the news of a result: the target of `ci/tsan.sh`'s
+/// expected-failure check (built with `--cfg ringpool_relaxed_done`, the
+/// worker's final state store is `Relaxed`, and TSan must report the race on
+/// the job's result), and a plain per-job smoke test otherwise.
 #[test]
-fn tsan_probe_pipe_handoff() {
-    let Some(pool) = build_or_skip(
-        "tsan_probe_pipe_handoff",
-        Pool::builder().workers(2).spin(Duration::ZERO),
-        Handoff::Pipe,
-    ) else {
+fn tsan_probe_done_edge() {
+    let test = "tsan_probe_done_edge";
+    let h = if util::untestable(Handoff::MsgRingSync).is_none() {
+        Handoff::MsgRingSync
+    } else {
+        Handoff::MsgRing
+    };
+    let b = Pool::builder()
+        .workers(2)
+        .spin(Duration::ZERO)
+        .announce(ringpool::Announce::PerJob)
+        .max_in_flight(16);
+    let Some(pool) = build_or_skip(test, b, h) else {
         return;
     };
-    let _dog = Watchdog::start("tsan_probe_pipe_handoff", STALL, Some(pool.clone()));
+    let _dog = Watchdog::start(test, STALL, Some(pool.clone()));
     let mut ring = IoUring::new(32).expect("ring");
     let mut lp = pool.register::<Vec<u64>>(&mut ring).expect("register");
     for i in 0..50u64 {
-        // The closure captures heap data written on this thread, read on a
-        // worker: without the bridge, TSan sees no edge for it.
+        // The result is heap data written on a worker and read on this
+        // thread; the MSG_RING CQE that announces it is invisible to TSan.
         let data: Vec<u64> = std::iter::repeat_n(i, 8).collect();
         lp.try_submit(move || data.iter().map(|x| x + 1).collect())
             .unwrap();

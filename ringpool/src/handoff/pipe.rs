@@ -107,9 +107,10 @@ impl WorkerOps for Worker {
                     // `JobRef::into_raw` written once by a loop, and each is
                     // read by exactly one worker (8-byte reads of 8-byte
                     // writes are atomic), so ownership arrives exactly once.
-                    let job = unsafe { JobRef::from_raw(raw) };
-                    job.acquire();
-                    return Some(job);
+                    // (The pipe orders the hand-off, and ThreadSanitizer sees
+                    // it: it models a pipe's write and read as release and
+                    // acquire.)
+                    return Some(unsafe { JobRef::from_raw(raw) });
                 }
                 Ok(None) => return None, // every write end closed: the pool is gone
                 Err(_) => {
@@ -228,7 +229,6 @@ impl LoopSideOps for LoopSide {
     }
 
     fn enqueue(&mut self, _pool: &PoolSide, job: JobRef) -> bool {
-        job.publish();
         self.unsent.push(job.into_raw());
         false
     }

@@ -43,6 +43,16 @@ pub(crate) const DONE: u32 = 1;
 /// The job was not run; the closure is still in the cell to be handed back.
 pub(crate) const CANCELLED: u32 = 2;
 
+/// The ordering of the worker's final state store: `Release`, which the
+/// loop's `Acquire` load pairs with before it touches the cell again. Where
+/// the kernel alone carries the news (a per-job MSG_RING CQE), this edge is
+/// the only one ThreadSanitizer can see; `--cfg ringpool_relaxed_done` makes
+/// it `Relaxed`, so that the TSan stage can prove it would report the race.
+#[cfg(not(ringpool_relaxed_done))]
+const FINAL: Ordering = Ordering::Release;
+#[cfg(ringpool_relaxed_done)]
+const FINAL: Ordering = Ordering::Relaxed;
+
 /// Payload bytes stored inline in a cell.
 pub(crate) const INLINE: usize = 96;
 /// The inline payload's alignment (the `align` of [`Payload`]).
@@ -106,7 +116,8 @@ pub(crate) struct Slab {
 // release/acquire edge. The payloads are `F: Send` closures and `R: Send`
 // results, and `home` is only used to reach `LoopShared`, which is Sync.
 unsafe impl Sync for Slab {}
-// SAFETY: as above: the slab holds only `Send` payloads and a pointer to its
+// SAFETY: moving the slab to another thread moves only `Send` payloads (the
+// `F: Send` closures and `R: Send` results) and a pointer to its
 // (Sync) owner.
 unsafe impl Send for Slab {}
 
@@ -221,8 +232,9 @@ impl JobRef {
         }
         // SAFETY: the slab is live (caller's obligation).
         let h = unsafe { cell.as_ref() };
-        // Relaxed: the hand-off itself (a queue push, or `publish` before a
-        // pipe write) carries the edge that makes these writes visible.
+        // Relaxed: the hand-off itself (a queue push, or a pipe write, which
+        // ThreadSanitizer models as a release) carries the edge that makes
+        // these writes visible.
         h.state.store(QUEUED, Ordering::Relaxed);
         JobRef(cell)
     }
@@ -274,33 +286,12 @@ impl JobRef {
         // SAFETY: we own the cell's contents (contract) and the job has not
         // run: it holds the `F` that `new_in` put there with this vtable.
         unsafe { execute(h) };
-        self.header().state.store(DONE, Ordering::Release);
-    }
-
-    /// Loop side, before the pointer leaves through the kernel (a pipe
-    /// write): a release store that [`JobRef::acquire`] pairs with.
-    ///
-    /// The kernel already orders the hand-off (the pipe's lock), but
-    /// ThreadSanitizer cannot see inside a syscall; this edge is what makes
-    /// the hand-off visible to it. `--cfg ringpool_no_bridge` removes it, so
-    /// that the TSan stage can prove it would report the race without it.
-    #[inline]
-    pub(crate) fn publish(&self) {
-        #[cfg(not(ringpool_no_bridge))]
-        self.header().state.store(QUEUED, Ordering::Release);
-    }
-
-    /// Worker side, after receiving the pointer from the kernel: pairs with
-    /// [`JobRef::publish`].
-    #[inline]
-    pub(crate) fn acquire(&self) {
-        #[cfg(not(ringpool_no_bridge))]
-        let _ = self.header().state.load(Ordering::Acquire);
+        self.header().state.store(DONE, FINAL);
     }
 
     /// Marks the job cancelled (the closure stays in the cell).
     pub(crate) fn cancel(&self) {
-        self.header().state.store(CANCELLED, Ordering::Release);
+        self.header().state.store(CANCELLED, FINAL);
     }
 
     /// Empties the cell on the loop: moves the outcome out into `out` and
@@ -350,7 +341,9 @@ unsafe fn put<T>(p: *mut Payload, v: T) {
         // room's size and alignment; the room is ours and empty.
         unsafe { p.cast::<T>().write(v) }
     } else {
-        // SAFETY: a `Box` fits (checked at compile time above); as above.
+        // SAFETY: a `Box<T>` fits in the room's size and alignment (the
+        // compile-time assertion on `fits::<Box<u128>>`: every `Box<T>` of a
+        // sized `T` is one pointer); the room is ours and empty.
         unsafe { p.cast::<Box<T>>().write(Box::new(v)) }
     }
 }
