@@ -747,6 +747,65 @@ fn payload_sizes(h: Handoff) {
     }
 }
 
+/// Loops on several threads register and close over and over while others
+/// have jobs queued (each closing with jobs still queued, under
+/// `Shutdown::Cancel`): every job of a loop comes back to that loop, run or
+/// cancelled, exactly once, whatever the pool reuses between loops.
+fn loops_come_and_go(h: Handoff) {
+    const N: u64 = 300;
+    let Some(pool) = pool("loops_come_and_go", h, 2, |b| b.shutdown(Shutdown::Cancel)) else {
+        return;
+    };
+    let threads: Vec<_> = (0..3u64)
+        .map(|t| {
+            let pool = pool.clone();
+            std::thread::spawn(move || {
+                let mut ring = IoUring::new(64).unwrap();
+                for round in 0..6u64 {
+                    let tag = (t * 100 + round) * 1_000_000;
+                    let mut lp = pool.register::<u64>(&mut ring).unwrap();
+                    let (mut next, mut got) = (0u64, 0u64);
+                    let mut seen = HashSet::new();
+                    let take = |v: u64, seen: &mut HashSet<u64>| {
+                        assert_eq!(
+                            v / 1_000_000 * 1_000_000,
+                            tag,
+                            "a result reached the wrong loop"
+                        );
+                        assert!(seen.insert(v), "a job came back twice");
+                    };
+                    drive(
+                        &mut lp,
+                        &mut ring,
+                        |_| {},
+                        |lp| {
+                            while next < N && lp.try_submit(move || tag + next).is_ok() {
+                                next += 1;
+                            }
+                            for c in lp.completions() {
+                                take(c.result.unwrap(), &mut seen);
+                                got += 1;
+                            }
+                            got >= N / 2
+                        },
+                    );
+                    for c in lp.close(&mut ring, |c| panic!("foreign CQE {c:?}")) {
+                        match c.result {
+                            Ok(v) => take(v, &mut seen),
+                            Err(JobError::Cancelled(task)) => take(task.run(), &mut seen),
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                    assert_eq!(seen.len() as u64, next, "every job came back once");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
 /// A 4-entry CQ and far more jobs than that: no loss, no overflow.
 fn tiny_cq(h: Handoff, announce: Announce) {
     const N: u64 = 20_000;
@@ -826,6 +885,7 @@ macro_rules! conformance {
             #[test] fn tiny_cq() { super::tiny_cq($h, Announce::Batch) }
             #[test] fn blocking_submit() { super::blocking_submit_waits_by_reaping($h) }
             #[test] fn payload_sizes() { super::payload_sizes($h) }
+            #[test] fn loops_come_and_go() { super::loops_come_and_go($h) }
         }
     )*};
 }

@@ -113,7 +113,8 @@ enum WorkerKernel {
 // ---------------------------------------------------------------------------
 
 /// The pool side of the park model: a job queue (a counter, with the
-/// `SeqCst` emptiness check `crossbeam_queue::SegQueue` uses), per-worker
+/// `SeqCst` emptiness check of the real queue's lanes, each a
+/// `crossbeam_queue::ArrayQueue`; [`Lanes`] models the table of lanes), per-worker
 /// state words, the sleeper count, the exit flag and the wake channels.
 struct Pool {
     jobs: AtomicUsize,
@@ -222,7 +223,7 @@ impl Pool {
 }
 
 /// The model's job queue: a counter, with the `SeqCst` emptiness check
-/// `crossbeam_queue::SegQueue` uses.
+/// `crossbeam_queue::ArrayQueue` (a lane of the real queue) uses.
 impl Queue for Pool {
     type Job = ();
 
@@ -346,6 +347,99 @@ fn park_either_sees_the_other() {
             pool.jobs.load(SeqCst)
         );
         assert_eq!(claimed.load(SeqCst), n == 1);
+    });
+}
+
+/// The job queue as `handoff::common::JobQueue` builds it: one lane per
+/// loop, in a table the workers scan up to `len`. Lane 0 exists (another
+/// loop's); a new loop publishes lane 1 (`len = 2`, SeqCst, at `register`)
+/// and only then pushes on it. No `fence` is added here: the real queue's
+/// re-check has none of its own, and relies on the fences of `prepare` and
+/// `claim` (whichever comes first in their total order, the worker's loads
+/// after its fence see the loop's stores before its fence, or the loop's
+/// count read sees the worker's increment).
+struct Lanes {
+    len: AtomicUsize,
+    lanes: [AtomicUsize; 2],
+    ran: AtomicUsize,
+    exit: AtomicBool,
+    exited: AtomicUsize,
+    states: Vec<AtomicU32>,
+    sleepers: Sleepers,
+    futexes: Vec<Futex>,
+}
+
+impl Queue for Lanes {
+    type Job = ();
+
+    fn pop(&self) -> Option<()> {
+        let n = self.len.load(SeqCst);
+        for lane in &self.lanes[..n] {
+            let mut k = lane.load(SeqCst);
+            while k > 0 {
+                match lane.compare_exchange(k, k - 1, SeqCst, SeqCst) {
+                    Ok(_) => return Some(()),
+                    Err(now) => k = now,
+                }
+            }
+        }
+        None
+    }
+
+    fn is_empty(&self) -> bool {
+        let n = self.len.load(SeqCst);
+        self.lanes[..n].iter().all(|l| l.load(SeqCst) == 0)
+    }
+}
+
+impl Lanes {
+    fn worker(&self, idx: usize) {
+        let me = &self.states[idx];
+        let block = || self.futexes[idx].wait(me, SLEEPING);
+        while next_job(self, &self.sleepers, me, &self.exit, || false, block, || {}).is_some() {
+            self.ran.fetch_add(1, SeqCst);
+        }
+        self.exited.fetch_add(1, SeqCst);
+    }
+
+    fn stop(&self) {
+        self.exit.store(true, SeqCst);
+        while self.exited.load(SeqCst) < self.states.len() {
+            self.sleepers
+                .claim(self.states.iter(), usize::MAX, |i| self.futexes[i].wake());
+            thread::yield_now();
+        }
+    }
+}
+
+/// A worker parks while a new loop registers its lane and pushes a job on
+/// it: the worker's re-check sees the new lane's job, or the loop sees the
+/// sleeper and wakes it. Either way the job runs and the worker exits.
+#[test]
+fn park_sees_a_new_lane() {
+    model(|| {
+        let pool = Arc::new(Lanes {
+            len: AtomicUsize::new(1),
+            lanes: [AtomicUsize::new(0), AtomicUsize::new(0)],
+            ran: AtomicUsize::new(0),
+            exit: AtomicBool::new(false),
+            exited: AtomicUsize::new(0),
+            states: vec![AtomicU32::new(AWAKE)],
+            sleepers: Sleepers::new(),
+            futexes: vec![Futex::new()],
+        });
+        let w = {
+            let pool = pool.clone();
+            thread::spawn(move || pool.worker(0))
+        };
+        // register: publish the lane; try_submit: push on it; flush: claim.
+        pool.len.store(2, SeqCst);
+        pool.lanes[1].fetch_add(1, SeqCst);
+        pool.sleepers
+            .claim(pool.states.iter(), 1, |i| pool.futexes[i].wake());
+        pool.stop();
+        w.join().unwrap();
+        assert_eq!(pool.ran.load(SeqCst), 1);
     });
 }
 

@@ -1,4 +1,4 @@
-//! Pieces several backends share: the lock-free job and result queues, the
+//! Pieces several backends share: the lock-free job lanes and result queues, the
 //! worker's spin-then-park loop, futex wakes, and result delivery with a
 //! doorbell.
 
@@ -11,38 +11,243 @@ use crate::pool::loop_shared::LoopShared;
 use crate::pool::workers::{bump, WorkerStats, Workers};
 use crate::protocol::park;
 use crate::stats::LoopStats;
-use crate::sync::AtomicU32;
-use crate::sync::Ordering::Acquire;
+use crate::sync::Ordering::{Acquire, Relaxed, Release, SeqCst};
+use crate::sync::{lock, AtomicPtr, AtomicU32, AtomicUsize, Mutex};
 use crate::sys;
 use crate::tag::{self, Kind};
-use crossbeam_queue::{ArrayQueue, SegQueue};
+use crossbeam_queue::ArrayQueue;
 use io_uring::{squeue, IoUring};
+use std::cell::Cell;
 use std::io;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
-/// The pool's job queue for every backend but `pipe` and `condvar`: a
-/// lock-free MPMC queue (several loops push, several workers pop).
-pub(crate) struct JobQueue(SegQueue<JobRef>);
+/// The pool's job queue for every backend but `pipe` and `condvar`: one
+/// bounded lock-free *lane* per registered loop (a
+/// `crossbeam_queue::ArrayQueue` of capacity `max_in_flight`, which a loop's
+/// pushes can never fill), in a table the workers scan. Nothing is allocated
+/// per job: a lane is made when a loop registers and no free lane is left,
+/// and kept (for the next loop) when its loop closes.
+///
+/// # Lifetimes
+///
+/// Lanes belong to the pool, not to loops: once made, a lane lives until the
+/// `JobQueue` is dropped (with the pool's shared part, after every worker
+/// has exited). So a worker may look at any lane below [`JobQueue::len`] at
+/// any time, and never touches a loop's shared part through the table.
+/// A lane is handed to a new loop only once it is empty: its old loop
+/// detaches it after every one of its jobs is back (`close`'s quiescence),
+/// and every job leaves its lane before it runs or is cancelled. A worker
+/// that scans a lane while it changes hands just finds the new loop's jobs,
+/// each a valid `JobRef`.
+///
+/// # The park protocol
+///
+/// The worker's re-check (`is_empty`) runs after its sleeper-count
+/// increment and the `fence(SeqCst)` of `Sleepers::prepare`, and loads
+/// `len` and then each lane's head and tail. A loop's lane was published by
+/// a `SeqCst` store of `len` at `register` (on the loop's thread), before
+/// any of its pushes (a CAS on the lane's tail), which precede the
+/// `fence(SeqCst)` of `Sleepers::claim` and its read of the count. The two
+/// fences are totally ordered: if the worker's is first, the loop's count
+/// read sees the worker's increment (it wakes the sleeper); if the loop's is
+/// first, the worker's loads see the new `len` and the pushed tail (it does
+/// not sleep). `tests/loom.rs` (`park_sees_a_new_lane`) checks this on the
+/// real `park::next_job`.
+pub(crate) struct JobQueue {
+    /// Chunk `k` holds lanes `2^k - 1 .. 2^(k+1) - 1`: a leaked
+    /// `Box<[AtomicPtr<Lane>]>` of `2^k` pointers, null until made.
+    chunks: [AtomicPtr<AtomicPtr<Lane>>; CHUNKS],
+    /// Lanes `0..len` exist (their pointers are set before `len` covers
+    /// them).
+    len: AtomicUsize,
+    /// Lanes made but attached to no loop; making lanes. Taken at `register`
+    /// and `close` only.
+    free: Mutex<Vec<u32>>,
+    /// Each lane's capacity: the loops' in-flight limit.
+    capacity: usize,
+}
+
+/// One loop's queued jobs.
+type Lane = ArrayQueue<JobRef>;
+
+/// Chunks of lanes: room for `2^CHUNKS - 1` lanes, more than the 65536
+/// loop handles a process can have.
+const CHUNKS: usize = 17;
+
+/// The chunk and index in it of lane `i`.
+#[inline]
+fn locate(i: usize) -> (usize, usize) {
+    let k = (i + 1).ilog2() as usize;
+    (k, i + 1 - (1 << k))
+}
 
 impl JobQueue {
-    pub(crate) fn new() -> JobQueue {
-        JobQueue(SegQueue::new())
+    /// An empty table; each lane made later holds `capacity` jobs.
+    pub(crate) fn new(capacity: usize) -> JobQueue {
+        JobQueue {
+            chunks: std::array::from_fn(|_| AtomicPtr::new(std::ptr::null_mut())),
+            len: AtomicUsize::new(0),
+            free: Mutex::new(Vec::new()),
+            capacity: capacity.max(1),
+        }
     }
 
+    /// Lanes that exist.
+    #[inline]
+    fn len(&self) -> usize {
+        self.len.load(SeqCst)
+    }
+
+    /// Lane `i`, which must be below [`JobQueue::len`].
+    #[inline]
+    fn lane(&self, i: usize) -> &Lane {
+        let (k, j) = locate(i);
+        let chunk = self.chunks[k].load(Acquire);
+        // SAFETY: `i < len`, and lane `i`'s chunk and lane pointers were
+        // stored before `len` was raised past it (SeqCst store, which our
+        // SeqCst or Acquire load of `len` synchronizes with), so both are
+        // set; `j < 2^k`, the chunk's length. Chunks and lanes are freed
+        // only when the queue is dropped, which outlives every `&self`.
+        unsafe {
+            let lane = (*chunk.add(j)).load(Acquire);
+            &*lane
+        }
+    }
+
+    /// `register`: a lane for a new loop: a free one (empty), or a new one.
+    pub(crate) fn attach(&self) -> u32 {
+        let mut free = lock(&self.free);
+        if let Some(lane) = free.pop() {
+            return lane;
+        }
+        let i = self.len.load(Relaxed); // only changed under `free`'s lock
+        let (k, j) = locate(i);
+        assert!(k < CHUNKS, "ringpool: too many loops");
+        let mut chunk = self.chunks[k].load(Acquire);
+        if chunk.is_null() {
+            let fresh: Box<[AtomicPtr<Lane>]> = (0..1usize << k)
+                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+                .collect();
+            chunk = Box::leak(fresh).as_mut_ptr();
+            self.chunks[k].store(chunk, Release);
+        }
+        let lane = Box::into_raw(Box::new(ArrayQueue::new(self.capacity)));
+        // SAFETY: `j < 2^k`, the chunk's length; the chunk lives until drop.
+        unsafe { (*chunk.add(j)).store(lane, Release) };
+        // Publishes the lane to the workers (see "The park protocol").
+        self.len.store(i + 1, SeqCst);
+        u32::try_from(i).expect("fewer than 2^CHUNKS lanes")
+    }
+
+    /// `close`, once every job of the lane's loop is back (so the lane is
+    /// empty): the lane may serve another loop.
+    pub(crate) fn detach(&self, lane: u32) {
+        debug_assert!(self.lane(lane as usize).is_empty());
+        lock(&self.free).push(lane);
+    }
+
+    /// Queues `job` on its loop's lane.
     #[inline]
     pub(crate) fn push(&self, job: JobRef) {
-        self.0.push(job)
+        // SAFETY: the job's cell lives in its home's slab, so its home is
+        // alive while the job is (and this is its loop's thread, pushing).
+        let home = unsafe { job.header().home.as_ref() };
+        let lane = home.lane.expect("a loop of a lane mechanism has a lane");
+        let lane = self.lane(lane as usize);
+        if let Err(job) = lane.push(job) {
+            // Unreachable: pushes are bounded by the loop's slots. Keep the
+            // job rather than lose it, by waiting until there is room.
+            let mut job = job;
+            loop {
+                std::thread::yield_now();
+                match lane.push(job) {
+                    Ok(()) => break,
+                    Err(j) => job = j,
+                }
+            }
+        }
     }
 
+    /// Takes a queued job from any lane, scanning from lane `*cursor` and
+    /// leaving `*cursor` just past the lane it took from (round robin, so
+    /// that no loop's jobs wait behind another's).
     #[inline]
-    pub(crate) fn pop(&self) -> Option<JobRef> {
-        self.0.pop()
+    pub(crate) fn pop(&self, cursor: &mut usize) -> Option<JobRef> {
+        let n = self.len();
+        let mut i = if *cursor < n { *cursor } else { 0 };
+        for _ in 0..n {
+            let lane = self.lane(i);
+            i += 1;
+            if i == n {
+                i = 0;
+            }
+            if let Some(job) = lane.pop() {
+                *cursor = i;
+                return Some(job);
+            }
+        }
+        None
     }
 
+    /// No lane holds a job (`SeqCst` loads throughout: the park protocol's
+    /// re-check).
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        (0..self.len()).all(|i| self.lane(i).is_empty())
+    }
+
+    /// Takes every job queued on `lane` (a closing loop's own: only its loop
+    /// pushes there).
+    pub(crate) fn take_lane(&self, lane: u32) -> Vec<JobRef> {
+        let lane = self.lane(lane as usize);
+        std::iter::from_fn(|| lane.pop()).collect()
+    }
+}
+
+impl Drop for JobQueue {
+    fn drop(&mut self) {
+        let n = *self.len.get_mut();
+        for i in 0..n {
+            let (k, j) = locate(i);
+            let chunk = *self.chunks[k].get_mut();
+            // SAFETY: lanes below `len` were made by `attach` with
+            // `Box::into_raw`, and are freed once, here; nothing else can
+            // reach them now (`&mut self`). Their jobs, if any (none: every
+            // loop is gone), are plain pointers with nothing to drop.
+            unsafe { drop(Box::from_raw((*chunk.add(j)).load(Relaxed))) };
+        }
+        for (k, c) in self.chunks.iter_mut().enumerate() {
+            let chunk = *c.get_mut();
+            if !chunk.is_null() {
+                let fresh = std::ptr::slice_from_raw_parts_mut(chunk, 1usize << k);
+                // SAFETY: leaked by `attach` from a `Box<[_]>` of `2^k`
+                // pointers; freed once, here.
+                unsafe { drop(Box::from_raw(fresh)) };
+            }
+        }
+    }
+}
+
+/// A worker's view of the job queue for [`park::next_job`], with its scan
+/// cursor.
+struct Scan<'a> {
+    jobs: &'a JobQueue,
+    cursor: Cell<usize>,
+}
+
+impl park::Queue for Scan<'_> {
+    type Job = JobRef;
+
+    fn pop(&self) -> Option<JobRef> {
+        let mut c = self.cursor.get();
+        let job = self.jobs.pop(&mut c);
+        self.cursor.set(c);
+        job
+    }
+
+    fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
     }
 }
 
@@ -101,33 +306,27 @@ pub(crate) fn spin_for(budget: Duration, seen: impl Fn() -> bool) -> bool {
     }
 }
 
-impl park::Queue for JobQueue {
-    type Job = JobRef;
-
-    fn pop(&self) -> Option<JobRef> {
-        JobQueue::pop(self)
-    }
-
-    fn is_empty(&self) -> bool {
-        JobQueue::is_empty(self)
-    }
-}
-
 /// A worker's wait for its next job, for the backends whose workers park
 /// (`msg-ring`, `msg-ring-sync`, `eventfd`, `futex`): the park protocol's
 /// loop ([`park::next_job`]), spinning for the pool's budget first, with
 /// `wait` as the primitive that blocks until the state word may have
-/// changed. `None` once the pool exits with the queue empty.
+/// changed. `cursor` is the worker's own scan position in the queue's lanes.
+/// `None` once the pool exits with the queue empty.
 pub(crate) fn next_job_parked(
     jobs: &JobQueue,
+    cursor: &mut usize,
     workers: &Workers,
     idx: usize,
     mut wait: impl FnMut(&AtomicU32) -> io::Result<()>,
 ) -> Option<JobRef> {
     let me = &*workers.slots[idx].state;
     let stats = &workers.slots[idx].stats;
-    park::next_job(
+    let scan = Scan {
         jobs,
+        cursor: Cell::new(*cursor),
+    };
+    let job = park::next_job(
+        &scan,
         &workers.sleepers,
         me,
         &workers.exit,
@@ -141,7 +340,9 @@ pub(crate) fn next_job_parked(
             }
         },
         || bump(&stats.parks),
-    )
+    );
+    *cursor = scan.cursor.get();
+    job
 }
 
 /// Sleeps on the worker's own state word with futex(2).
@@ -277,9 +478,9 @@ impl<M: QueueMechanism> PoolSideOps for QueuePool<M> {
         M::unsupported(caps)
     }
 
-    fn new(_cfg: &BackendConfig) -> Result<Self, Error> {
+    fn new(cfg: &BackendConfig) -> Result<Self, Error> {
         Ok(QueuePool {
-            jobs: JobQueue::new(),
+            jobs: JobQueue::new(cfg.max_in_flight),
             _mechanism: PhantomData,
         })
     }
@@ -289,11 +490,15 @@ impl<M: QueueMechanism> PoolSideOps for QueuePool<M> {
     }
 
     fn pop(&self) -> Option<JobRef> {
-        self.jobs.pop()
+        self.jobs.pop(&mut 0)
     }
 
     fn is_empty(&self) -> bool {
         self.jobs.is_empty()
+    }
+
+    fn job_queue(&self) -> Option<&JobQueue> {
+        Some(&self.jobs)
     }
 
     fn wake_sleepers(&self, workers: &Workers, n: usize) -> usize {
@@ -307,17 +512,24 @@ impl<M: QueueMechanism> PoolSideOps for QueuePool<M> {
 }
 
 /// A worker that spins for the pool's budget, then parks on its futex
-/// (`eventfd`, `futex`, `msg-ring-sync`).
-pub(crate) struct FutexWorker<M>(PhantomData<M>);
+/// (`eventfd`, `futex`, `msg-ring-sync`); it keeps its scan position in the
+/// job queue's lanes.
+pub(crate) struct FutexWorker<M> {
+    cursor: usize,
+    _mechanism: PhantomData<M>,
+}
 
 impl<M: QueueMechanism> WorkerOps for FutexWorker<M> {
     type Pool = QueuePool<M>;
 
     fn new(_pool: &QueuePool<M>, _idx: usize) -> io::Result<Self> {
-        Ok(FutexWorker(PhantomData))
+        Ok(FutexWorker {
+            cursor: 0,
+            _mechanism: PhantomData,
+        })
     }
 
     fn next_job(&mut self, pool: &QueuePool<M>, workers: &Workers, idx: usize) -> Option<JobRef> {
-        next_job_parked(&pool.jobs, workers, idx, futex_wait)
+        next_job_parked(&pool.jobs, &mut self.cursor, workers, idx, futex_wait)
     }
 }

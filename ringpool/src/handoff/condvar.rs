@@ -53,13 +53,13 @@ impl PoolSideOps for PoolSide {
     }
 
     /// Under the lock, so that other loops' jobs never leave the queue.
-    fn take_jobs_of(&self, home: &LoopShared) -> (Vec<JobRef>, usize) {
+    fn take_jobs_of(&self, home: &LoopShared) -> Vec<JobRef> {
         let mut jobs = lock(&self.jobs);
         let (mine, others): (VecDeque<JobRef>, VecDeque<JobRef>) = jobs
             .drain(..)
             .partition(|job| std::ptr::eq(job.header().home.as_ptr(), home));
         *jobs = others;
-        (mine.into(), 0)
+        mine.into()
     }
 
     fn wake(&self, _workers: &Workers, _idx: usize) {

@@ -17,6 +17,7 @@
 //! `handoff/mod.rs`, and its name in [`Handoff`](crate::Handoff).
 
 use super::caps::Capabilities;
+use super::common::JobQueue;
 use crate::config::Announce;
 use crate::error::Error;
 use crate::pool::job::JobRef;
@@ -99,26 +100,22 @@ pub(crate) trait PoolSideOps: Sized {
 
     fn is_empty(&self) -> bool;
 
+    /// The pool's lane-based job queue, for the mechanisms that use one
+    /// (`common::JobQueue`): each loop gets a lane of it at `register`.
+    fn job_queue(&self) -> Option<&JobQueue> {
+        None
+    }
+
     /// Takes every queued job whose loop is `home` (a loop closing under
-    /// `Shutdown::Cancel` cancels them itself). Jobs of other loops are
-    /// queued again, in their order; returns how many, so that the caller
-    /// wakes sleepers for them (a worker may have found the queue empty
-    /// meanwhile and parked).
-    fn take_jobs_of(&self, home: &LoopShared) -> (Vec<JobRef>, usize) {
-        let mut mine = Vec::new();
-        let mut others = Vec::new();
-        while let Some(job) = self.pop() {
-            if std::ptr::eq(job.header().home.as_ptr(), home) {
-                mine.push(job);
-            } else {
-                others.push(job);
-            }
+    /// `Shutdown::Cancel` cancels them itself): with a lane per loop
+    /// (`common::JobQueue`), what its lane holds; other loops' jobs are not
+    /// touched. A mechanism whose jobs leave through the kernel at once
+    /// (`pipe`) has none to take.
+    fn take_jobs_of(&self, home: &LoopShared) -> Vec<JobRef> {
+        match (self.job_queue(), home.lane) {
+            (Some(q), Some(lane)) => q.take_lane(lane),
+            _ => Vec::new(),
         }
-        let requeued = others.len();
-        for job in others {
-            self.push(job);
-        }
-        (mine, requeued)
     }
 
     /// Wakes worker `idx`, claimed by the caller, from any thread without a
@@ -366,7 +363,19 @@ macro_rules! backends {
                 match self { $(PoolSide::$variant(p) => p.wake_sleepers(workers, n)),* }
             }
 
-            pub(crate) fn take_jobs_of(&self, home: &LoopShared) -> (Vec<JobRef>, usize) {
+            /// `register`: the new loop's lane in the pool's job queue, if
+            /// the mechanism has one.
+            pub(crate) fn attach_lane(&self) -> Option<u32> {
+                match self { $(PoolSide::$variant(p) => p.job_queue().map(|q| q.attach())),* }
+            }
+
+            /// `close`, once every job of the loop is back: its lane may
+            /// serve another loop.
+            pub(crate) fn detach_lane(&self, lane: u32) {
+                match self { $(PoolSide::$variant(p) => if let Some(q) = p.job_queue() { q.detach(lane) }),* }
+            }
+
+            pub(crate) fn take_jobs_of(&self, home: &LoopShared) -> Vec<JobRef> {
                 match self { $(PoolSide::$variant(p) => p.take_jobs_of(home)),* }
             }
 

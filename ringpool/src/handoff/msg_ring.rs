@@ -72,7 +72,7 @@ impl PoolSideOps for PoolSide {
         let control =
             IoUring::new(64).map_err(|e| Error::io("cannot create the control ring", e))?;
         Ok(PoolSide {
-            jobs: JobQueue::new(),
+            jobs: JobQueue::new(cfg.max_in_flight),
             control: Mutex::new(control),
             rings: (0..cfg.workers).map(|_| AtomicI32::new(-1)).collect(),
             dups: (0..cfg.workers).map(|_| OnceLock::new()).collect(),
@@ -84,11 +84,15 @@ impl PoolSideOps for PoolSide {
     }
 
     fn pop(&self) -> Option<JobRef> {
-        self.jobs.pop()
+        self.jobs.pop(&mut 0)
     }
 
     fn is_empty(&self) -> bool {
         self.jobs.is_empty()
+    }
+
+    fn job_queue(&self) -> Option<&JobQueue> {
+        Some(&self.jobs)
     }
 
     /// A MSG_RING from the control ring, under its lock.
@@ -126,6 +130,8 @@ pub(crate) struct Worker {
     /// Created on the worker's thread, so that thread is its
     /// `SINGLE_ISSUER` owner; dropped when the worker exits.
     ring: IoUring,
+    /// The worker's scan position in the job queue's lanes.
+    cursor: usize,
 }
 
 impl Worker {
@@ -175,12 +181,12 @@ impl WorkerOps for Worker {
             ));
         }
         pool.rings[idx].store(fd, Release);
-        Ok(Worker { ring })
+        Ok(Worker { ring, cursor: 0 })
     }
 
     fn next_job(&mut self, pool: &PoolSide, workers: &Workers, idx: usize) -> Option<JobRef> {
         let ring = &mut self.ring;
-        common::next_job_parked(&pool.jobs, workers, idx, |_| {
+        common::next_job_parked(&pool.jobs, &mut self.cursor, workers, idx, |_| {
             sys::fault::check(Site::WorkerEnter)?;
             ring.submit_and_wait(1)?;
             ring.completion().for_each(drop);

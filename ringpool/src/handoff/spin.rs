@@ -30,19 +30,22 @@ impl QueueMechanism for Spin {
 
 pub(crate) type PoolSide = QueuePool<Spin>;
 
-pub(crate) struct Worker;
+/// The worker's scan position in the job queue's lanes.
+pub(crate) struct Worker {
+    cursor: usize,
+}
 
 impl WorkerOps for Worker {
     type Pool = PoolSide;
 
     fn new(_pool: &PoolSide, _idx: usize) -> io::Result<Self> {
-        Ok(Worker)
+        Ok(Worker { cursor: 0 })
     }
 
     fn next_job(&mut self, pool: &PoolSide, workers: &Workers, _idx: usize) -> Option<JobRef> {
         loop {
             let jobs = pool.jobs();
-            if let Some(job) = jobs.pop() {
+            if let Some(job) = jobs.pop(&mut self.cursor) {
                 return Some(job);
             }
             let seen = (0..256).any(|_| {

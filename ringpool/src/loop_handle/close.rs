@@ -82,16 +82,12 @@ impl<R> LoopHandle<R> {
                 self.slots.finished(job);
                 cancelled += 1;
             }
-            let (mine, requeued) = pool.backend.take_jobs_of(&self.shared);
-            for job in mine {
+            for job in pool.backend.take_jobs_of(&self.shared) {
                 job.cancel();
                 self.slots.finished(job);
                 cancelled += 1;
             }
             pool.cancelled_by_loops.fetch_add(cancelled, Relaxed);
-            // Other loops' jobs left the queue for a moment: a worker that
-            // looked then may have parked. Wake as many as they need.
-            pool.wake_sleepers(requeued);
         }
         // Get the remaining queued jobs to a worker (to run, or cancel).
         match ring.as_deref_mut() {
@@ -151,6 +147,11 @@ impl<R> LoopHandle<R> {
         }
         while !self.shared.quiet() {
             std::thread::yield_now();
+        }
+        // Every job is back, so the loop's lane is empty: another loop may
+        // have it. (Once: a close that unwinds after this does not repeat it.)
+        if let Some(lane) = self.lane.take() {
+            pool.backend.detach_lane(lane);
         }
         match ring {
             Some(r) => self.disarm(r, on_io),

@@ -110,6 +110,8 @@ pub struct LoopHandle<R> {
     /// The same, for the SQE that arms the mechanism's doorbell.
     unsubmitted_arm: bool,
     state: close::State,
+    /// The loop's lane in the pool's job queue, until `close` gives it back.
+    lane: Option<u32>,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -157,6 +159,9 @@ impl<R: Send + 'static> LoopHandle<R> {
                 "65536 loop handles are live in this process; close one first",
             )
         })?;
+        // The last step that takes something of the pool's: `close` gives
+        // the lane back once every job of the loop is back.
+        let lane = pool.backend.attach_lane();
         // The slab's cells name their home, the `LoopShared` being built.
         let shared = Arc::new_cyclic(|me: &Weak<LoopShared>| {
             let home = NonNull::new(me.as_ptr().cast_mut()).expect("an Arc is never null");
@@ -165,6 +170,7 @@ impl<R: Send + 'static> LoopHandle<R> {
                 senders: CachePadded::new(AtomicU32::new(0)),
                 closing: AtomicBool::new(false),
                 reg,
+                lane,
                 ring: dup,
                 mailbox,
                 cells: Slab::new(max, home),
@@ -185,6 +191,7 @@ impl<R: Send + 'static> LoopHandle<R> {
             unsubmitted_wakes: false,
             unsubmitted_arm: false,
             state: close::State::Open,
+            lane,
             _not_send: PhantomData,
         })
     }
