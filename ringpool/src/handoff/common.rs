@@ -3,8 +3,9 @@
 //! doorbell.
 
 use super::caps::Capabilities;
-use super::dispatch::{BackendConfig, PoolSideOps, WorkerOps};
+use super::dispatch::{BackendConfig, MailboxOps, PoolCqe, PoolSideOps, Sink, WorkerOps};
 use crate::backoff::Backoff;
+use crate::config::Announce;
 use crate::error::Error;
 use crate::pool::job::JobRef;
 use crate::pool::loop_shared::LoopShared;
@@ -20,6 +21,7 @@ use io_uring::{squeue, IoUring};
 use std::cell::Cell;
 use std::io;
 use std::marker::PhantomData;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 /// The pool's job queue for every backend but `pipe` and `condvar`: one
@@ -531,5 +533,84 @@ impl<M: QueueMechanism> WorkerOps for FutexWorker<M> {
 
     fn next_job(&mut self, pool: &QueuePool<M>, workers: &Workers, idx: usize) -> Option<JobRef> {
         next_job_parked(&pool.jobs, &mut self.cursor, workers, idx, futex_wait)
+    }
+}
+
+/// A worker that announces results with a MSG_RING to the loop's ring
+/// (`msg-ring` from its own ring, `msg-ring-sync` ringless).
+pub(crate) trait MsgSender: WorkerOps {
+    /// Posts `{user_data, res 0}` as a CQE on the ring `target`.
+    fn send_msg(&mut self, target: RawFd, user_data: u64) -> io::Result<()>;
+}
+
+/// The mailbox of the MSG_RING mechanisms: batched results behind the
+/// doorbell, or, with `Announce::PerJob`, one message per job naming its
+/// slot.
+pub(crate) struct MsgMailbox<W> {
+    /// Batched results (unused with `Announce::PerJob`).
+    results: ResultQueue,
+    per_job: bool,
+    _worker: PhantomData<fn(&mut W)>,
+}
+
+impl<W> MsgMailbox<W> {
+    pub(crate) fn new(cfg: &BackendConfig) -> MsgMailbox<W> {
+        let per_job = cfg.announce == Announce::PerJob;
+        MsgMailbox {
+            results: ResultQueue::new(if per_job { 1 } else { cfg.max_in_flight }),
+            per_job,
+            _worker: PhantomData,
+        }
+    }
+
+    pub(crate) fn per_job(&self) -> bool {
+        self.per_job
+    }
+}
+
+impl<W: MsgSender> MailboxOps for MsgMailbox<W> {
+    type Worker = W;
+
+    fn deliver(
+        &self,
+        home: &LoopShared,
+        worker: &mut W,
+        job: JobRef,
+        slot: u32,
+        stats: &WorkerStats,
+    ) {
+        let ring = home.ring.as_raw_fd();
+        let send = |ud| worker.send_msg(ring, ud);
+        if self.per_job {
+            // The job's final state is published; the loop finds the cell
+            // through the slot the message names.
+            let _ = job;
+            deliver_per_job(home, slot, stats, send)
+        } else {
+            deliver_batched(&self.results, home, job, stats, send)
+        }
+    }
+
+    fn pop(&self) -> Option<JobRef> {
+        self.results.pop()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.results.is_empty()
+    }
+}
+
+/// The loop side's reaction to the CQEs of a [`MsgMailbox`]: `Some(look)`
+/// for a doorbell or (with `per_job`) a result, `None` for any other kind.
+/// Without `per_job` a `Result` CQE is not the pool's doing: the job it
+/// names may sit in the mailbox too, and would be completed twice.
+pub(crate) fn on_msg_cqe(per_job: bool, cqe: PoolCqe, sink: &mut impl Sink) -> Option<bool> {
+    match cqe.kind {
+        Kind::Doorbell => Some(true),
+        Kind::Result if per_job => {
+            sink.slot(cqe.payload);
+            Some(false)
+        }
+        _ => None,
     }
 }

@@ -9,13 +9,12 @@
 use super::caps::Capabilities;
 use super::common::spin_for;
 use super::dispatch::{
-    BackendConfig, LoopSideOps, LoopWait, MailboxOps, PoolCqe, PoolSideOps, Sink, WorkerOps,
+    BackendConfig, LoopSideOps, LoopWait, MailboxOps, PoolSideOps, WorkerOps,
 };
 use crate::error::Error;
 use crate::pool::job::JobRef;
 use crate::pool::loop_shared::LoopShared;
 use crate::pool::workers::{WorkerStats, Workers};
-use crate::stats::LoopStats;
 use crate::sync::{lock, Condvar, Mutex};
 use std::collections::VecDeque;
 use std::io;
@@ -147,17 +146,6 @@ impl LoopSideOps for LoopSide {
     /// The push signals the condvar itself.
     fn enqueue(&mut self, pool: &PoolSide, job: JobRef) -> bool {
         pool.push(job);
-        false
-    }
-
-    fn on_cqe(
-        &mut self,
-        _cqe: PoolCqe,
-        _pool: &PoolSide,
-        _workers: &Workers,
-        _sink: &mut impl Sink,
-        _stats: &mut LoopStats,
-    ) -> bool {
         false
     }
 }

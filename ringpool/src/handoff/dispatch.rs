@@ -232,14 +232,19 @@ pub(crate) trait LoopSideOps: Sized {
 
     /// Reacts to one of this loop's pool CQEs; `true` if results may wait in
     /// the mailbox (the loop acknowledges the doorbell and drains).
+    ///
+    /// The default is for a mechanism that posts nothing on the loop's ring
+    /// (`condvar`, `spin`): there is nothing to react to.
     fn on_cqe(
         &mut self,
-        cqe: PoolCqe,
-        pool: &Self::Pool,
-        workers: &Workers,
-        sink: &mut impl Sink,
-        stats: &mut LoopStats,
-    ) -> bool;
+        _cqe: PoolCqe,
+        _pool: &Self::Pool,
+        _workers: &Workers,
+        _sink: &mut impl Sink,
+        _stats: &mut LoopStats,
+    ) -> bool {
+        false
+    }
 
     /// `close` under `Shutdown::Cancel`: job pointers the loop still holds,
     /// which never reached a worker.

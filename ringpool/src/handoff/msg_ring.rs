@@ -13,16 +13,14 @@
 //! DEFER_TASKRUN ring whose owner exited just vanishes.
 
 use super::caps::Capabilities;
-use super::common::{self, JobQueue, ResultQueue};
+use super::common::{self, JobQueue, MsgMailbox, MsgSender};
 use super::dispatch::{
-    BackendConfig, LoopSideOps, MailboxOps, PoolCqe, PoolSideOps, Sink, WorkerOps,
+    BackendConfig, LoopSideOps, PoolCqe, PoolSideOps, Sink, WorkerOps,
 };
 use crate::backoff::Backoff;
-use crate::config::Announce;
 use crate::error::Error;
 use crate::pool::job::JobRef;
-use crate::pool::loop_shared::LoopShared;
-use crate::pool::workers::{WorkerStats, Workers};
+use crate::pool::workers::Workers;
 use crate::stats::LoopStats;
 use crate::sync::Ordering::{Acquire, Release};
 use crate::sync::{lock, Mutex};
@@ -134,9 +132,9 @@ pub(crate) struct Worker {
     cursor: usize,
 }
 
-impl Worker {
+impl MsgSender for Worker {
     /// Sends one MSG_RING data message from this worker's ring.
-    fn send(&mut self, target: RawFd, user_data: u64) -> io::Result<()> {
+    fn send_msg(&mut self, target: RawFd, user_data: u64) -> io::Result<()> {
         sys::fault::check(Site::WorkerEnter)?;
         let ring = &mut self.ring;
         let sqe = opcode::MsgRingData::new(types::Fd(target), 0, user_data, None)
@@ -204,48 +202,11 @@ impl WorkerOps for Worker {
     }
 }
 
-pub(crate) struct Mailbox {
-    /// Batched results (unused with `Announce::PerJob`).
-    results: ResultQueue,
-    per_job: bool,
-}
-
-impl MailboxOps for Mailbox {
-    type Worker = Worker;
-
-    fn deliver(
-        &self,
-        home: &LoopShared,
-        worker: &mut Worker,
-        job: JobRef,
-        slot: u32,
-        stats: &WorkerStats,
-    ) {
-        let ring = home.ring.as_raw_fd();
-        let send = |ud| worker.send(ring, ud);
-        if self.per_job {
-            // The job's final state is published; the loop finds the cell
-            // through the slot the message names.
-            let _ = job;
-            common::deliver_per_job(home, slot, stats, send)
-        } else {
-            common::deliver_batched(&self.results, home, job, stats, send)
-        }
-    }
-
-    fn pop(&self) -> Option<JobRef> {
-        self.results.pop()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.results.is_empty()
-    }
-}
+pub(crate) type Mailbox = MsgMailbox<Worker>;
 
 pub(crate) struct LoopSide {
-    /// `Announce::PerJob`: results come as one CQE per job. Otherwise a
-    /// `Result` CQE is not the pool's doing and must be ignored: the job it
-    /// names may sit in the mailbox too, and would be completed twice.
+    /// `Announce::PerJob`: results come as one CQE per job (see
+    /// [`common::on_msg_cqe`]).
     per_job: bool,
 }
 
@@ -254,9 +215,8 @@ impl LoopSideOps for LoopSide {
     type Mailbox = Mailbox;
 
     fn register(_pool: &PoolSide, cfg: &BackendConfig) -> Result<(Self, Mailbox), Error> {
-        let per_job = cfg.announce == Announce::PerJob;
-        let results = ResultQueue::new(if per_job { 1 } else { cfg.max_in_flight });
-        Ok((LoopSide { per_job }, Mailbox { results, per_job }))
+        let mailbox = Mailbox::new(cfg);
+        Ok((LoopSide { per_job: mailbox.per_job() }, mailbox))
     }
 
     fn wake(
@@ -290,12 +250,10 @@ impl LoopSideOps for LoopSide {
         sink: &mut impl Sink,
         stats: &mut LoopStats,
     ) -> bool {
+        if let Some(look) = common::on_msg_cqe(self.per_job, cqe, sink) {
+            return look;
+        }
         match cqe.kind {
-            Kind::Doorbell => true,
-            Kind::Result if self.per_job => {
-                sink.slot(cqe.payload);
-                false
-            }
             Kind::WakeMsg => {
                 // A batched wake failed (success CQEs are skipped): wake the
                 // worker from the control ring instead, so its job is not

@@ -7,19 +7,16 @@
 //! worker, nothing for the loop to arm.
 
 use super::caps::Capabilities;
-use super::common::{self, FutexWorker, QueueMechanism, QueuePool, ResultQueue};
+use super::common::{self, FutexWorker, MsgMailbox, MsgSender, QueueMechanism, QueuePool};
 use super::dispatch::{
-    BackendConfig, LoopSideOps, MailboxOps, PoolCqe, Sink,
+    BackendConfig, LoopSideOps, PoolCqe, Sink,
 };
-use crate::config::Announce;
 use crate::error::Error;
-use crate::pool::job::JobRef;
-use crate::pool::loop_shared::LoopShared;
-use crate::pool::workers::{WorkerStats, Workers};
+use crate::pool::workers::Workers;
 use crate::stats::LoopStats;
 use crate::sys;
-use crate::tag::Kind;
-use std::os::fd::AsRawFd;
+use std::io;
+use std::os::fd::RawFd;
 
 /// The mechanism, as its pool side and workers see it.
 pub(crate) struct MsgRingSync;
@@ -38,48 +35,17 @@ impl QueueMechanism for MsgRingSync {
 pub(crate) type PoolSide = QueuePool<MsgRingSync>;
 pub(crate) type Worker = FutexWorker<MsgRingSync>;
 
-pub(crate) struct Mailbox {
-    /// Batched results (unused with `Announce::PerJob`).
-    results: ResultQueue,
-    per_job: bool,
-}
-
-impl MailboxOps for Mailbox {
-    type Worker = Worker;
-
-    fn deliver(
-        &self,
-        home: &LoopShared,
-        _: &mut Worker,
-        job: JobRef,
-        slot: u32,
-        stats: &WorkerStats,
-    ) {
-        let ring = home.ring.as_raw_fd();
-        let send = |ud| sys::msg_ring::send(ring, ud, 0);
-        if self.per_job {
-            // The job's final state is published; the loop finds the cell
-            // through the slot the message names.
-            let _ = job;
-            common::deliver_per_job(home, slot, stats, send)
-        } else {
-            common::deliver_batched(&self.results, home, job, stats, send)
-        }
-    }
-
-    fn pop(&self) -> Option<JobRef> {
-        self.results.pop()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.results.is_empty()
+impl MsgSender for Worker {
+    fn send_msg(&mut self, target: RawFd, user_data: u64) -> io::Result<()> {
+        sys::msg_ring::send(target, user_data, 0)
     }
 }
+
+pub(crate) type Mailbox = MsgMailbox<Worker>;
 
 pub(crate) struct LoopSide {
-    /// `Announce::PerJob`: results come as one CQE per job. Otherwise a
-    /// `Result` CQE is not the pool's doing and must be ignored: the job it
-    /// names may sit in the mailbox too, and would be completed twice.
+    /// `Announce::PerJob`: results come as one CQE per job (see
+    /// [`common::on_msg_cqe`]).
     per_job: bool,
 }
 
@@ -88,9 +54,8 @@ impl LoopSideOps for LoopSide {
     type Mailbox = Mailbox;
 
     fn register(_pool: &PoolSide, cfg: &BackendConfig) -> Result<(Self, Mailbox), Error> {
-        let per_job = cfg.announce == Announce::PerJob;
-        let results = ResultQueue::new(if per_job { 1 } else { cfg.max_in_flight });
-        Ok((LoopSide { per_job }, Mailbox { results, per_job }))
+        let mailbox = Mailbox::new(cfg);
+        Ok((LoopSide { per_job: mailbox.per_job() }, mailbox))
     }
 
     fn on_cqe(
@@ -101,13 +66,6 @@ impl LoopSideOps for LoopSide {
         sink: &mut impl Sink,
         _stats: &mut LoopStats,
     ) -> bool {
-        match cqe.kind {
-            Kind::Doorbell => true,
-            Kind::Result if self.per_job => {
-                sink.slot(cqe.payload);
-                false
-            }
-            _ => false,
-        }
+        common::on_msg_cqe(self.per_job, cqe, sink).unwrap_or(false)
     }
 }

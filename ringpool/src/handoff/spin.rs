@@ -8,13 +8,12 @@
 use super::caps::Capabilities;
 use super::common::{QueueMechanism, QueuePool, ResultQueue};
 use super::dispatch::{
-    BackendConfig, LoopSideOps, LoopWait, MailboxOps, PoolCqe, PoolSideOps, Sink, WorkerOps,
+    BackendConfig, LoopSideOps, LoopWait, MailboxOps, PoolSideOps, WorkerOps,
 };
 use crate::error::Error;
 use crate::pool::job::JobRef;
 use crate::pool::loop_shared::LoopShared;
 use crate::pool::workers::{WorkerStats, Workers};
-use crate::stats::LoopStats;
 use std::io;
 
 /// The mechanism, as its pool side sees it.
@@ -101,17 +100,6 @@ impl LoopSideOps for LoopSide {
     /// No worker ever sleeps, so no job needs a wake.
     fn enqueue(&mut self, pool: &PoolSide, job: JobRef) -> bool {
         pool.push(job);
-        false
-    }
-
-    fn on_cqe(
-        &mut self,
-        _cqe: PoolCqe,
-        _pool: &PoolSide,
-        _workers: &Workers,
-        _sink: &mut impl Sink,
-        _stats: &mut LoopStats,
-    ) -> bool {
         false
     }
 }
