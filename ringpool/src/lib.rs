@@ -82,6 +82,8 @@ mod loop_handle;
 mod pool;
 mod protocol;
 #[cfg(not(loom))]
+pub mod runtime;
+#[cfg(not(loom))]
 mod stats;
 mod sync;
 #[cfg(not(loom))]

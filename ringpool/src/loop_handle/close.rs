@@ -250,6 +250,9 @@ impl<R> Drop for LoopHandle<R> {
     /// leaked rather than freed under the kernel.
     fn drop(&mut self) {
         self.close_with(None, &mut |_| {});
+        // Outcomes held for tasks that never took them are dropped here,
+        // on the loop, before the slab goes.
+        self.slots.discard_held();
         tag::registry::give_back(self.shared.reg);
     }
 }

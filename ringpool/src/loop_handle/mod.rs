@@ -8,9 +8,11 @@ mod close;
 mod completions;
 mod slots;
 mod submit;
+mod tasks;
 mod wait;
 
 pub use completions::{Completion, Completions, JobId};
+pub(crate) use tasks::TaskJob;
 
 use crate::config::Announce;
 use crate::error::{Error, ErrorKind};

@@ -1,5 +1,12 @@
 //! The in-flight table: which slot holds which job, the free list, and the
 //! completions ready for the user.
+//!
+//! A slot's job belongs either to the table ([`Owner::Queue`]: its outcome
+//! goes to the ready list, for [`LoopHandle::completions`](super::LoopHandle::completions))
+//! or to a task ([`Owner::Task`]: the runtime's `offload` future, which takes
+//! its outcome itself and is woken when it is there). A task's slot stays
+//! taken from its job's end until the task takes the outcome or gives the
+//! slot up ([`Owner::Abandoned`]: the outcome is dropped on arrival).
 
 use super::completions::{Completion, JobId};
 use crate::handoff::dispatch::Sink;
@@ -7,18 +14,35 @@ use crate::pool::job::{Header, JobRef, CANCELLED, DONE};
 use crate::sync::Ordering::Acquire;
 use std::collections::VecDeque;
 use std::ptr::NonNull;
+use std::task::Waker;
+
+/// Who takes a slot's outcome.
+pub(crate) enum Owner {
+    /// The ready list.
+    Queue,
+    /// A task: `done` once the job's final state is seen (its outcome is
+    /// still in the cell, `Slot::held`); `waker` is woken then.
+    Task { waker: Option<Waker>, done: bool },
+    /// A task that gave up its job: the outcome is dropped when it arrives.
+    Abandoned,
+}
 
 /// One in-flight job: where its cell is, and its id.
 struct Slot {
-    /// The job's cell (in the loop's slab). The loop does not touch it while
-    /// the job is in flight, except to read `state` (with `Acquire`).
+    /// The job's cell (in the loop's slab) while the job is out. The loop
+    /// does not touch it then, except to read `state` (with `Acquire`).
     cell: Option<NonNull<Header>>,
+    /// A task's finished job whose outcome waits in its cell for the task.
+    held: Option<NonNull<Header>>,
     id: u64,
+    owner: Owner,
 }
 
 pub(crate) struct Slots<R> {
     table: Vec<Slot>,
     free: Vec<u32>,
+    /// Jobs out (submitted, final state not yet seen).
+    out: usize,
     ready: VecDeque<Completion<R>>,
     next_id: u64,
     /// Completions produced so far.
@@ -30,8 +54,16 @@ pub(crate) struct Slots<R> {
 impl<R> Slots<R> {
     pub(crate) fn new(capacity: usize) -> Slots<R> {
         Slots {
-            table: (0..capacity).map(|_| Slot { cell: None, id: 0 }).collect(),
+            table: (0..capacity)
+                .map(|_| Slot {
+                    cell: None,
+                    held: None,
+                    id: 0,
+                    owner: Owner::Queue,
+                })
+                .collect(),
             free: (0..capacity as u32).rev().collect(),
+            out: 0,
             ready: VecDeque::new(),
             next_id: 0,
             completed: 0,
@@ -43,8 +75,14 @@ impl<R> Slots<R> {
         self.table.len()
     }
 
+    /// Jobs out: submitted, and their final state not yet seen.
     pub(crate) fn in_flight(&self) -> usize {
-        self.table.len() - self.free.len()
+        self.out
+    }
+
+    /// `true` if a slot is free for a new job.
+    pub(crate) fn has_room(&self) -> bool {
+        !self.free.is_empty()
     }
 
     pub(crate) fn ready(&self) -> usize {
@@ -68,9 +106,78 @@ impl<R> Slots<R> {
         Some((slot, JobId::new(id)))
     }
 
-    /// Records the cell of the job just created for `slot`.
-    pub(crate) fn occupy(&mut self, slot: u32, job: &JobRef) {
-        self.table[slot as usize].cell = Some(job.as_ptr());
+    /// Records the cell of the job just created for `slot`, and who takes
+    /// its outcome.
+    pub(crate) fn occupy(&mut self, slot: u32, job: &JobRef, owner: Owner) {
+        let s = &mut self.table[slot as usize];
+        s.cell = Some(job.as_ptr());
+        s.owner = owner;
+        self.out += 1;
+    }
+
+    /// The id of the job in `slot` (to check that a task's slot is still its own).
+    pub(crate) fn id_of(&self, slot: u32) -> u64 {
+        self.table[slot as usize].id
+    }
+
+    /// A task's job: `Some(job)` (the slot is free again) if its outcome is
+    /// there, else `None`, with `waker` kept to be woken when it is.
+    pub(crate) fn take_task(&mut self, slot: u32, id: u64, waker: &Waker) -> Option<JobRef> {
+        let s = &mut self.table[slot as usize];
+        assert_eq!(s.id, id, "a task polled a slot that is not its own");
+        match &mut s.owner {
+            Owner::Task { done: true, .. } => {
+                let cell = s.held.take().expect("a done task slot holds its cell");
+                s.owner = Owner::Queue;
+                self.free.push(slot);
+                // SAFETY: the final state was published and seen (`done`),
+                // the worker no longer touches the cell, and the slot held
+                // it for its task: ownership comes back exactly once, as
+                // `held` is cleared above.
+                Some(unsafe { JobRef::from_raw(cell.as_ptr() as usize as u64) })
+            }
+            Owner::Task { waker: w, .. } => {
+                match w {
+                    Some(w) if w.will_wake(waker) => {}
+                    _ => *w = Some(waker.clone()),
+                }
+                None
+            }
+            _ => unreachable!("a task polled a slot it gave up"),
+        }
+    }
+
+    /// A task gives its job up: its outcome is dropped now if it is there,
+    /// or when it arrives.
+    pub(crate) fn abandon_task(&mut self, slot: u32, id: u64) {
+        let s = &mut self.table[slot as usize];
+        if s.id != id || !matches!(s.owner, Owner::Task { .. }) {
+            return;
+        }
+        match s.held.take() {
+            Some(cell) => {
+                s.owner = Owner::Queue;
+                self.free.push(slot);
+                // SAFETY: the final state was published and seen (the job
+                // is done), and the slot held the cell for its task, which
+                // gives it up: taken back exactly once (`held` cleared).
+                let job = unsafe { JobRef::from_raw(cell.as_ptr() as usize as u64) };
+                // SAFETY: as above, the worker is done with the cell, and
+                // this is the loop that owns the slab.
+                unsafe { job.discard() };
+            }
+            None => s.owner = Owner::Abandoned,
+        }
+    }
+
+    /// Drops the outcomes that tasks never took (the handle is going away).
+    pub(crate) fn discard_held(&mut self) {
+        for slot in 0..self.table.len() as u32 {
+            if self.table[slot as usize].held.is_some() {
+                let id = self.table[slot as usize].id;
+                self.abandon_task(slot, id);
+            }
+        }
     }
 
     /// A job handed back by a worker; its header names its slot.
@@ -83,6 +190,30 @@ impl<R> Slots<R> {
         let s = &mut self.table[slot as usize];
         debug_assert_eq!(s.cell, Some(job.as_ptr()));
         s.cell = None;
+        self.out -= 1;
+        self.completed += 1;
+        match &mut s.owner {
+            Owner::Queue => {}
+            Owner::Task { waker, done } => {
+                // The outcome stays in the cell for the task to take.
+                *done = true;
+                // The ref's ownership passes to `held` (a JobRef is a plain
+                // pointer: nothing to forget).
+                s.held = Some(job.as_ptr());
+                if let Some(w) = waker.take() {
+                    w.wake();
+                }
+                return;
+            }
+            Owner::Abandoned => {
+                s.owner = Owner::Queue;
+                self.free.push(slot);
+                // SAFETY: the worker published the final state before
+                // handing the ref back, and the cell is of this loop's slab.
+                unsafe { job.discard() };
+                return;
+            }
+        }
         let id = JobId::new(s.id);
         self.free.push(slot);
         let mut out = None;
@@ -91,7 +222,6 @@ impl<R> Slots<R> {
         // cell with result type `R`, and the cell is of this loop's slab.
         unsafe { job.finish::<R>(&mut out) };
         let result = out.expect("finish writes the outcome");
-        self.completed += 1;
         self.ready.push_back(Completion { id, result });
     }
 

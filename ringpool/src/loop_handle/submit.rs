@@ -1,6 +1,7 @@
 //! Handing jobs to the pool, and flushing what workers wait for.
 
 use super::completions::JobId;
+use super::slots::Owner;
 use super::LoopHandle;
 use crate::error::{SubmitError, TrySubmitError};
 use crate::pool::job::JobRef;
@@ -24,25 +25,7 @@ impl<R: Send + 'static> LoopHandle<R> {
     where
         F: FnOnce() -> R + Send + 'static,
     {
-        if self.state != super::close::State::Open || self.owner.shared.shut_down.load(Acquire) {
-            return Err(TrySubmitError::Closed(job));
-        }
-        let Some((slot, id)) = self.slots.reserve() else {
-            return Err(TrySubmitError::Full(job));
-        };
-        let cell = self.shared.cells.cell(slot);
-        // SAFETY: the cell is of this loop's slab, which `self.shared` keeps
-        // alive until every in-flight job is back (close waits for them);
-        // `reserve` just gave us its slot, so it is free (a slot's cell is
-        // emptied by `finish` before the slot goes back on the free list),
-        // and this is the loop's thread (the handle is not Send).
-        let job = unsafe { JobRef::new_in(cell, job) };
-        self.slots.occupy(slot, &job);
-        self.stats.submitted += 1;
-        if self.side.enqueue(&self.owner.shared.backend, job) {
-            self.pending_wake += 1;
-        }
-        Ok(id)
+        self.submit_as(job, Owner::Queue).map(|(_, id)| id)
     }
 
     /// Hands `job` to the pool, waiting for room if `max_in_flight` jobs are
@@ -81,6 +64,38 @@ impl<R: Send + 'static> LoopHandle<R> {
 }
 
 impl<R> LoopHandle<R> {
+    /// Queues `job` (of any result type `T`) for the pool in a free slot
+    /// whose outcome goes to `owner`; returns the slot and the job's id.
+    pub(super) fn submit_as<F, T>(
+        &mut self,
+        job: F,
+        owner: Owner,
+    ) -> Result<(u32, JobId), TrySubmitError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        if self.state != super::close::State::Open || self.owner.shared.shut_down.load(Acquire) {
+            return Err(TrySubmitError::Closed(job));
+        }
+        let Some((slot, id)) = self.slots.reserve() else {
+            return Err(TrySubmitError::Full(job));
+        };
+        let cell = self.shared.cells.cell(slot);
+        // SAFETY: the cell is of this loop's slab, which `self.shared` keeps
+        // alive until every in-flight job is back (close waits for them);
+        // `reserve` just gave us its slot, so it is free (a slot's cell is
+        // emptied by `finish` or `discard` before the slot goes back on the
+        // free list), and this is the loop's thread (the handle is not Send).
+        let job = unsafe { JobRef::new_in(cell, job) };
+        self.slots.occupy(slot, &job, owner);
+        self.stats.submitted += 1;
+        if self.side.enqueue(&self.owner.shared.backend, job) {
+            self.pending_wake += 1;
+        }
+        Ok((slot, id))
+    }
+
     /// Prepares the loop to sleep on `ring`: drains results the workers have
     /// published, sends the wakes that new jobs need (sleeping workers) and
     /// (pipe) writes out queued job pointers, and queues the doorbell's

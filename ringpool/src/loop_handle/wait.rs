@@ -56,16 +56,43 @@ impl<R> LoopHandle<R> {
         want: usize,
         seen: usize,
     ) -> io::Result<usize> {
+        self.wait_core(ring, want, seen, None, &|| false)
+    }
+
+    /// The runtime's wait: like `submit_and_wait(ring, 1)`, but it also ends
+    /// (or does not start) when `woken()` says the runtime has work (a task
+    /// woken by a result, or from another thread), and at `deadline` (its
+    /// next timer), with the deadline passed to the kernel as the wait's
+    /// timeout (`IORING_FEAT_EXT_ARG`): no timeout SQE is armed.
+    pub(crate) fn park(
+        &mut self,
+        ring: &mut IoUring,
+        deadline: Option<Instant>,
+        woken: &dyn Fn() -> bool,
+    ) -> io::Result<usize> {
+        self.wait_core(ring, 1, self.slots.ready(), deadline, woken)
+    }
+
+    fn wait_core(
+        &mut self,
+        ring: &mut IoUring,
+        want: usize,
+        seen: usize,
+        deadline: Option<Instant>,
+        woken: &dyn Fn() -> bool,
+    ) -> io::Result<usize> {
         self.check_ring(ring)?;
         self.drain_results();
         self.send_work(ring)?;
-        if self.slots.ready() > seen {
+        if self.slots.ready() > seen || woken() || deadline.is_some_and(|d| d <= Instant::now()) {
             return self.enter_nowait(ring);
         }
         match self.side.wait_policy() {
             LoopWait::Block => {}
-            LoopWait::Spin => return self.spin_wait(ring, want, seen),
-            LoopWait::Poll(interval) => return self.poll_wait(ring, want, seen, interval),
+            LoopWait::Spin => return self.spin_wait(ring, want, seen, deadline, woken),
+            LoopWait::Poll(interval) => {
+                return self.poll_wait(ring, want, seen, interval, deadline, woken)
+            }
         }
         if self.urgent {
             // Workers are waiting for these wakes / writes: send them before spinning.
@@ -79,7 +106,10 @@ impl<R> LoopHandle<R> {
             && self.owner.shared.announce == Announce::Batch
             && self.side.spins_on_results();
         if can_spin && self.shared.doorbell.claim() {
-            let deadline = Instant::now() + self.spin_budget;
+            let mut end = Instant::now() + self.spin_budget;
+            if let Some(d) = deadline {
+                end = end.min(d);
+            }
             'spin: loop {
                 for _ in 0..32 {
                     if !self.shared.mailbox.is_empty() || ring.completion().len() >= want {
@@ -87,7 +117,7 @@ impl<R> LoopHandle<R> {
                     }
                     std::hint::spin_loop();
                 }
-                if Instant::now() >= deadline {
+                if woken() || Instant::now() >= end {
                     break;
                 }
             }
@@ -95,7 +125,7 @@ impl<R> LoopHandle<R> {
             // release is followed by a drain, which sees all of them.
             self.shared.doorbell.release();
             self.drain_results();
-            if self.slots.ready() > seen {
+            if self.slots.ready() > seen || woken() {
                 // Adaptive: a hit restores the budget, a miss halves it (down
                 // to 1/16), so long jobs do not keep a core busy spinning
                 // next to the worker that runs them.
@@ -124,7 +154,18 @@ impl<R> LoopHandle<R> {
         }
         self.stats.enters += 1;
         self.stats.waits += 1;
-        let n = ring.submit_and_wait(want)?;
+        let n = match deadline {
+            None => ring.submit_and_wait(want)?,
+            Some(d) => {
+                let ts = types::Timespec::from(d.saturating_duration_since(Instant::now()));
+                let args = types::SubmitArgs::new().timespec(&ts);
+                match ring.submitter().submit_with_args(want, &args) {
+                    Ok(n) => n,
+                    Err(e) if e.raw_os_error() == Some(libc::ETIME) => 0,
+                    Err(e) => return Err(e),
+                }
+            }
+        };
         self.submitted();
         Ok(n)
     }
@@ -146,8 +187,15 @@ impl<R> LoopHandle<R> {
     }
 
     /// [`LoopWait::Spin`]: busy-poll the result queue and the CQ.
-    fn spin_wait(&mut self, ring: &mut IoUring, want: usize, seen: usize) -> io::Result<usize> {
-        if self.slots.in_flight() == 0 && want > 0 {
+    fn spin_wait(
+        &mut self,
+        ring: &mut IoUring,
+        want: usize,
+        seen: usize,
+        deadline: Option<Instant>,
+        woken: &dyn Fn() -> bool,
+    ) -> io::Result<usize> {
+        if self.slots.in_flight() == 0 && want > 0 && deadline.is_none() {
             // Nothing but `ring` can end this wait: it must be ours.
             self.check_ring_identity(ring)?;
         }
@@ -156,6 +204,9 @@ impl<R> LoopHandle<R> {
         while !self.has_new(seen) && ring.completion().len() < want {
             std::hint::spin_loop();
             n = n.wrapping_add(1);
+            if n % 64 == 0 && (woken() || deadline.is_some_and(|d| d <= Instant::now())) {
+                break;
+            }
             if n % 4096 == 0 {
                 // Run deferred task work (DEFER_TASKRUN rings) without sleeping.
                 self.stats.enters += 1;
@@ -178,11 +229,17 @@ impl<R> LoopHandle<R> {
         want: usize,
         seen: usize,
         interval: std::time::Duration,
+        deadline: Option<Instant>,
+        woken: &dyn Fn() -> bool,
     ) -> io::Result<usize> {
-        let ts = types::Timespec::from(interval);
-        let args = types::SubmitArgs::new().timespec(&ts);
         self.check_ring_identity(ring)?;
         loop {
+            let mut wait = interval;
+            if let Some(d) = deadline {
+                wait = wait.min(d.saturating_duration_since(Instant::now()));
+            }
+            let ts = types::Timespec::from(wait);
+            let args = types::SubmitArgs::new().timespec(&ts);
             self.stats.enters += 1;
             self.stats.waits += 1;
             match ring.submitter().submit_with_args(want, &args) {
@@ -193,7 +250,7 @@ impl<R> LoopHandle<R> {
                 Err(e) if e.raw_os_error() == Some(libc::ETIME) => self.submitted(),
                 Err(e) => return Err(e),
             }
-            if self.has_new(seen) {
+            if self.has_new(seen) || woken() || deadline.is_some_and(|d| d <= Instant::now()) {
                 return Ok(0);
             }
         }

@@ -162,12 +162,14 @@ impl Slab {
 struct VTable {
     execute: unsafe fn(NonNull<Header>),
     finish: unsafe fn(NonNull<Header>, *mut ()),
+    discard: unsafe fn(NonNull<Header>),
 }
 
 /// The vtable of a free cell: never called by the contract.
 static EMPTY: VTable = VTable {
     execute: empty_execute,
     finish: empty_finish,
+    discard: empty_execute,
 };
 
 /// # Safety
@@ -190,6 +192,7 @@ where
     const VTABLE: VTable = VTable {
         execute: execute::<F, R>,
         finish: finish::<F, R>,
+        discard: discard::<F, R>,
     };
 }
 
@@ -287,6 +290,25 @@ impl JobRef {
         // run: it holds the `F` that `new_in` put there with this vtable.
         unsafe { execute(h) };
         self.header().state.store(DONE, FINAL);
+    }
+
+    /// Empties the cell on the loop and drops its outcome (the result, the
+    /// panic, or the cancelled closure) there, whatever its type: for a job
+    /// whose owner is gone (an `offload` future dropped before its result).
+    ///
+    /// # Safety
+    ///
+    /// * The cell's final state must have been published (the worker is done
+    ///   with it); this loads it with `Acquire`.
+    /// * The caller is the loop that owns the cell's slab.
+    pub(crate) unsafe fn discard(self) {
+        let discard = self.vtable().discard;
+        // SAFETY: the final state is published and the cell's contents are
+        // ours (caller's obligations); `discard` is the typed function of the
+        // job `new_in` stored, with the vtable.
+        unsafe { discard(self.0) };
+        // SAFETY: the cell is ours and now empty; see `finish`.
+        unsafe { *self.header().vtable.get() = &EMPTY };
     }
 
     /// Marks the job cancelled (the closure stays in the cell).
@@ -408,4 +430,19 @@ where
     };
     // SAFETY: `out` points to the caller's slot of the right type.
     unsafe { *out.cast::<Option<Result<R, JobError<R>>>>() = Some(outcome) };
+}
+
+/// # Safety
+/// As [`finish`], without the `out` pointer: the outcome is dropped here.
+unsafe fn discard<F, R>(h: NonNull<Header>)
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let mut out: Option<Result<R, JobError<R>>> = None;
+    // SAFETY: the caller's obligations are `finish`'s, and `out` has the
+    // type `finish::<F, R>` writes.
+    unsafe { finish::<F, R>(h, (&mut out as *mut Option<Result<R, JobError<R>>>).cast()) };
+    // A panic payload's drop may itself panic; the cell is empty either way.
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(out)));
 }

@@ -9,3 +9,4 @@
 
 pub(crate) mod doorbell;
 pub(crate) mod park;
+pub(crate) mod remote;

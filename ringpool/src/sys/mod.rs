@@ -15,6 +15,7 @@ pub(crate) mod eventfd;
 pub mod fault;
 pub(crate) mod futex;
 pub(crate) mod msg_ring;
+pub(crate) mod net;
 pub(crate) mod pipe;
 pub(crate) mod thread;
 

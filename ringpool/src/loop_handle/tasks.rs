@@ -1,0 +1,79 @@
+//! Jobs owned by a task instead of the ready list: the runtime's
+//! `offload(..).await`, whose result wakes its task directly, with no
+//! channel between.
+
+use super::slots::Owner;
+use super::LoopHandle;
+use crate::error::{JobError, TrySubmitError};
+use std::task::{Poll, Waker};
+
+/// A task's claim on one slot's job; see [`LoopHandle::submit_task`].
+#[derive(Debug)]
+pub(crate) struct TaskJob {
+    slot: u32,
+    id: u64,
+}
+
+impl<R> LoopHandle<R> {
+    /// Queues `job` like [`try_submit`](LoopHandle::try_submit), but its
+    /// outcome (of its own type `T`) is kept for the caller, who takes it
+    /// with [`poll_task`](LoopHandle::poll_task) or gives it up with
+    /// [`abandon_task`](LoopHandle::abandon_task); `waker` is woken when it
+    /// is there. It never appears in [`completions`](LoopHandle::completions).
+    pub(crate) fn submit_task<F, T>(
+        &mut self,
+        job: F,
+        waker: &Waker,
+    ) -> Result<TaskJob, TrySubmitError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let owner = Owner::Task {
+            waker: Some(waker.clone()),
+            done: false,
+        };
+        let (slot, id) = self.submit_as(job, owner)?;
+        Ok(TaskJob { slot, id: id.get() })
+    }
+
+    /// `true` if a slot is free, so that `submit_task` would not say `Full`.
+    pub(crate) fn has_room(&self) -> bool {
+        self.slots.has_room()
+    }
+
+    /// The outcome of `task`'s job if it is there (the claim is then used
+    /// up: do not poll or abandon it again); otherwise keeps `waker` to be
+    /// woken when it is.
+    ///
+    /// # Safety
+    ///
+    /// `T` is the result type of the job that `submit_task` queued for
+    /// `task` on this handle.
+    pub(crate) unsafe fn poll_task<T>(
+        &mut self,
+        task: &TaskJob,
+        waker: &Waker,
+    ) -> Poll<Result<T, JobError<T>>> {
+        self.drain_results();
+        debug_assert_eq!(self.slots.id_of(task.slot), task.id);
+        match self.slots.take_task(task.slot, task.id, waker) {
+            None => Poll::Pending,
+            Some(job) => {
+                let mut out = None;
+                // SAFETY: `take_task` returns the job only once its final
+                // state is published and seen, and takes it out of the
+                // table (so once); `T` is the job's result type (caller's
+                // obligation); this is the loop that owns the slab.
+                unsafe { job.finish::<T>(&mut out) };
+                Poll::Ready(out.expect("finish writes the outcome"))
+            }
+        }
+    }
+
+    /// Gives up `task`'s job: its outcome is dropped on this thread when it
+    /// is there (at once if it is already).
+    pub(crate) fn abandon_task(&mut self, task: TaskJob) {
+        self.slots.abandon_task(task.slot, task.id);
+    }
+}

@@ -1,0 +1,57 @@
+//! The runtime running on this thread, for the free functions (`spawn`,
+//! `offload`, `sleep`, the sockets' constructors) and for same-thread wakes.
+
+use super::core::Core;
+use super::task::Header;
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<Core>>> = const { RefCell::new(None) };
+}
+
+/// The runtime this thread is inside of, if any.
+pub(crate) fn current() -> Option<Rc<Core>> {
+    CURRENT.with(|c| c.borrow().clone())
+}
+
+/// Makes `core` current until the guard drops (restoring what was there).
+pub(crate) fn enter(core: Rc<Core>) -> Guard {
+    let prev = CURRENT.with(|c| c.replace(Some(core)));
+    Guard { prev }
+}
+
+/// Restores the previous runtime on drop.
+pub(crate) struct Guard {
+    prev: Option<Rc<Core>>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let prev = self.prev.take();
+        // The thread-local may already be gone at thread exit.
+        let _ = CURRENT.try_with(|c| c.replace(prev));
+    }
+}
+
+/// Puts `task` on the local ready queue if this thread is inside the
+/// runtime it belongs to; hands it back otherwise.
+pub(crate) fn push_local(task: Arc<Header>) -> Result<(), Arc<Header>> {
+    let mine = CURRENT
+        .try_with(|c| {
+            c.borrow()
+                .as_ref()
+                .is_some_and(|core| Arc::ptr_eq(&core.remote, &task.remote))
+        })
+        .unwrap_or(false);
+    if !mine {
+        return Err(task);
+    }
+    CURRENT.with(|c| {
+        if let Some(core) = c.borrow().as_ref() {
+            core.ready.borrow_mut().push_back(task);
+        }
+    });
+    Ok(())
+}

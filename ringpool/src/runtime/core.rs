@@ -1,0 +1,439 @@
+//! The runtime's state on its thread, and the turn of its loop: run what is
+//! ready, flush, one `io_uring_enter` that waits for I/O, timers and pool
+//! results alike, then hand every CQE to whoever waits for it.
+
+use super::bufs::BufRing;
+use super::context;
+use super::op::{self, Action, Ops, CANCEL_USER_DATA};
+use super::remote::{Remote, Signal, WAKE_USER_DATA};
+use super::task::{self, Header, JoinHandle, Tasks, MAIN};
+use super::time::Timers;
+use crate::loop_handle::LoopHandle;
+use crate::sys;
+use crate::Pool;
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+/// `IORING_ENTER_GETEVENTS` (v5.1).
+const IORING_ENTER_GETEVENTS: u32 = 1;
+
+/// Tasks polled per turn at most before the ring is looked at again.
+const TASK_BUDGET: usize = 256;
+
+/// What the kernel lets the runtime use, decided at build.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct Features {
+    pub(crate) multishot_accept: bool,
+    pub(crate) recv_multishot: bool,
+}
+
+/// A runtime's state. Shared (`Rc`) by the runtime, its tasks' futures and
+/// its sockets; it never leaves its thread.
+pub(crate) struct Core {
+    pub(crate) ring: RefCell<IoUring>,
+    /// `None` once the runtime shut down.
+    pub(crate) lp: RefCell<Option<LoopHandle<()>>>,
+    pub(crate) pool: Pool,
+    pub(crate) ops: RefCell<Ops>,
+    pub(crate) timers: RefCell<Timers>,
+    tasks: RefCell<Tasks>,
+    pub(crate) ready: RefCell<VecDeque<Arc<Header>>>,
+    pub(crate) remote: Arc<Remote>,
+    /// The provided buffers multishot receives use (None: plain reads).
+    pub(crate) bufs: Option<Rc<BufRing>>,
+    pub(crate) features: Features,
+    /// `offload` futures waiting for a free slot.
+    pub(crate) room_waiters: RefCell<Vec<Waker>>,
+    /// The eventfd's multishot poll must be (re-)armed.
+    rearm_eventfd: Cell<bool>,
+    closed: Cell<bool>,
+    in_block_on: Cell<bool>,
+    pub(crate) stats: RefCell<Counters>,
+    /// CQEs of one turn (kept to reuse its allocation).
+    cqes: RefCell<Vec<cqueue::Entry>>,
+}
+
+/// The runtime's own counters.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) turns: u64,
+    pub(crate) enters: u64,
+    pub(crate) polls: u64,
+}
+
+impl Core {
+    pub(crate) fn new(
+        ring: IoUring,
+        lp: LoopHandle<()>,
+        pool: Pool,
+        remote: Arc<Remote>,
+        bufs: Option<Rc<BufRing>>,
+        features: Features,
+    ) -> Core {
+        let rearm = matches!(remote.signal, Signal::EventFd(_));
+        Core {
+            ring: RefCell::new(ring),
+            lp: RefCell::new(Some(lp)),
+            pool,
+            ops: RefCell::new(Ops::default()),
+            timers: RefCell::new(Timers::default()),
+            tasks: RefCell::new(Tasks::default()),
+            ready: RefCell::new(VecDeque::new()),
+            remote,
+            bufs,
+            features,
+            room_waiters: RefCell::new(Vec::new()),
+            rearm_eventfd: Cell::new(rearm),
+            closed: Cell::new(false),
+            in_block_on: Cell::new(false),
+            stats: RefCell::new(Counters::default()),
+            cqes: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// An error if the runtime shut down.
+    pub(crate) fn check_open(&self) -> io::Result<()> {
+        if self.closed.get() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "ringpool runtime: it has shut down",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Queues `sqe`, submitting first if the SQ is full.
+    pub(crate) fn push(&self, sqe: &squeue::Entry) -> io::Result<()> {
+        let mut ring = self.ring.borrow_mut();
+        for _ in 0..2 {
+            // SAFETY: the caller of `Op::submit` (or of this fn, for
+            // cancels and polls that reference no memory) guarantees that
+            // what the SQE points to lives until its CQE.
+            if unsafe { ring.submission().push(sqe) }.is_ok() {
+                return Ok(());
+            }
+            self.stats.borrow_mut().enters += 1;
+            match ring.submit() {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            "ringpool runtime: the submission queue is full",
+        ))
+    }
+
+    /// Submits a multishot request whose CQEs go to `handler` until one
+    /// comes without `IORING_CQE_F_MORE`; returns its `user_data`.
+    ///
+    /// # Safety
+    ///
+    /// Whatever `sqe` points to lives as long as the runtime's ring (or is
+    /// owned by `handler`, which lives until the final CQE).
+    pub(crate) unsafe fn submit_multi(
+        &self,
+        sqe: squeue::Entry,
+        handler: Box<dyn FnMut(i32, u32)>,
+    ) -> io::Result<u64> {
+        self.check_open()?;
+        let ud = self.ops.borrow_mut().insert_multi(handler);
+        if let Err(e) = self.push(&sqe.user_data(ud)) {
+            self.ops.borrow_mut().remove_multi(ud);
+            return Err(e);
+        }
+        Ok(ud)
+    }
+
+    /// Queues a cancel of `user_data` (best effort: if it cannot be queued,
+    /// the operation simply runs to completion).
+    pub(crate) fn cancel(&self, user_data: u64) {
+        let _ = self.push(&op::cancel_sqe(user_data));
+    }
+
+    /// Spawns a task.
+    pub(crate) fn spawn<F: Future + 'static>(&self, future: F) -> JoinHandle<F::Output> {
+        if self.closed.get() {
+            return task::gone();
+        }
+        let (boxed, handle) = task::wrap(future);
+        let header = self.tasks.borrow_mut().insert(&self.remote, boxed);
+        task::set_header(&handle, header.clone());
+        if header.schedule() {
+            self.ready.borrow_mut().push_back(header);
+        }
+        handle
+    }
+
+    pub(crate) fn live_tasks(&self) -> usize {
+        self.tasks.borrow().len()
+    }
+
+    /// Runs `future` to completion on this thread, with every spawned task.
+    pub(crate) fn block_on<F: Future>(self: &Rc<Self>, future: F) -> F::Output {
+        assert!(
+            !self.in_block_on.replace(true),
+            "ringpool runtime: block_on called from inside block_on on the same runtime"
+        );
+        struct Reset<'a>(&'a Cell<bool>);
+        impl Drop for Reset<'_> {
+            fn drop(&mut self) {
+                self.0.set(false);
+            }
+        }
+        let _reset = Reset(&self.in_block_on);
+        let _guard = context::enter(self.clone());
+        let main = Header::new(MAIN, self.remote.clone());
+        let waker = Waker::from(main.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut future = pin!(future);
+        let mut main_ready = main.schedule();
+        loop {
+            self.remote.wakes.awake();
+            if main_ready {
+                main_ready = false;
+                main.unschedule();
+                if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+                    return v;
+                }
+            }
+            for _ in 0..TASK_BUDGET {
+                let next = self.ready.borrow_mut().pop_front();
+                let Some(h) = next else { break };
+                if h.index != MAIN {
+                    self.run_task(&h);
+                } else if Arc::ptr_eq(&h, &main) {
+                    main.unschedule();
+                    if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+                        return v;
+                    }
+                }
+            }
+            let busy = !self.ready.borrow().is_empty();
+            self.turn(busy);
+        }
+    }
+
+    fn run_task(&self, h: &Arc<Header>) {
+        h.unschedule();
+        let Some(mut future) = self.tasks.borrow_mut().take_future(h) else {
+            return; // a stale wake of a finished task
+        };
+        let waker = Waker::from(h.clone());
+        let mut cx = Context::from_waker(&waker);
+        self.stats.borrow_mut().polls += 1;
+        match future.as_mut().poll(&mut cx) {
+            Poll::Pending => self.tasks.borrow_mut().put_back(h, future),
+            Poll::Ready(()) => {
+                self.tasks.borrow_mut().remove(h);
+                drop(future); // outside the table's borrow
+            }
+        }
+    }
+
+    /// One turn: submit what is queued, wait (unless `busy`) for the first
+    /// of a CQE, a remote wake, a pool result or the next timer, then
+    /// dispatch every CQE, fire due timers and take in remote wakes.
+    fn turn(&self, busy: bool) {
+        self.stats.borrow_mut().turns += 1;
+        if self.rearm_eventfd.replace(false) {
+            if let Signal::EventFd(fd) = &self.remote.signal {
+                let sqe = opcode::PollAdd::new(types::Fd(fd.as_raw_fd()), libc::POLLIN as u32)
+                    .multi(true)
+                    .build()
+                    .user_data(WAKE_USER_DATA);
+                if self.push(&sqe).is_err() {
+                    self.rearm_eventfd.set(true);
+                }
+            }
+        }
+        let deadline = self.timers.borrow_mut().next_deadline();
+        {
+            let mut ring = self.ring.borrow_mut();
+            let mut lp = self.lp.borrow_mut();
+            let sleep = !busy && self.remote.wakes.may_sleep();
+            let r = match lp.as_mut() {
+                Some(lp) if sleep => {
+                    let woken = || !self.ready.borrow().is_empty() || self.remote.wakes.pending();
+                    lp.park(&mut ring, deadline, &woken)
+                }
+                Some(lp) => lp.flush(&mut ring).and_then(|_| enter_nowait(&mut ring)),
+                None if sleep => wait_ring(&mut ring, deadline),
+                None => enter_nowait(&mut ring),
+            };
+            self.remote.wakes.awake();
+            self.stats.borrow_mut().enters += 1;
+            if let Err(e) = r {
+                match e.raw_os_error() {
+                    Some(libc::EINTR | libc::EAGAIN | libc::EBUSY | libc::ETIME) => {}
+                    _ => panic!("ringpool runtime: io_uring_enter failed: {e}"),
+                }
+            }
+        }
+        self.reap();
+        self.timers.borrow_mut().fire(Instant::now());
+        self.take_remote();
+        let room = self.lp.borrow().as_ref().is_some_and(|lp| lp.has_room());
+        if room && !self.room_waiters.borrow().is_empty() {
+            let waiters = std::mem::take(&mut *self.room_waiters.borrow_mut());
+            for w in waiters {
+                w.wake();
+            }
+        }
+    }
+
+    /// Tasks woken from other threads, onto the local queue.
+    fn take_remote(&self) {
+        let mut ready = self.ready.borrow_mut();
+        self.remote.wakes.drain(|h| ready.push_back(h));
+    }
+
+    /// Dispatches every CQE on the ring.
+    pub(crate) fn reap(&self) {
+        let mut cqes = std::mem::take(&mut *self.cqes.borrow_mut());
+        cqes.extend(self.ring.borrow_mut().completion());
+        for cqe in cqes.drain(..) {
+            if let Some(lp) = self.lp.borrow_mut().as_mut() {
+                if lp.handle_cqe(&cqe) {
+                    continue;
+                }
+            }
+            self.dispatch(cqe.user_data(), cqe.result(), cqe.flags());
+        }
+        *self.cqes.borrow_mut() = cqes;
+    }
+
+    fn dispatch(&self, user_data: u64, res: i32, flags: u32) {
+        match user_data {
+            WAKE_USER_DATA => {
+                if let Signal::EventFd(fd) = &self.remote.signal {
+                    let _ = sys::eventfd::drain(fd);
+                    if !cqueue::more(flags) {
+                        self.rearm_eventfd.set(true);
+                    }
+                }
+                return;
+            }
+            CANCEL_USER_DATA => return,
+            _ => {}
+        }
+        let action = self.ops.borrow_mut().on_cqe(user_data, res, flags);
+        match action {
+            Action::None => {}
+            Action::Wake(w) => w.wake(),
+            Action::Orphan(f, res, flags) => f(res, flags),
+            Action::Multi(mut h, res, flags, more) => {
+                h(res, flags);
+                if more {
+                    self.ops.borrow_mut().put_back(user_data, h);
+                }
+            }
+        }
+    }
+
+    /// Shuts down: drops every task, cancels every operation and waits for
+    /// the kernel to finish them (or leaks their resources if it does not
+    /// in time), and refuses remote wakes from then on. The pool loop is
+    /// closed (waiting for its jobs) when the last reference to the core
+    /// goes, normally right after, in `Drop`.
+    pub(crate) fn shutdown(&self) {
+        if self.closed.replace(true) {
+            return;
+        }
+        // Tasks first: their futures' destructors orphan and cancel their
+        // operations, and give up their jobs. Dropped outside the borrow.
+        loop {
+            let futures = self.tasks.borrow_mut().take_all();
+            if futures.is_empty() {
+                break;
+            }
+            drop(futures);
+        }
+        self.ready.borrow_mut().clear();
+        for ud in self.ops.borrow().in_kernel() {
+            self.cancel(ud);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.ops.borrow().live() > 0 {
+            if Instant::now() >= deadline {
+                self.ops.borrow_mut().leak_all();
+                if let Some(b) = &self.bufs {
+                    b.leak();
+                }
+                break;
+            }
+            let r = {
+                let mut ring = self.ring.borrow_mut();
+                wait_ring(&mut ring, Some(Instant::now() + Duration::from_millis(10)))
+            };
+            if r.is_err_and(|e| !matches!(e.raw_os_error(), Some(libc::EINTR | libc::ETIME))) {
+                // The ring refuses: nothing more will complete. Leak.
+                self.ops.borrow_mut().leak_all();
+                if let Some(b) = &self.bufs {
+                    b.leak();
+                }
+                break;
+            }
+            self.reap();
+            // Cancels race with new multishot CQEs; ask again.
+            for ud in self.ops.borrow().in_kernel() {
+                self.cancel(ud);
+            }
+        }
+        self.remote.close();
+        self.remote.wakes.drain(drop);
+        self.ready.borrow_mut().clear();
+        self.timers.borrow_mut().clear();
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        self.shutdown();
+        if let Some(lp) = self.lp.get_mut().take() {
+            // Jobs still out are waited for; outcomes no task took are
+            // dropped here, on the loop's thread.
+            drop(lp.close(self.ring.get_mut(), |_| {}));
+        }
+        if let Some(b) = &self.bufs {
+            b.unregister(self.ring.get_mut());
+        }
+    }
+}
+
+/// Submits without waiting, running deferred task work (`GETEVENTS` with
+/// `min_complete` 0: on a DEFER_TASKRUN ring completions are posted only
+/// then).
+fn enter_nowait(ring: &mut IoUring) -> io::Result<usize> {
+    let n = ring.submission().len();
+    // SAFETY: no argument pointer is passed (None, size 0).
+    unsafe {
+        ring.submitter()
+            .enter::<libc::sigset_t>(n as u32, 0, IORING_ENTER_GETEVENTS, None)
+    }
+}
+
+/// Waits for one CQE, or until `deadline`.
+fn wait_ring(ring: &mut IoUring, deadline: Option<Instant>) -> io::Result<usize> {
+    match deadline {
+        None => ring.submit_and_wait(1),
+        Some(d) => {
+            let ts = types::Timespec::from(d.saturating_duration_since(Instant::now()));
+            let args = types::SubmitArgs::new().timespec(&ts);
+            match ring.submitter().submit_with_args(1, &args) {
+                Err(e) if e.raw_os_error() == Some(libc::ETIME) => Ok(0),
+                r => r,
+            }
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Network I/O through the runtime's ring, with owned buffers:
+//! [`TcpListener`], [`TcpStream`], [`UdpSocket`].
+
+mod inbox;
+mod tcp;
+mod udp;
+
+pub use tcp::{TcpListener, TcpStream};
+pub use udp::UdpSocket;

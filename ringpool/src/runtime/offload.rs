@@ -1,0 +1,144 @@
+//! `offload(..).await`: a closure run on the pool, its result back on the
+//! ring, waking the task that awaits it directly (no channel, no extra
+//! wake: the job's slot in the loop handle holds the task's waker).
+
+use super::context;
+use super::core::Core;
+use crate::error::{JobError, Task, TrySubmitError};
+use crate::loop_handle::TaskJob;
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+/// Runs `job` on the current runtime's worker pool and resolves to its
+/// result.
+///
+/// The job is queued at the first poll; if `max_in_flight` jobs are out,
+/// the future waits for a slot. A panic in `job` resolves to
+/// [`JobError::Panicked`]. Without a running runtime on this thread, or
+/// after its pool shut down, it resolves to [`JobError::Cancelled`], which
+/// hands the job back unrun.
+///
+/// Dropping the future before it resolves is safe: a job already queued
+/// still runs (or is cancelled at shutdown), and its result is dropped on
+/// the runtime's thread, never leaked.
+///
+/// ```
+/// use ringpool::runtime::{offload, Runtime};
+///
+/// let rt = Runtime::new()?;
+/// let n = rt.block_on(async { offload(|| (1..=10u64).sum::<u64>()).await })?;
+/// assert_eq!(n, 55);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn offload<F, T>(job: F) -> Offload<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    Offload {
+        state: State::Idle(job),
+        core: None,
+        _result: PhantomData,
+    }
+}
+
+enum State<F> {
+    Idle(F),
+    Queued(TaskJob),
+    Done,
+}
+
+/// The future of [`offload`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Offload<F, T> {
+    state: State<F>,
+    core: Option<Rc<Core>>,
+    _result: PhantomData<fn() -> T>,
+}
+
+// `F` is never pinned in place (it is moved into the pool).
+impl<F, T> Unpin for Offload<F, T> {}
+
+impl<F, T> Future for Offload<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    type Output = Result<T, JobError<T>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if this.core.is_none() {
+            this.core = context::current();
+        }
+        let Some(core) = this.core.clone() else {
+            return match std::mem::replace(&mut this.state, State::Done) {
+                State::Idle(f) => Poll::Ready(Err(JobError::Cancelled(Task::new(f)))),
+                _ => panic!("ringpool: Offload polled after it resolved"),
+            };
+        };
+        let mut lp = core.lp.borrow_mut();
+        let Some(lp) = lp.as_mut() else {
+            // The runtime shut down.
+            return match std::mem::replace(&mut this.state, State::Done) {
+                State::Idle(f) => Poll::Ready(Err(JobError::Cancelled(Task::new(f)))),
+                _ => panic!("ringpool: Offload polled after its runtime shut down"),
+            };
+        };
+        match std::mem::replace(&mut this.state, State::Done) {
+            State::Idle(f) => match lp.submit_task(f, cx.waker()) {
+                Ok(job) => {
+                    this.state = State::Queued(job);
+                    Poll::Pending
+                }
+                Err(TrySubmitError::Full(f)) => {
+                    this.state = State::Idle(f);
+                    core.room_waiters.borrow_mut().push(cx.waker().clone());
+                    Poll::Pending
+                }
+                Err(TrySubmitError::Closed(f)) => {
+                    Poll::Ready(Err(JobError::Cancelled(Task::new(f))))
+                }
+            },
+            State::Queued(job) => {
+                // SAFETY: `job` was queued by `submit_task` with an `F`
+                // returning `T`, on this runtime's loop handle.
+                match unsafe { lp.poll_task::<T>(&job, cx.waker()) } {
+                    Poll::Ready(out) => Poll::Ready(out),
+                    Poll::Pending => {
+                        this.state = State::Queued(job);
+                        Poll::Pending
+                    }
+                }
+            }
+            State::Done => panic!("ringpool: Offload polled after it resolved"),
+        }
+    }
+}
+
+impl<F, T> Drop for Offload<F, T> {
+    fn drop(&mut self) {
+        if let State::Queued(job) = std::mem::replace(&mut self.state, State::Done) {
+            if let Some(core) = &self.core {
+                if let Some(lp) = core.lp.borrow_mut().as_mut() {
+                    lp.abandon_task(job);
+                }
+            }
+        }
+    }
+}
+
+impl<F, T> fmt::Debug for Offload<F, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state {
+            State::Idle(_) => "idle",
+            State::Queued(_) => "queued",
+            State::Done => "done",
+        };
+        f.debug_struct("Offload").field("state", &state).finish()
+    }
+}

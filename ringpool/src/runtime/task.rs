@@ -1,0 +1,410 @@
+//! Tasks: the futures a runtime runs, their wakers, and join handles.
+//!
+//! A task's future is `!Send` and lives in its runtime's table; what a
+//! [`Waker`] holds is only the task's [`Header`], which is `Send + Sync`. A
+//! wake on the runtime's own thread puts the task on the local ready queue;
+//! a wake from any other thread goes through the runtime's
+//! [`Remote`](super::remote::Remote) (a list and a doorbell, then a signal on
+//! the ring only if the loop sleeps). The `scheduled` flag keeps a task on
+//! the queues at most once, however often it is woken.
+
+use super::context;
+use super::remote::Remote;
+use std::any::Any;
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+/// The index of `block_on`'s own future (never a table index).
+pub(crate) const MAIN: u32 = u32::MAX;
+
+/// The part of a task that wakers hold.
+pub(crate) struct Header {
+    /// The task's index in its runtime's table, or [`MAIN`].
+    pub(crate) index: u32,
+    /// On a ready queue (local or remote) and not yet polled.
+    scheduled: AtomicBool,
+    pub(crate) remote: Arc<Remote>,
+}
+
+impl Header {
+    pub(crate) fn new(index: u32, remote: Arc<Remote>) -> Arc<Header> {
+        Arc::new(Header {
+            index,
+            scheduled: AtomicBool::new(false),
+            remote,
+        })
+    }
+
+    /// The runtime is about to poll the task: a wake from now on schedules
+    /// it again. (AcqRel: it reads the waker's swap, so what the waker
+    /// wrote before waking is visible to the poll.)
+    pub(crate) fn unschedule(&self) {
+        self.scheduled.swap(false, Ordering::AcqRel);
+    }
+
+    /// Marks the task scheduled; `false` if it already was.
+    pub(crate) fn schedule(&self) -> bool {
+        !self.scheduled.swap(true, Ordering::AcqRel)
+    }
+}
+
+impl Wake for Header {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.schedule() {
+            return;
+        }
+        // On the runtime's own thread, inside it: the local queue.
+        let me = self.clone();
+        let me = match context::push_local(me) {
+            Ok(()) => return,
+            Err(me) => me,
+        };
+        me.remote.clone().wake(me);
+    }
+}
+
+/// A task's future, type-erased.
+pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = ()>>>;
+
+/// One spawned task in the runtime's table.
+pub(crate) struct Task {
+    pub(crate) header: Arc<Header>,
+    /// `None` while it is being polled.
+    pub(crate) future: Option<BoxFuture>,
+}
+
+/// The runtime's table of spawned tasks.
+#[derive(Default)]
+pub(crate) struct Tasks {
+    slots: Vec<Option<Task>>,
+    free: Vec<u32>,
+    live: usize,
+}
+
+impl Tasks {
+    pub(crate) fn insert(&mut self, remote: &Arc<Remote>, future: BoxFuture) -> Arc<Header> {
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(None);
+                u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 tasks")
+            }
+        };
+        let header = Header::new(index, remote.clone());
+        self.slots[index as usize] = Some(Task {
+            header: header.clone(),
+            future: Some(future),
+        });
+        self.live += 1;
+        header
+    }
+
+    /// Takes the future of the task `header` names out to be polled, if it
+    /// is still that task (a stale wake names a finished one).
+    pub(crate) fn take_future(&mut self, header: &Arc<Header>) -> Option<BoxFuture> {
+        let task = self.slots.get_mut(header.index as usize)?.as_mut()?;
+        if !Arc::ptr_eq(&task.header, header) {
+            return None;
+        }
+        task.future.take()
+    }
+
+    /// Puts a pending task's future back.
+    pub(crate) fn put_back(&mut self, header: &Arc<Header>, f: BoxFuture) {
+        if let Some(Some(task)) = self.slots.get_mut(header.index as usize) {
+            if Arc::ptr_eq(&task.header, header) {
+                task.future = Some(f);
+            }
+        }
+    }
+
+    /// Removes a finished task.
+    pub(crate) fn remove(&mut self, header: &Arc<Header>) {
+        let i = header.index as usize;
+        if let Some(slot) = self.slots.get_mut(i) {
+            if slot
+                .as_ref()
+                .is_some_and(|t| Arc::ptr_eq(&t.header, header))
+            {
+                *slot = None;
+                self.free.push(header.index);
+                self.live -= 1;
+            }
+        }
+    }
+
+    /// Tasks alive.
+    pub(crate) fn len(&self) -> usize {
+        self.live
+    }
+
+    /// Takes every task's future out (shutdown), leaving the table empty.
+    pub(crate) fn take_all(&mut self) -> Vec<BoxFuture> {
+        let out = self
+            .slots
+            .iter_mut()
+            .filter_map(|s| s.take().and_then(|t| t.future))
+            .collect();
+        self.free.clear();
+        self.slots.clear();
+        self.live = 0;
+        out
+    }
+}
+
+/// Why a task produced no output.
+pub struct JoinError {
+    repr: Repr,
+}
+
+enum Repr {
+    Panicked(Box<dyn Any + Send + 'static>),
+    Aborted,
+    RuntimeGone,
+}
+
+impl JoinError {
+    /// The task panicked; [`into_panic`](JoinError::into_panic) has the payload.
+    pub fn is_panic(&self) -> bool {
+        matches!(self.repr, Repr::Panicked(_))
+    }
+
+    /// The task was aborted ([`JoinHandle::abort`]), or its runtime shut
+    /// down (or was never there) before it finished.
+    pub fn is_cancelled(&self) -> bool {
+        !self.is_panic()
+    }
+
+    /// The panic payload, to resume it (`std::panic::resume_unwind`).
+    ///
+    /// # Panics
+    ///
+    /// If the task did not panic.
+    pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
+        match self.repr {
+            Repr::Panicked(p) => p,
+            _ => panic!("JoinError::into_panic on a task that did not panic"),
+        }
+    }
+}
+
+impl fmt::Debug for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.repr {
+            Repr::Panicked(p) => {
+                let msg = p
+                    .downcast_ref::<&str>()
+                    .copied()
+                    .or_else(|| p.downcast_ref::<String>().map(|s| s.as_str()));
+                match msg {
+                    Some(m) => write!(f, "task panicked: {m}"),
+                    None => f.write_str("task panicked"),
+                }
+            }
+            Repr::Aborted => f.write_str("task aborted"),
+            Repr::RuntimeGone => {
+                f.write_str("task cancelled: its runtime shut down or was never running")
+            }
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+/// What a task and its join handle share.
+struct Join<T> {
+    output: Option<Result<T, JoinError>>,
+    waker: Option<Waker>,
+    aborted: bool,
+    /// The task's header, to schedule it when aborted.
+    header: Option<Arc<Header>>,
+}
+
+/// An owned permission to await a spawned task's output.
+///
+/// Dropping it detaches the task (it keeps running). Awaiting it gives the
+/// task's output, or a [`JoinError`] if the task panicked, was aborted, or
+/// its runtime went away first.
+pub struct JoinHandle<T> {
+    join: Rc<RefCell<Join<T>>>,
+}
+
+impl<T> JoinHandle<T> {
+    /// Cancels the task: it is dropped at its next scheduling point and the
+    /// handle resolves to a cancelled [`JoinError`] (unless it had finished).
+    pub fn abort(&self) {
+        let mut j = self.join.borrow_mut();
+        if j.output.is_some() || j.aborted {
+            return;
+        }
+        j.aborted = true;
+        if let Some(h) = j.header.clone() {
+            drop(j);
+            Waker::from(h).wake();
+        }
+    }
+
+    /// `true` once the task has finished (output, panic or abort).
+    pub fn is_finished(&self) -> bool {
+        self.join.borrow().output.is_some()
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut j = self.join.borrow_mut();
+        if let Some(out) = j.output.take() {
+            return Poll::Ready(out);
+        }
+        match &j.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => j.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
+/// The spawned future, wrapped: catches its panics and honours aborts.
+struct Spawned<F: Future> {
+    future: Option<F>,
+    join: Rc<RefCell<Join<F::Output>>>,
+}
+
+impl<F: Future> Spawned<F> {
+    fn finish(&mut self, out: Result<F::Output, JoinError>) {
+        // Drop the future first (its destructor runs in the task), then
+        // publish the output.
+        self.future = None;
+        let waker = {
+            let mut j = self.join.borrow_mut();
+            j.output = Some(out);
+            j.header = None;
+            j.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+impl<F: Future> Future for Spawned<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // SAFETY: `future` is never moved out while pinned: it is only
+        // polled in place or dropped in place (set to `None`).
+        let this = unsafe { self.get_unchecked_mut() };
+        if this.join.borrow().aborted {
+            this.finish(Err(JoinError {
+                repr: Repr::Aborted,
+            }));
+            return Poll::Ready(());
+        }
+        let Some(f) = this.future.as_mut() else {
+            return Poll::Ready(());
+        };
+        // SAFETY: `f` lives inside the pinned `Spawned` and is not moved
+        // until it is dropped (above).
+        let f = unsafe { Pin::new_unchecked(f) };
+        match catch_unwind(AssertUnwindSafe(|| f.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => {
+                this.finish(Ok(v));
+                Poll::Ready(())
+            }
+            Err(p) => {
+                this.finish(Err(JoinError {
+                    repr: Repr::Panicked(p),
+                }));
+                Poll::Ready(())
+            }
+        }
+    }
+}
+
+impl<F: Future> Drop for Spawned<F> {
+    fn drop(&mut self) {
+        // Dropped unfinished: the runtime shut down.
+        if self.future.is_some() {
+            self.future = None;
+            let waker = {
+                let mut j = self.join.borrow_mut();
+                if j.output.is_none() {
+                    j.output = Some(Err(JoinError {
+                        repr: Repr::RuntimeGone,
+                    }));
+                }
+                j.header = None;
+                j.waker.take()
+            };
+            if let Some(w) = waker {
+                w.wake();
+            }
+        }
+    }
+}
+
+/// Wraps `future` for the task table; returns it and its join handle. The
+/// caller inserts it and then calls `set_header` with the task's header.
+pub(crate) fn wrap<F>(future: F) -> (BoxFuture, JoinHandle<F::Output>)
+where
+    F: Future + 'static,
+{
+    let join = Rc::new(RefCell::new(Join {
+        output: None,
+        waker: None,
+        aborted: false,
+        header: None,
+    }));
+    let task = Spawned {
+        future: Some(future),
+        join: join.clone(),
+    };
+    (Box::pin(task), JoinHandle { join })
+}
+
+/// Records the task's header in its join handle (for `abort`).
+pub(crate) fn set_header<T>(handle: &JoinHandle<T>, header: Arc<Header>) {
+    handle.join.borrow_mut().header = Some(header);
+}
+
+/// A join handle already resolved: the runtime was not there to run it.
+pub(crate) fn gone<T>() -> JoinHandle<T> {
+    JoinHandle {
+        join: Rc::new(RefCell::new(Join {
+            output: Some(Err(JoinError {
+                repr: Repr::RuntimeGone,
+            })),
+            waker: None,
+            aborted: false,
+            header: None,
+        })),
+    }
+}

@@ -1,0 +1,75 @@
+//! Thread-per-core: N threads, each with its own runtime (and ring), all
+//! offloading to one shared pool; every job's result goes back to the ring
+//! that submitted it.
+
+use super::{Builder, Runtime};
+use crate::affinity;
+use crate::error::Error;
+use std::future::Future;
+use std::thread::JoinHandle;
+
+/// A set of runtime threads; see [`per_core`].
+#[derive(Debug)]
+pub struct PerCore<T> {
+    threads: Vec<JoinHandle<Result<T, Error>>>,
+}
+
+impl<T> PerCore<T> {
+    /// Waits for every thread; their outputs in thread order. A thread
+    /// whose runtime could not be built gives its error; one that panicked
+    /// re-raises the panic here.
+    pub fn join(self) -> Vec<Result<T, Error>> {
+        self.threads
+            .into_iter()
+            .map(|t| match t.join() {
+                Ok(r) => r,
+                Err(p) => std::panic::resume_unwind(p),
+            })
+            .collect()
+    }
+}
+
+/// Starts `threads` threads, each building a runtime from `builder` (give
+/// it a [`Pool`](crate::Pool) with [`Builder::pool`] to share one; without
+/// one, a pool is built here and shared) and running `main(i)` on it. With
+/// `pin`, thread `i` is pinned to the `i`-th CPU this process may use
+/// (wrapping around).
+///
+/// Each thread typically binds its own listener with
+/// [`TcpListener::bind_reuseport`](super::net::TcpListener::bind_reuseport).
+///
+/// # Errors
+///
+/// Building the shared pool, or spawning a thread.
+pub fn per_core<F, Fut>(
+    threads: usize,
+    pin: bool,
+    builder: Builder,
+    main: F,
+) -> Result<PerCore<Fut::Output>, Error>
+where
+    F: Fn(usize) -> Fut + Send + Sync + Clone + 'static,
+    Fut: Future + 'static,
+    Fut::Output: Send + 'static,
+{
+    let builder = builder.with_shared_pool()?;
+    let cpus = affinity::current_thread_cpus().unwrap_or_default();
+    let mut out = Vec::with_capacity(threads);
+    for i in 0..threads {
+        let builder = builder.clone();
+        let main = main.clone();
+        let cpu = (!cpus.is_empty()).then(|| cpus[i % cpus.len()]);
+        let t = std::thread::Builder::new()
+            .name(format!("ringpool-rt-{i}"))
+            .spawn(move || {
+                if let (true, Some(cpu)) = (pin, cpu) {
+                    let _ = affinity::pin_current_thread(cpu);
+                }
+                let rt: Runtime = builder.build()?;
+                Ok(rt.block_on(main(i)))
+            })
+            .map_err(Error::spawn)?;
+        out.push(t);
+    }
+    Ok(PerCore { threads: out })
+}
