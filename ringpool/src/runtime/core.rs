@@ -149,7 +149,8 @@ impl Core {
         self.check_open()?;
         let ud = self.ops.borrow_mut().insert_multi(handler);
         if let Err(e) = self.push(&sqe.user_data(ud)) {
-            self.ops.borrow_mut().remove_multi(ud);
+            let handler = self.ops.borrow_mut().remove_multi(ud);
+            drop(handler);
             return Err(e);
         }
         Ok(ud)
@@ -246,6 +247,8 @@ impl Core {
     /// dispatch every CQE, fire due timers and take in remote wakes.
     fn turn(&self, busy: bool) {
         self.stats.borrow_mut().turns += 1;
+        // Slots freed by tasks that took their results since the last turn.
+        let busy = self.wake_room_waiters() || busy;
         if self.rearm_eventfd.replace(false) {
             if let Signal::EventFd(fd) = &self.remote.signal {
                 let sqe = opcode::PollAdd::new(types::Fd(fd.as_raw_fd()), libc::POLLIN as u32)
@@ -283,13 +286,23 @@ impl Core {
         self.reap();
         self.timers.borrow_mut().fire(Instant::now());
         self.take_remote();
-        let room = self.lp.borrow().as_ref().is_some_and(|lp| lp.has_room());
-        if room && !self.room_waiters.borrow().is_empty() {
-            let waiters = std::mem::take(&mut *self.room_waiters.borrow_mut());
-            for w in waiters {
-                w.wake();
-            }
+        self.wake_room_waiters();
+    }
+
+    /// Wakes the `offload` futures waiting for a slot if one is free.
+    /// `true` if it woke any.
+    fn wake_room_waiters(&self) -> bool {
+        if self.room_waiters.borrow().is_empty() {
+            return false;
         }
+        if !self.lp.borrow().as_ref().is_some_and(|lp| lp.has_room()) {
+            return false;
+        }
+        let waiters = std::mem::take(&mut *self.room_waiters.borrow_mut());
+        for w in waiters {
+            w.wake();
+        }
+        true
     }
 
     /// Tasks woken from other threads, onto the local queue.

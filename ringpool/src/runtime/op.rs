@@ -84,16 +84,21 @@ impl Ops {
         }
     }
 
-    fn remove(&mut self, user_data: u64) {
+    /// Frees the slot of `user_data`, returning what it held (to be
+    /// dropped by the caller, outside the table's borrow).
+    fn take(&mut self, user_data: u64) -> Option<Slot> {
+        self.get(user_data)?;
         let index = user_data as u32;
-        if let Some((g, slot)) = self.slots.get_mut(index as usize) {
-            if !matches!(slot, Slot::Free) {
-                *slot = Slot::Free;
-                *g = (*g + 1) & GEN_MASK;
-                self.free.push(index);
-                self.live -= 1;
-            }
-        }
+        let (g, slot) = &mut self.slots[index as usize];
+        let old = std::mem::replace(slot, Slot::Free);
+        *g = (*g + 1) & GEN_MASK;
+        self.free.push(index);
+        self.live -= 1;
+        Some(old)
+    }
+
+    fn remove(&mut self, user_data: u64) {
+        drop(self.take(user_data));
     }
 
     /// Operations the kernel has not finished.
@@ -128,13 +133,10 @@ impl Ops {
                 *slot = Slot::Done(res, flags);
                 w.map_or(Action::None, Action::Wake)
             }
-            Slot::Orphan(_) => {
-                let Slot::Orphan(f) = std::mem::replace(slot, Slot::Free) else {
-                    unreachable!()
-                };
-                self.remove(user_data);
-                Action::Orphan(f, res, flags)
-            }
+            Slot::Orphan(_) => match self.take(user_data) {
+                Some(Slot::Orphan(f)) => Action::Orphan(f, res, flags),
+                _ => unreachable!("the slot was just seen holding an orphan"),
+            },
             Slot::Multi(h) => match h.take() {
                 Some(h) => {
                     if !more {
@@ -148,9 +150,13 @@ impl Ops {
         }
     }
 
-    /// Removes a multishot handler whose SQE could not be queued.
-    pub(crate) fn remove_multi(&mut self, user_data: u64) {
-        self.remove(user_data);
+    /// Removes a multishot handler whose SQE could not be queued; returns
+    /// it, for the caller to drop outside the table's borrow.
+    pub(crate) fn remove_multi(&mut self, user_data: u64) -> Option<Handler> {
+        match self.take(user_data) {
+            Some(Slot::Multi(h)) => h,
+            _ => None,
+        }
     }
 
     /// Puts a multishot handler back after it ran (if its request lives on).

@@ -217,3 +217,9 @@ impl<B: IoBufMut> Resources for Recv<B> {
         }
     }
 }
+
+impl std::os::fd::AsRawFd for UdpSocket {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.inner.fd.as_raw_fd()
+    }
+}

@@ -1,0 +1,809 @@
+//! The async runtime (`ringpool::runtime`): echo over real loopback
+//! sockets, offload, cancellation without data loss, fd lifetimes, timers,
+//! panics, cross-thread wakes, shutdown with everything in flight, several
+//! runtimes on one pool, and every handoff mechanism under the runtime.
+
+mod util;
+
+use ringpool::runtime::net::{TcpListener, TcpStream, UdpSocket};
+use ringpool::runtime::time::{interval, sleep, timeout};
+use ringpool::runtime::{self, offload, IoBuf, Runtime};
+use ringpool::{Handoff, JobError, Pool};
+use std::cell::Cell;
+use std::future::Future;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use util::Watchdog;
+
+fn rt() -> Runtime {
+    Runtime::builder().workers(2).build().expect("runtime")
+}
+
+fn watchdog(what: &str) -> Watchdog {
+    Watchdog::start(what, Duration::from_secs(60), None)
+}
+
+/// Polls `f` once (to start it), then drops it.
+async fn start_then_drop<F: Future>(f: F) {
+    let mut f = Box::pin(f);
+    std::future::poll_fn(|cx| {
+        let _ = f.as_mut().poll(cx);
+        Poll::Ready(())
+    })
+    .await;
+}
+
+/// Yields to the loop once (a turn of the ring happens in between).
+async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await
+}
+
+async fn echo_server(listener: TcpListener, conns: usize) {
+    let mut tasks = Vec::new();
+    for _ in 0..conns {
+        let (s, _) = listener.accept().await.expect("accept");
+        tasks.push(runtime::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            loop {
+                let (r, b) = s.read(buf).await;
+                let n = r.expect("server read");
+                if n == 0 {
+                    return;
+                }
+                let (w, b) = s.write_all(b.slice(..n)).await;
+                w.expect("server write");
+                buf = b.into_inner();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("echo task");
+    }
+}
+
+fn echo(conns: usize, rounds: usize, multishot: bool) {
+    let _w = watchdog(&format!("echo {conns}x{rounds} multishot={multishot}"));
+    let rt = Runtime::builder()
+        .workers(1)
+        .multishot(multishot)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = runtime::spawn(echo_server(listener, conns));
+        let mut clients = Vec::new();
+        for c in 0..conns {
+            clients.push(runtime::spawn(async move {
+                let s = TcpStream::connect(addr).await.expect("connect");
+                s.set_nodelay(true).unwrap();
+                let mut buf = Vec::with_capacity(256);
+                for r in 0..rounds {
+                    let msg = format!("conn {c} round {r}").into_bytes();
+                    let len = msg.len();
+                    s.write_all(msg).await.0.expect("client write");
+                    let mut got = 0;
+                    while got < len {
+                        buf.clear();
+                        let (res, b) = s.read(buf).await;
+                        buf = b;
+                        let n = res.expect("client read");
+                        assert!(n > 0, "eof mid-echo");
+                        assert_eq!(
+                            &buf[..n],
+                            &format!("conn {c} round {r}").as_bytes()[got..got + n]
+                        );
+                        got += n;
+                    }
+                }
+            }));
+        }
+        for c in clients {
+            c.await.expect("client task");
+        }
+        server.await.expect("server");
+    });
+}
+
+#[test]
+fn echo_one_connection() {
+    echo(1, 2000, true);
+}
+
+#[test]
+fn echo_one_connection_single_shot() {
+    echo(1, 500, false);
+}
+
+#[test]
+fn echo_a_thousand_connections() {
+    runtime::raise_fd_limit().unwrap();
+    echo(1000, 5, true);
+}
+
+#[test]
+fn echo_a_thousand_connections_single_shot() {
+    runtime::raise_fd_limit().unwrap();
+    echo(1000, 3, false);
+}
+
+#[test]
+fn offload_from_many_tasks() {
+    let _w = watchdog("offload_from_many_tasks");
+    let rt = rt();
+    let total = rt.block_on(async {
+        let tasks: Vec<_> = (0..64u64)
+            .map(|t| {
+                runtime::spawn(async move {
+                    let mut sum = 0;
+                    for i in 0..200u64 {
+                        let v = offload(move || t * 1000 + i).await.expect("job");
+                        assert_eq!(v, t * 1000 + i);
+                        sum += v;
+                    }
+                    sum
+                })
+            })
+            .collect();
+        let mut total = 0;
+        for t in tasks {
+            total += t.await.unwrap();
+        }
+        total
+    });
+    let expect: u64 = (0..64u64)
+        .map(|t| (0..200).map(|i| t * 1000 + i).sum::<u64>())
+        .sum();
+    assert_eq!(total, expect);
+    // Results of every type, big and small, inline and boxed.
+    rt.block_on(async {
+        assert_eq!(offload(|| [7u8; 4096]).await.unwrap()[4095], 7);
+        assert_eq!(offload(|| String::from("x")).await.unwrap(), "x");
+        offload(|| ()).await.unwrap();
+    });
+    assert_eq!(rt.stats().jobs_in_flight, 0);
+}
+
+#[test]
+fn offload_beyond_max_in_flight_waits_for_room() {
+    let _w = watchdog("offload_beyond_max_in_flight");
+    let pool = Pool::builder().workers(1).max_in_flight(4).build().unwrap();
+    let rt = Runtime::builder().pool(pool).build().unwrap();
+    let n = rt.block_on(async {
+        let tasks: Vec<_> = (0..100u32)
+            .map(|i| runtime::spawn(async move { offload(move || i).await.unwrap() }))
+            .collect();
+        let mut n = 0;
+        for t in tasks {
+            n += t.await.unwrap();
+        }
+        n
+    });
+    assert_eq!(n, (0..100).sum::<u32>());
+}
+
+#[test]
+fn a_panicking_offload_is_an_error_at_the_await() {
+    let rt = rt();
+    rt.block_on(async {
+        let r = offload(|| -> u32 { panic!("boom") }).await;
+        assert!(matches!(r, Err(JobError::Panicked(_))));
+        // The pool and the runtime go on.
+        assert_eq!(offload(|| 3).await.unwrap(), 3);
+    });
+}
+
+#[test]
+fn a_panicking_task_is_a_join_error() {
+    let rt = rt();
+    rt.block_on(async {
+        let t = runtime::spawn(async { panic!("task boom") });
+        let e = t.await.unwrap_err();
+        assert!(e.is_panic());
+        assert!(e.to_string().contains("task boom"));
+        let ok = runtime::spawn(async { 5 });
+        assert_eq!(ok.await.unwrap(), 5);
+    });
+}
+
+#[test]
+fn abort_cancels_a_task() {
+    let rt = rt();
+    rt.block_on(async {
+        let t = runtime::spawn(async {
+            sleep(Duration::from_secs(3600)).await;
+        });
+        yield_now().await;
+        t.abort();
+        let e = t.await.unwrap_err();
+        assert!(e.is_cancelled() && !e.is_panic());
+    });
+}
+
+#[test]
+fn offload_and_spawn_outside_a_runtime_are_errors_not_panics() {
+    let f = offload(|| 1);
+    // No runtime on this thread: polled by a trivial executor.
+    let r = block_on_plain(f);
+    match r {
+        Err(JobError::Cancelled(task)) => assert_eq!(task.run(), 1),
+        _ => panic!("expected the job back"),
+    }
+    let h = runtime::spawn(async { 1 });
+    let e = block_on_plain(h).unwrap_err();
+    assert!(e.is_cancelled());
+    assert!(TcpListener::bind("127.0.0.1:0").is_err());
+}
+
+fn block_on_plain<F: Future>(f: F) -> F::Output {
+    let mut f = Box::pin(f);
+    let waker = std::task::Waker::noop();
+    let mut cx = Context::from_waker(waker);
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A dropped `offload` future's result is dropped on the runtime's thread,
+/// never leaked, whether the job had finished or not.
+#[test]
+fn dropped_offload_results_are_dropped_not_leaked() {
+    struct Counted(Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let drops = Arc::new(AtomicUsize::new(0));
+    let rt = rt();
+    rt.block_on(async {
+        for i in 0..50 {
+            let d = drops.clone();
+            let f = offload(move || {
+                if i % 2 == 0 {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                Counted(d)
+            });
+            start_then_drop(f).await;
+            if i % 5 == 0 {
+                sleep(Duration::from_millis(1)).await;
+            }
+        }
+        // Let the jobs finish.
+        while runtime_jobs() > 0 {
+            sleep(Duration::from_millis(1)).await;
+        }
+    });
+    drop(rt);
+    assert_eq!(drops.load(Ordering::SeqCst), 50);
+}
+
+fn runtime_jobs() -> usize {
+    // Tasks cannot see the runtime; the jobs are short, so a bounded wait.
+    thread_local!(static N: Cell<usize> = const { Cell::new(0) });
+    N.with(|n| {
+        n.set(n.get() + 1);
+        if n.get() > 200 {
+            0
+        } else {
+            1
+        }
+    })
+}
+
+/// Bytes that arrive after a read's future was dropped are returned by
+/// the next read: none lost, none reordered.
+fn dropped_read_loses_nothing(multishot: bool) {
+    let _w = watchdog("dropped_read_loses_nothing");
+    let rt = Runtime::builder().multishot(multishot).build().unwrap();
+    let client = rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        // A std client on another thread, writing after the read is dropped.
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let client = std::thread::spawn(move || {
+            let mut c = std::net::TcpStream::connect(addr).unwrap();
+            rx.recv().unwrap();
+            c.write_all(b"first-").unwrap();
+            rx.recv().unwrap();
+            c.write_all(b"second").unwrap();
+            let mut end = [0u8; 1];
+            let _ = c.read(&mut end);
+        });
+        let (s, _) = listener.accept().await.unwrap();
+        for _ in 0..3 {
+            // Start a read, then drop it before any byte came.
+            start_then_drop(s.read(vec![0u8; 64])).await;
+        }
+        tx.send(()).unwrap();
+        // Give the kernel time to complete the orphaned read.
+        sleep(Duration::from_millis(50)).await;
+        tx.send(()).unwrap();
+        let mut got = Vec::new();
+        while got.len() < 12 {
+            let (r, b) = s.read(vec![0u8; 64]).await;
+            let n = r.unwrap();
+            assert!(n > 0);
+            got.extend_from_slice(&b[..n]);
+        }
+        assert_eq!(got, b"first-second");
+        drop(s);
+        // Joined after the loop has turned: a stream's fd closes once the
+        // cancel of its multishot receive is in.
+        client
+    });
+    rt.block_on(sleep(Duration::from_millis(10)));
+    client.join().unwrap();
+}
+
+#[test]
+fn dropped_read_loses_nothing_multishot() {
+    dropped_read_loses_nothing(true);
+}
+
+#[test]
+fn dropped_read_loses_nothing_single_shot() {
+    dropped_read_loses_nothing(false);
+}
+
+/// A write dropped in flight keeps its buffer alive until its CQE; the
+/// stream stays usable.
+#[test]
+fn dropped_write_is_safe() {
+    let _w = watchdog("dropped_write_is_safe");
+    let rt = rt();
+    let reader = rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut c = std::net::TcpStream::connect(addr).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            let mut all = Vec::new();
+            c.read_to_end(&mut all).unwrap();
+            all.len()
+        });
+        let (s, _) = listener.accept().await.unwrap();
+        // Big writes fill the socket buffer, so some stay in flight when dropped.
+        for _ in 0..8 {
+            start_then_drop(s.write_all(vec![1u8; 1 << 20])).await;
+        }
+        s.write_all(&b"end"[..]).await.0.unwrap();
+        drop(s);
+        reader
+    });
+    // The loop turns once more to take in the cancels: then the fd closes.
+    rt.block_on(sleep(Duration::from_millis(10)));
+    let n = reader.join().unwrap();
+    assert!(n >= 3);
+}
+
+/// An fd is closed only when no operation on it is in flight: a stream
+/// dropped with a read pending keeps its fd number, so a new socket cannot
+/// get it while the kernel may still use it.
+#[test]
+fn fd_number_is_not_reused_under_an_operation() {
+    let _w = watchdog("fd_not_reused");
+    let rt = Runtime::builder().multishot(false).build().unwrap();
+    rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = std::thread::spawn(move || {
+            let c = std::net::TcpStream::connect(addr).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            drop(c);
+        });
+        let (s, _) = listener.accept().await.unwrap();
+        let fd = s.as_raw_fd();
+        let link = || std::fs::read_link(format!("/proc/self/fd/{fd}")).ok();
+        let socket = link().expect("the stream's fd is open");
+        // Start a read and drop it: it is cancelled, but its CQE has not
+        // come (the loop has not turned since).
+        start_then_drop(s.read(vec![0u8; 16])).await;
+        drop(s);
+        // The number still names the same socket: nobody can get it while
+        // the kernel may still use it.
+        assert_eq!(
+            link(),
+            Some(socket.clone()),
+            "an fd was closed under an operation"
+        );
+        // Once the cancel's CQE is in, the socket is closed.
+        sleep(Duration::from_millis(20)).await;
+        assert_ne!(link(), Some(socket), "the fd was never closed (leak)");
+        client.join().unwrap();
+    });
+}
+
+#[test]
+fn a_timeout_fires() {
+    let rt = rt();
+    rt.block_on(async {
+        let t0 = Instant::now();
+        let r = timeout(Duration::from_millis(30), sleep(Duration::from_secs(3600))).await;
+        assert!(r.is_err());
+        assert!(t0.elapsed() >= Duration::from_millis(30));
+        let r = timeout(Duration::from_secs(3600), async { 7 }).await;
+        assert_eq!(r.unwrap(), 7);
+        let mut iv = interval(Duration::from_millis(5));
+        let a = iv.tick().await;
+        let b = iv.tick().await;
+        assert!(b >= a + Duration::from_millis(5));
+    });
+}
+
+/// 10,000 pending timers cost no SQE: the soonest deadline is the wait's
+/// own timeout. They all fire, in deadline order.
+#[test]
+fn ten_thousand_timers() {
+    let _w = watchdog("ten_thousand_timers");
+    let rt = rt();
+    let fired = Rc::new(Cell::new(0usize));
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..10_000u64)
+            .map(|i| {
+                let fired = fired.clone();
+                runtime::spawn(async move {
+                    sleep(Duration::from_millis(20 + i % 50)).await;
+                    fired.set(fired.get() + 1);
+                })
+            })
+            .collect();
+        yield_now().await;
+        yield_now().await;
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    assert_eq!(fired.get(), 10_000);
+    let s = rt.stats();
+    assert_eq!(s.timers, 0);
+    assert_eq!(s.operations, 0, "timers must not hold SQEs");
+}
+
+/// Wakes from other threads, many at once, against a loop that keeps
+/// going to sleep: none is lost.
+#[test]
+fn cross_thread_wake_storm() {
+    let _w = watchdog("cross_thread_wake_storm");
+    let rt = rt();
+    let rounds = 2000;
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for t in 0..8 {
+            tasks.push(runtime::spawn(async move {
+                for r in 0..rounds {
+                    // A future completed by another thread.
+                    let (tx, mut rx) = oneshot();
+                    std::thread::Builder::new()
+                        .name(format!("waker-{t}"))
+                        .spawn(move || {
+                            if r % 3 == 0 {
+                                std::thread::yield_now();
+                            }
+                            tx.send(r);
+                        })
+                        .unwrap();
+                    assert_eq!((&mut rx).await, r);
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    let s = rt.stats();
+    assert!(s.remote_signals + s.remote_quiet >= 1, "{s:?}");
+}
+
+/// A one-shot channel whose sender lives on another thread (std only).
+fn oneshot() -> (OneTx, OneRx) {
+    let shared = Arc::new(std::sync::Mutex::new((
+        None::<u32>,
+        None::<std::task::Waker>,
+    )));
+    (OneTx(shared.clone()), OneRx(shared))
+}
+struct OneTx(Arc<std::sync::Mutex<(Option<u32>, Option<std::task::Waker>)>>);
+struct OneRx(Arc<std::sync::Mutex<(Option<u32>, Option<std::task::Waker>)>>);
+impl OneTx {
+    fn send(self, v: u32) {
+        let w = {
+            let mut g = self.0.lock().unwrap();
+            g.0 = Some(v);
+            g.1.take()
+        };
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
+}
+impl Future for &mut OneRx {
+    type Output = u32;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u32> {
+        let mut g = self.0.lock().unwrap();
+        if let Some(v) = g.0.take() {
+            return Poll::Ready(v);
+        }
+        g.1 = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// The runtime dropped with connections, accepts, reads, timers and jobs
+/// in flight: no hang, and everything dropped (counted).
+#[test]
+fn dropped_with_everything_in_flight() {
+    let _w = watchdog("dropped_with_everything_in_flight");
+    struct Counted(Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    for multishot in [true, false] {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (closures, results) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let pool = Pool::builder().workers(1).build().unwrap();
+        let rt = Runtime::builder()
+            .pool(pool.clone())
+            .multishot(multishot)
+            .build()
+            .unwrap();
+        let addr = rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let l2 = TcpListener::bind("127.0.0.1:0").unwrap();
+            // An accept that never completes.
+            let d = drops.clone();
+            runtime::spawn(async move {
+                let _c = Counted(d);
+                let _ = l2.accept().await;
+            });
+            // Connections with reads pending.
+            let d = drops.clone();
+            runtime::spawn(async move {
+                let _c = Counted(d.clone());
+                loop {
+                    let (s, _) = listener.accept().await.unwrap();
+                    let d = d.clone();
+                    runtime::spawn(async move {
+                        let _c = Counted(d);
+                        let _ = s.read(vec![0u8; 1024]).await;
+                    });
+                }
+            });
+            // Jobs that take a while, and their results.
+            for _ in 0..10 {
+                let guard = Counted(closures.clone());
+                let d = results.clone();
+                runtime::spawn(async move {
+                    let r = offload(move || {
+                        let _guard = guard;
+                        std::thread::sleep(Duration::from_millis(20));
+                        Counted(d)
+                    })
+                    .await;
+                    drop(r);
+                });
+            }
+            let d = drops.clone();
+            runtime::spawn(async move {
+                let _c = Counted(d);
+                sleep(Duration::from_secs(3600)).await;
+            });
+            addr
+        });
+        let clients: Vec<_> = (0..5)
+            .map(|_| std::net::TcpStream::connect(addr).unwrap())
+            .collect();
+        rt.block_on(async {
+            sleep(Duration::from_millis(30)).await;
+        });
+        let t0 = Instant::now();
+        drop(rt);
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "shutdown took {:?}",
+            t0.elapsed()
+        );
+        // accept task + listener task + 5 readers + sleeper.
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            1 + 1 + 5 + 1,
+            "multishot={multishot}"
+        );
+        // Every job's closure is dropped, run or cancelled; every result of
+        // a job that ran is dropped too.
+        assert_eq!(closures.load(Ordering::SeqCst), 10);
+        let ran = pool.stats().jobs_run as usize;
+        assert_eq!(results.load(Ordering::SeqCst), ran);
+        assert_eq!(ran + pool.stats().jobs_cancelled as usize, 10);
+        drop(clients);
+    }
+}
+
+/// Two runtimes on two threads share one pool; each gets its own results.
+#[test]
+fn two_runtimes_share_one_pool() {
+    let _w = watchdog("two_runtimes_share_one_pool");
+    let pool = Pool::builder().workers(2).build().unwrap();
+    let builder = Runtime::builder().pool(pool.clone());
+    let threads = runtime::per_core(2, false, builder, |i| async move {
+        let me = std::thread::current().id();
+        let mut sum = 0u64;
+        let tasks: Vec<_> = (0..16u64)
+            .map(|t| {
+                runtime::spawn(async move {
+                    let mut s = 0;
+                    for k in 0..100u64 {
+                        let v = offload(move || (i as u64) << 32 | (t * 100 + k))
+                            .await
+                            .unwrap();
+                        assert_eq!(v >> 32, i as u64, "a result came to the wrong ring");
+                        s += v & 0xffff_ffff;
+                    }
+                    s
+                })
+            })
+            .collect();
+        for t in tasks {
+            sum += t.await.unwrap();
+        }
+        assert_eq!(std::thread::current().id(), me);
+        sum
+    })
+    .unwrap();
+    let sums: Vec<u64> = threads.join().into_iter().map(|r| r.unwrap()).collect();
+    let expect: u64 = (0..1600u64).sum();
+    assert_eq!(sums, vec![expect, expect]);
+    assert_eq!(pool.stats().jobs_run, 3200);
+}
+
+/// Thread-per-core servers on one port with SO_REUSEPORT.
+#[test]
+fn reuseport_listeners_per_core() {
+    let _w = watchdog("reuseport_listeners_per_core");
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = probe.local_addr().unwrap();
+    drop(probe);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let threads = runtime::per_core(2, false, Runtime::builder().workers(1), move |_| {
+        let ready = ready_tx.clone();
+        async move {
+            let l = TcpListener::bind_reuseport(addr).unwrap();
+            ready.send(()).unwrap();
+            let mut served = 0;
+            while let Ok(Ok((s, _))) = timeout(Duration::from_millis(500), l.accept()).await {
+                let (r, b) = s.read(vec![0u8; 8]).await;
+                let n = r.unwrap();
+                s.write_all(b.slice(..n)).await.0.unwrap();
+                served += 1;
+            }
+            served
+        }
+    })
+    .unwrap();
+    ready_rx.recv().unwrap();
+    ready_rx.recv().unwrap();
+    for i in 0..20u8 {
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        c.write_all(&[i]).unwrap();
+        let mut b = [0u8; 1];
+        c.read_exact(&mut b).unwrap();
+        assert_eq!(b[0], i);
+    }
+    let served: usize = threads.join().into_iter().map(|r| r.unwrap()).sum();
+    assert_eq!(served, 20);
+}
+
+#[test]
+fn udp_round_trip() {
+    let rt = rt();
+    rt.block_on(async {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (r, _) = a.send_to(&b"hello"[..], b.local_addr().unwrap()).await;
+        assert_eq!(r.unwrap(), 5);
+        let (r, buf) = b.recv_from(vec![0u8; 64]).await;
+        let (n, from) = r.unwrap();
+        assert_eq!(&buf[..n], b"hello");
+        assert_eq!(from, a.local_addr().unwrap());
+        // A dropped recv_from keeps its datagram for the next call.
+        start_then_drop(b.recv_from(vec![0u8; 64])).await;
+        a.send_to(&b"again"[..], b.local_addr().unwrap())
+            .await
+            .0
+            .unwrap();
+        sleep(Duration::from_millis(20)).await;
+        let (r, buf) = b.recv_from(vec![0u8; 64]).await;
+        let (n, _) = r.unwrap();
+        assert_eq!(&buf[..n], b"again");
+    });
+}
+
+/// The conformance idea again: offload and I/O under the runtime with every
+/// handoff mechanism this kernel has.
+#[test]
+fn every_handoff_under_the_runtime() {
+    for h in Handoff::ALL {
+        let Some(pool) = util::build_or_skip(
+            "every_handoff_under_the_runtime",
+            Pool::builder().workers(2),
+            h,
+        ) else {
+            continue;
+        };
+        let _w = Watchdog::start(
+            format!("runtime under {h}"),
+            Duration::from_secs(60),
+            Some(pool.clone()),
+        );
+        let rt = Runtime::builder().pool(pool).build().unwrap();
+        assert_eq!(rt.handoff(), h);
+        let sum = rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = runtime::spawn(async move {
+                let (s, _) = listener.accept().await.unwrap();
+                let mut total = 0u64;
+                let mut buf = vec![0u8; 64];
+                loop {
+                    let (r, b) = s.read(buf).await;
+                    let n = r.unwrap();
+                    if n == 0 {
+                        return total;
+                    }
+                    let bytes = b[..n].to_vec();
+                    total += offload(move || bytes.iter().map(|&x| x as u64).sum::<u64>())
+                        .await
+                        .unwrap();
+                    buf = b;
+                    s.write_all(&b"k"[..]).await.0.unwrap();
+                }
+            });
+            let c = TcpStream::connect(addr).await.unwrap();
+            for i in 0..200u8 {
+                c.write_all(vec![i]).await.0.unwrap();
+                let (r, _) = c.read(vec![0u8; 1]).await;
+                assert_eq!(r.unwrap(), 1);
+            }
+            drop(c);
+            server.await.unwrap()
+        });
+        assert_eq!(sum, (0..200u64).sum::<u64>(), "under {h}");
+    }
+}
+
+#[test]
+fn bad_configuration_is_a_typed_error() {
+    let e = Runtime::builder().entries(100).build().unwrap_err();
+    assert_eq!(e.kind(), ringpool::ErrorKind::InvalidConfig);
+    let pool = Pool::builder().workers(1).build().unwrap();
+    let e = Runtime::builder()
+        .pool(pool)
+        .workers(3)
+        .build()
+        .unwrap_err();
+    assert_eq!(e.kind(), ringpool::ErrorKind::InvalidConfig);
+    let e = Runtime::builder().buffers(100, 4096).build().unwrap_err();
+    assert_eq!(e.kind(), ringpool::ErrorKind::InvalidConfig);
+}
