@@ -252,8 +252,12 @@ fn offload_and_spawn_outside_a_runtime_are_errors_not_panics() {
 
 fn block_on_plain<F: Future>(f: F) -> F::Output {
     let mut f = Box::pin(f);
-    let waker = std::task::Waker::noop();
-    let mut cx = Context::from_waker(waker);
+    struct Noop;
+    impl std::task::Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+    let waker = std::task::Waker::from(Arc::new(Noop));
+    let mut cx = Context::from_waker(&waker);
     loop {
         if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
             return v;
