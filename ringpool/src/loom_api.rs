@@ -3,7 +3,7 @@
 //! around the crate-private code in `protocol::park` and `protocol::doorbell`, which
 //! is compiled unchanged against loom's atomics (`crate::sync`).
 
-use crate::protocol::{doorbell, park};
+use crate::protocol::{doorbell, park, remote};
 use crate::sync::{AtomicBool, AtomicU32};
 
 /// [`park::AWAKE`].
@@ -123,5 +123,57 @@ impl Doorbell {
     /// The word itself (the futex the `futex` backend's loop waits on).
     pub fn word(&self) -> &AtomicU32 {
         self.0.word()
+    }
+}
+
+/// A task's scheduled flag (`remote::Scheduled`).
+pub struct Scheduled(remote::Scheduled);
+
+impl Scheduled {
+    /// Not scheduled.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Scheduled {
+        Scheduled(remote::Scheduled::new())
+    }
+
+    /// Waker side: `true` if the caller must queue the task.
+    pub fn schedule(&self) -> bool {
+        self.0.schedule()
+    }
+
+    /// Runtime side, before polling the task.
+    pub fn unschedule(&self) {
+        self.0.unschedule()
+    }
+}
+
+/// The runtime's remote wake list (`remote::RemoteWakes`).
+pub struct RemoteWakes(remote::RemoteWakes<usize>);
+
+impl RemoteWakes {
+    /// Empty, loop asleep.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> RemoteWakes {
+        RemoteWakes(remote::RemoteWakes::new())
+    }
+
+    /// Waker side: `true` if the caller must signal the loop.
+    pub fn push(&self, task: usize) -> bool {
+        self.0.push(task)
+    }
+
+    /// Loop side, at the start of a turn.
+    pub fn awake(&self) {
+        self.0.awake()
+    }
+
+    /// Loop side, before blocking: `true` if it may block.
+    pub fn may_sleep(&self) -> bool {
+        self.0.may_sleep()
+    }
+
+    /// Loop side: the queued tasks.
+    pub fn drain(&self, f: impl FnMut(usize)) {
+        self.0.drain(f)
     }
 }

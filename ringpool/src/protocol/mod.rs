@@ -1,6 +1,7 @@
 //! The wake protocols: how a worker goes to sleep without missing a job
 //! ([`park`]), and how workers tell a loop that results wait without ever
-//! having more than one announcement in flight ([`doorbell`]).
+//! having more than one announcement in flight ([`doorbell`]), and how
+//! other threads wake the async runtime's loop ([`remote`]).
 //!
 //! Neither makes a kernel call: they decide *who* must wake *whom*, and the
 //! handoff backends carry the wake (a futex, a MSG_RING, an eventfd write).

@@ -1,8 +1,8 @@
 //! Waking a runtime from other threads: tasks woken there, and the signal
 //! that reaches the ring when (and only when) the loop sleeps.
 //!
-//! The protocol is `protocol::remote` (checked by loom); this file adds the
-//! signal: a ringless `IORING_OP_MSG_RING` straight into the runtime's CQ
+//! The protocol is `protocol::remote` (a list and one state word, checked
+//! by loom); this file adds the signal: a ringless `IORING_OP_MSG_RING` straight into the runtime's CQ
 //! (Linux 6.13), or else a write to an eventfd that the ring polls.
 
 use super::task::Header;

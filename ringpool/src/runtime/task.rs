@@ -4,12 +4,13 @@
 //! [`Waker`] holds is only the task's [`Header`], which is `Send + Sync`. A
 //! wake on the runtime's own thread puts the task on the local ready queue;
 //! a wake from any other thread goes through the runtime's
-//! [`Remote`](super::remote::Remote) (a list and a doorbell, then a signal on
-//! the ring only if the loop sleeps). The `scheduled` flag keeps a task on
+//! [`Remote`](super::remote::Remote) (a list and a state word, then a signal
+//! on the ring only if the loop sleeps). The `scheduled` flag keeps a task on
 //! the queues at most once, however often it is woken.
 
 use super::context;
 use super::remote::Remote;
+use crate::protocol::remote::Scheduled;
 use std::any::Any;
 use std::cell::RefCell;
 use std::fmt;
@@ -17,7 +18,6 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
@@ -29,7 +29,7 @@ pub(crate) struct Header {
     /// The task's index in its runtime's table, or [`MAIN`].
     pub(crate) index: u32,
     /// On a ready queue (local or remote) and not yet polled.
-    scheduled: AtomicBool,
+    scheduled: Scheduled,
     pub(crate) remote: Arc<Remote>,
 }
 
@@ -37,21 +37,20 @@ impl Header {
     pub(crate) fn new(index: u32, remote: Arc<Remote>) -> Arc<Header> {
         Arc::new(Header {
             index,
-            scheduled: AtomicBool::new(false),
+            scheduled: Scheduled::new(),
             remote,
         })
     }
 
     /// The runtime is about to poll the task: a wake from now on schedules
-    /// it again. (AcqRel: it reads the waker's swap, so what the waker
-    /// wrote before waking is visible to the poll.)
+    /// it again (see `protocol::remote::Scheduled`).
     pub(crate) fn unschedule(&self) {
-        self.scheduled.swap(false, Ordering::AcqRel);
+        self.scheduled.unschedule();
     }
 
     /// Marks the task scheduled; `false` if it already was.
     pub(crate) fn schedule(&self) -> bool {
-        !self.scheduled.swap(true, Ordering::AcqRel)
+        self.scheduled.schedule()
     }
 }
 
