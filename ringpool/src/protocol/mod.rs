@@ -3,7 +3,7 @@
 //! having more than one announcement in flight ([`doorbell`]), and how
 //! other threads wake the async runtime's loop ([`remote`]).
 //!
-//! Neither makes a kernel call: they decide *who* must wake *whom*, and the
+//! None makes a kernel call: they decide *who* must wake *whom*, and the
 //! handoff backends carry the wake (a futex, a MSG_RING, an eventfd write).
 //! So they compile unchanged against loom's atomics (`crate::sync`), and
 //! `tests/loom.rs` checks this very code exhaustively under `--cfg loom`.
