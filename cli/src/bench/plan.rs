@@ -110,12 +110,13 @@ impl Plan {
         if ncpu > 1 {
             workers.push(ncpu);
         }
-        let echo = |warmup, window, idle_connections, idle_deadline, idle_settle| EchoSpec {
+        let echo = |warmup, window, reps, idle_connections, idle_deadline, idle_settle| EchoSpec {
             servers: ServerImpl::ALL.to_vec(),
             connections: vec![1, 64],
             sizes: vec![64, 4096],
             warmup,
             window,
+            reps,
             idle_connections,
             idle_deadline,
             idle_settle,
@@ -144,7 +145,7 @@ impl Plan {
                 },
                 scaling: ScalingSpec::new(ncpu, vec![0]),
                 sections,
-                echo: echo(ms(20), ms(100), 1_000, ms(5_000), ms(50)),
+                echo: echo(ms(20), ms(50), 2, 1_000, ms(5_000), ms(50)),
                 offload: offload(vec![1], ms(10), ms(100)),
             },
             Mode::Full => Plan {
@@ -162,7 +163,7 @@ impl Plan {
                 },
                 scaling: ScalingSpec::new(ncpu, vec![0, 10]),
                 sections,
-                echo: echo(ms(500), ms(5_000), 10_000, ms(60_000), ms(500)),
+                echo: echo(ms(500), ms(1_000), 5, 10_000, ms(60_000), ms(500)),
                 offload: offload(workers.clone(), ms(200), ms(3_000)),
                 workers,
             },
@@ -182,7 +183,7 @@ impl Plan {
                 },
                 scaling: ScalingSpec::new(ncpu, vec![0, 10]),
                 sections,
-                echo: echo(ms(200), ms(1_500), 10_000, ms(30_000), ms(300)),
+                echo: echo(ms(200), ms(500), 3, 10_000, ms(30_000), ms(300)),
                 offload: offload(vec![1], ms(100), ms(1_000)),
             },
         }

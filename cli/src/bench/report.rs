@@ -371,7 +371,7 @@ pub fn render(
         }
     }
     if !results.throughput.is_empty() {
-    let _ = writeln!(
+        let _ = writeln!(
         out,
         "\n(counters are per job: enters = io_uring_enter by the loop (LoopStats.enters; the answer: counted); \
          wakes sent = LoopStats.wakes_sent (the answer: one MSG_RING per job); doorbells / skipped = \

@@ -31,14 +31,17 @@ fn render_echo(out: &mut String, plan: &Plan, results: &Results) {
     let mut table = Table::new(
         format!(
             "echo: loopback TCP, each server a process pinned to one CPU, the same epoll client on the other CPU; \
-             closed loop, one message in flight per connection; {:.1} s window per cell (after {:.1} s warm-up), \
-             a fresh server per cell; server CPU = utime+stime of /proc/<pid>/stat; rt = round trip",
-            spec.window.as_secs_f64(),
-            spec.warmup.as_secs_f64()
+             closed loop, one message in flight per connection; a fresh server per cell, {} ms warm-up, then the \
+             median (by rt/s) of {} windows of {} ms; server CPU = utime+stime of /proc/<pid>/stat; rt = round trip; \
+             other % = CPU of other processes, % of the machine, in that window",
+            spec.warmup.as_millis(),
+            spec.reps,
+            spec.window.as_millis()
         ),
         &[
             "server", "conns", "size B", "rt/s", "vs ct", "p50 µs", "vs ct", "p99 µs", "vs ct",
-            "srv cpu/rt µs", "vs ct", "srv %core", "srv vcsw/rt", "threads", "client %core",
+            "srv cpu/rt µs", "vs ct", "srv %core", "srv vcsw/rt", "threads", "client %core", "other %",
+            "rt/s of each window",
         ],
     );
     for &conns in &spec.connections {
@@ -59,14 +62,17 @@ fn render_echo(out: &mut String, plan: &Plan, results: &Results) {
                     us(c.p99_ns as f64),
                     ratio(c.p99_ns as f64, ct.map(|t| t.p99_ns as f64)),
                     us(c.server_cpu_ns_per_rt),
-                    ratio(
-                        c.server_cpu_ns_per_rt,
-                        ct.map(|t| t.server_cpu_ns_per_rt),
-                    ),
+                    ratio(c.server_cpu_ns_per_rt, ct.map(|t| t.server_cpu_ns_per_rt)),
                     format!("{:.0}", c.server_pct_of_core),
                     sig3(c.server_vcsw_per_rt),
                     c.server_threads.to_string(),
                     format!("{:.0}", c.client_pct_of_core),
+                    format!("{:.1}", c.other_load_pct),
+                    c.rtt_per_s_reps
+                        .iter()
+                        .map(|&x| rate(x))
+                        .collect::<Vec<_>>()
+                        .join(" "),
                 ]);
             }
         }
@@ -84,9 +90,9 @@ fn render_echo(out: &mut String, plan: &Plan, results: &Results) {
     let mut table = Table::new(
         format!(
             "idle connections: {} asked, opened one by one with a 1-byte round trip each, then idle; server VmRSS \
-             before and {:.1} s after (kernel socket buffers are not in VmRSS)",
+             before and {} ms after (kernel socket buffers are not in VmRSS)",
             spec.idle_connections,
-            spec.idle_settle.as_secs_f64()
+            spec.idle_settle.as_millis()
         ),
         &[
             "server", "opened", "open s", "RSS before MiB", "RSS after MiB", "B/conn", "vs ct",
@@ -116,10 +122,11 @@ fn render_offload(out: &mut String, plan: &Plan, results: &Results) {
     let spec = &plan.offload;
     let mut table = Table::new(
         format!(
-            "offload: trivial jobs, {} tasks (jobs in flight), loop and workers pinned as in the header; {:.1} s \
-             window; CPU and voluntary context switches of the whole process per job",
+            "offload: trivial jobs, {} tasks (jobs in flight), loop and workers pinned as in the header; {} ms \
+             window after {} ms warm-up; CPU and voluntary context switches of the whole process per job",
             spec.tasks,
-            spec.window.as_secs_f64()
+            spec.window.as_millis(),
+            spec.warmup.as_millis()
         ),
         &[
             "contender", "workers", "jobs/s", "vs tok", "vs raw", "cpu/job µs", "vcsw/job", "jobs",

@@ -72,7 +72,10 @@ pub fn echo(r: &Results) -> Vec<Target> {
              with lower p99 and less server CPU per round trip"
         );
         targets.push(
-            match (r.echo.find(RINGPOOL, 64, size), r.echo.find(TOKIO_CT, 64, size)) {
+            match (
+                r.echo.find(RINGPOOL, 64, size),
+                r.echo.find(TOKIO_CT, 64, size),
+            ) {
                 (Some(a), Some(t)) => {
                     let ratio = a.rtt_per_s / t.rtt_per_s;
                     Target {
@@ -95,7 +98,10 @@ pub fn echo(r: &Results) -> Vec<Target> {
             "echo, 1 connection, {size} B: ringpool runtime >= 1.0x tokio current_thread round trips/s"
         );
         targets.push(
-            match (r.echo.find(RINGPOOL, 1, size), r.echo.find(TOKIO_CT, 1, size)) {
+            match (
+                r.echo.find(RINGPOOL, 1, size),
+                r.echo.find(TOKIO_CT, 1, size),
+            ) {
                 (Some(a), Some(t)) => {
                     let ratio = a.rtt_per_s / t.rtt_per_s;
                     Target {
@@ -125,24 +131,26 @@ pub fn echo(r: &Results) -> Vec<Target> {
         .map(|i| idle_text(i))
         .collect::<Vec<_>>()
         .join(", ");
-    targets.push(match (r.echo.find_idle(RINGPOOL), r.echo.find_idle(TOKIO_CT)) {
-        (Some(a), Some(t)) => Target {
-            rule: rule.into(),
-            measured: format!(
-                "{}; {peers_text}: {:.2}x tokio-ct",
-                idle_text(a),
-                a.rss_bytes_per_conn / t.rss_bytes_per_conn.max(1.0)
-            ),
-            pass: Some(
-                a.opened == t.opened
-                    && peers
-                        .iter()
-                        .all(|p| a.rss_bytes_per_conn < p.rss_bytes_per_conn),
-            ),
+    targets.push(
+        match (r.echo.find_idle(RINGPOOL), r.echo.find_idle(TOKIO_CT)) {
+            (Some(a), Some(t)) => Target {
+                rule: rule.into(),
+                measured: format!(
+                    "{}; {peers_text}: {:.2}x tokio-ct",
+                    idle_text(a),
+                    a.rss_bytes_per_conn / t.rss_bytes_per_conn.max(1.0)
+                ),
+                pass: Some(
+                    a.opened == t.opened
+                        && peers
+                            .iter()
+                            .all(|p| a.rss_bytes_per_conn < p.rss_bytes_per_conn),
+                ),
+            },
+            (None, Some(_)) => not_measured(r, "echo", RINGPOOL, rule, peers_text),
+            _ => no_baseline(rule, "tokio-ct idle connections"),
         },
-        (None, Some(_)) => not_measured(r, "echo", RINGPOOL, rule, peers_text),
-        _ => no_baseline(rule, "tokio-ct idle connections"),
-    });
+    );
     targets
 }
 

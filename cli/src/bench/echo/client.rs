@@ -10,7 +10,7 @@
 //! `floor-epoll` server shows the most it can drive.
 
 use super::process::ProcSnap;
-use crate::bench::cpu::CpuSnap;
+use crate::bench::cpu::{CpuSnap, MachineSnap};
 use hdrhistogram::Histogram;
 use rustix::event::epoll;
 use std::io::{ErrorKind, Read, Write};
@@ -26,12 +26,14 @@ pub struct Load {
     pub size: usize,
     /// Unmeasured run first.
     pub warmup: Duration,
-    /// Measured window.
+    /// Each measured window.
     pub window: Duration,
+    /// Measured windows, back to back.
+    pub reps: usize,
 }
 
-/// What one load run measured.
-pub struct LoadResult {
+/// What one measured window saw.
+pub struct Window {
     /// Round trips completed inside the window.
     pub round_trips: u64,
     /// Length of the window, s.
@@ -42,6 +44,42 @@ pub struct LoadResult {
     pub server: (ProcSnap, ProcSnap),
     /// The client thread's CPU time over the window.
     pub client_cpu: Duration,
+    /// The machine's CPU counters at the start and end of the window.
+    pub machine: (MachineSnap, MachineSnap),
+}
+
+/// The figures at a window boundary.
+struct Mark {
+    server: ProcSnap,
+    client: CpuSnap,
+    machine: MachineSnap,
+    at: Instant,
+}
+
+impl Mark {
+    fn now(pid: u32) -> Result<Mark, String> {
+        Ok(Mark {
+            server: ProcSnap::read(pid)?,
+            client: CpuSnap::now(),
+            machine: MachineSnap::now(),
+            at: Instant::now(),
+        })
+    }
+
+    /// The window from `self` to `end`.
+    fn window(self, end: &Mark, round_trips: u64, hist: Histogram<u64>) -> Window {
+        Window {
+            round_trips,
+            secs: end.at.duration_since(self.at).as_secs_f64(),
+            hist,
+            server: (self.server, end.server),
+            client_cpu: end
+                .client
+                .loop_thread
+                .saturating_sub(self.client.loop_thread),
+            machine: (self.machine, end.machine),
+        }
+    }
 }
 
 /// Stop if no echo arrives for this long.
@@ -57,7 +95,7 @@ struct Conn {
 }
 
 /// Drives `load` against the server at `addr` (process `pid`) on a new
-/// thread pinned to `cpu`.
+/// thread pinned to `cpu`; returns its `load.reps` windows.
 ///
 /// # Errors
 ///
@@ -67,7 +105,7 @@ pub fn run(
     pid: u32,
     load: Load,
     cpu: Option<usize>,
-) -> Result<LoadResult, String> {
+) -> Result<Vec<Window>, String> {
     std::thread::Builder::new()
         .name("echo-client".into())
         .spawn(move || {
@@ -81,7 +119,7 @@ pub fn run(
         .map_err(|_| "the client panicked".to_string())?
 }
 
-fn drive(addr: SocketAddr, pid: u32, load: Load) -> Result<LoadResult, String> {
+fn drive(addr: SocketAddr, pid: u32, load: Load) -> Result<Vec<Window>, String> {
     let io = |what: &'static str| move |e: std::io::Error| format!("client {what}: {e}");
     let ep = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(|e| format!("epoll: {e}"))?;
     let msg = vec![0x5au8; load.size];
@@ -109,10 +147,11 @@ fn drive(addr: SocketAddr, pid: u32, load: Load) -> Result<LoadResult, String> {
         send(c, &msg)?;
     }
     let started = Instant::now();
-    let measure_from = started + load.warmup;
-    let measure_until = measure_from + load.window;
-    let mut measuring = false;
-    let mut at_start = None;
+    let reps = load.reps.max(1);
+    let mut windows = Vec::with_capacity(reps);
+    // The next boundary: the end of the warm-up, then of each window.
+    let mut boundary = started + load.warmup;
+    let mut open: Option<Mark> = None;
     let mut round_trips = 0u64;
     let mut last_echo = started;
     let mut events = Vec::with_capacity(load.connections.max(1));
@@ -122,14 +161,18 @@ fn drive(addr: SocketAddr, pid: u32, load: Load) -> Result<LoadResult, String> {
     };
     loop {
         let now = Instant::now();
-        if !measuring && now >= measure_from {
-            measuring = true;
+        if now >= boundary {
+            let mark = Mark::now(pid)?;
+            if let Some(start) = open.take() {
+                windows.push(start.window(&mark, round_trips, hist.clone()));
+            }
+            if windows.len() == reps {
+                break;
+            }
             hist.reset();
             round_trips = 0;
-            at_start = Some((ProcSnap::read(pid)?, CpuSnap::now(), Instant::now()));
-        }
-        if measuring && now >= measure_until {
-            break;
+            boundary = mark.at + load.window;
+            open = Some(mark);
         }
         if now.duration_since(last_echo) > STALL {
             return Err(format!(
@@ -160,7 +203,7 @@ fn drive(addr: SocketAddr, pid: u32, load: Load) -> Result<LoadResult, String> {
             }
             let now = Instant::now();
             last_echo = now;
-            if measuring {
+            if open.is_some() {
                 let rtt = now.duration_since(c.sent_at).as_nanos() as u64;
                 hist.record(rtt.max(1)).map_err(|e| e.to_string())?;
                 round_trips += 1;
@@ -169,15 +212,7 @@ fn drive(addr: SocketAddr, pid: u32, load: Load) -> Result<LoadResult, String> {
             send(c, &msg)?;
         }
     }
-    let end = (ProcSnap::read(pid)?, CpuSnap::now(), Instant::now());
-    let (s0, c0, t0) = at_start.ok_or("the window never started")?;
-    Ok(LoadResult {
-        round_trips,
-        secs: end.2.duration_since(t0).as_secs_f64(),
-        hist,
-        server: (s0, end.0),
-        client_cpu: end.1.loop_thread.saturating_sub(c0.loop_thread),
-    })
+    Ok(windows)
 }
 
 /// Sends one message on `c` (whole: the socket's send buffer is empty,

@@ -73,8 +73,12 @@ impl ServerImpl {
         match self {
             ServerImpl::Ringpool => "ringpool::runtime, one ring thread (issue 9)",
             ServerImpl::TokioCt => "tokio current_thread runtime, a task per connection",
-            ServerImpl::TokioMt => "tokio multi-thread runtime (1 worker on the one CPU), a task per connection",
-            ServerImpl::FloorEpoll => "floor: hand-written single-threaded epoll loop (the client's ceiling)",
+            ServerImpl::TokioMt => {
+                "tokio multi-thread runtime (1 worker on the one CPU), a task per connection"
+            }
+            ServerImpl::FloorEpoll => {
+                "floor: hand-written single-threaded epoll loop (the client's ceiling)"
+            }
         }
     }
 }
@@ -91,9 +95,13 @@ pub struct EchoSpec {
     /// Unmeasured load before each window.
     #[serde(with = "super::seconds")]
     pub warmup: Duration,
-    /// Measured window per cell.
+    /// Each measured window.
     #[serde(with = "super::seconds")]
     pub window: Duration,
+    /// Measured windows per cell, back to back on the same connections; the
+    /// one with the median round trips/s is reported (a burst of other load
+    /// on this shared machine then spoils one window, not the figure).
+    pub reps: usize,
     /// Idle connections opened (0: not measured).
     pub idle_connections: usize,
     /// Give up opening idle connections after this long.
@@ -152,6 +160,11 @@ pub struct EchoCell {
     pub server_threads: usize,
     /// The client thread's CPU over the window, % of one core.
     pub client_pct_of_core: f64,
+    /// CPU used by processes other than the bench and this server over the
+    /// window, % of the machine.
+    pub other_load_pct: f64,
+    /// Round trips/s of every window (the median one is reported).
+    pub rtt_per_s_reps: Vec<f64>,
 }
 
 /// The idle-connections figure of one server.
@@ -269,26 +282,36 @@ fn cell(
         size,
         warmup: spec.warmup,
         window: spec.window,
+        reps: spec.reps,
     };
-    let r = client::run(server.addr, server.pid, load, cpus.client)?;
-    let n = r.round_trips.max(1) as f64;
-    let (s0, s1) = r.server;
-    let cpu_ns = s1.cpu_ns.saturating_sub(s0.cpu_ns) as f64;
+    let mut windows = client::run(server.addr, server.pid, load, cpus.client)?;
+    let rate = |w: &client::Window| w.round_trips as f64 / w.secs;
+    let reps: Vec<f64> = windows.iter().map(rate).collect();
+    windows.sort_by(|a, b| rate(a).total_cmp(&rate(b)));
+    let w = windows.swap_remove(windows.len() / 2);
+    let n = w.round_trips.max(1) as f64;
+    let (s0, s1) = w.server;
+    let cpu_ns = s1.cpu_ns.saturating_sub(s0.cpu_ns);
     Ok(EchoCell {
         server: imp.name().into(),
         connections,
         size,
-        round_trips: r.round_trips,
-        secs: r.secs,
-        rtt_per_s: r.round_trips as f64 / r.secs,
-        p50_ns: r.hist.value_at_quantile(0.5),
-        p99_ns: r.hist.value_at_quantile(0.99),
-        p999_ns: r.hist.value_at_quantile(0.999),
-        server_cpu_ns_per_rt: cpu_ns / n,
-        server_pct_of_core: 100.0 * cpu_ns / 1e9 / r.secs,
+        round_trips: w.round_trips,
+        secs: w.secs,
+        rtt_per_s: rate(&w),
+        p50_ns: w.hist.value_at_quantile(0.5),
+        p99_ns: w.hist.value_at_quantile(0.99),
+        p999_ns: w.hist.value_at_quantile(0.999),
+        server_cpu_ns_per_rt: cpu_ns as f64 / n,
+        server_pct_of_core: 100.0 * cpu_ns as f64 / 1e9 / w.secs,
         server_vcsw_per_rt: s1.vcsw.saturating_sub(s0.vcsw) as f64 / n,
         server_threads: s1.threads,
-        client_pct_of_core: 100.0 * r.client_cpu.as_secs_f64() / r.secs,
+        client_pct_of_core: 100.0 * w.client_cpu.as_secs_f64() / w.secs,
+        other_load_pct: w
+            .machine
+            .1
+            .foreign_pct_besides(&w.machine.0, Duration::from_nanos(cpu_ns)),
+        rtt_per_s_reps: reps,
     })
 }
 
