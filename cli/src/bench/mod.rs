@@ -441,3 +441,50 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(only: &[&str], section: &[Section]) -> BenchArgs {
+        BenchArgs {
+            only: only.iter().map(|s| s.to_string()).collect(),
+            section: section.to_vec(),
+            ..BenchArgs::default()
+        }
+    }
+
+    #[test]
+    fn sections_from_only_and_section() {
+        assert_eq!(selected_sections(&args(&[], &[])), Section::ALL.to_vec());
+        assert_eq!(
+            selected_sections(&args(&["echo"], &[])),
+            vec![Section::Echo]
+        );
+        assert_eq!(
+            selected_sections(&args(&[], &[Section::Offload, Section::Echo])),
+            vec![Section::Echo, Section::Offload]
+        );
+        // Contender names alone: the handoff section, as before.
+        assert_eq!(
+            selected_sections(&args(&["auto", "answer"], &[])),
+            vec![Section::Handoff]
+        );
+        assert_eq!(
+            selected_sections(&args(&["auto", "offload"], &[])),
+            vec![Section::Handoff, Section::Offload]
+        );
+    }
+
+    #[test]
+    fn section_names_are_not_contenders() {
+        let c = selected_contenders(&args(&["echo", "auto"], &[])).unwrap();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].name(), "auto");
+        assert_eq!(
+            selected_contenders(&args(&["echo"], &[])).unwrap().len(),
+            Contender::all().len()
+        );
+        assert!(selected_contenders(&args(&["nope"], &[])).is_err());
+    }
+}

@@ -191,3 +191,97 @@ pub fn offload(r: &Results) -> Vec<Target> {
     }
     targets
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::missing::{Missing, Skipped};
+
+    fn cell(
+        server: &str,
+        connections: usize,
+        size: usize,
+        rate: f64,
+        p99: u64,
+        cpu: f64,
+    ) -> EchoCell {
+        EchoCell {
+            server: server.into(),
+            connections,
+            size,
+            round_trips: 1000,
+            secs: 1.0,
+            rtt_per_s: rate,
+            p50_ns: p99 / 2,
+            p99_ns: p99,
+            p999_ns: p99,
+            server_cpu_ns_per_rt: cpu,
+            server_pct_of_core: 50.0,
+            server_vcsw_per_rt: 0.0,
+            server_threads: 2,
+            client_pct_of_core: 50.0,
+            other_load_pct: 0.0,
+            rtt_per_s_reps: vec![rate],
+        }
+    }
+
+    fn with_tokio() -> Results {
+        let mut r = Results::default();
+        for conns in [1, 64] {
+            for size in [64, 4096] {
+                r.echo
+                    .cells
+                    .push(cell(TOKIO_CT, conns, size, 100e3, 500, 5000.0));
+            }
+        }
+        r
+    }
+
+    #[test]
+    fn a_missing_runtime_is_never_a_pass() {
+        let mut r = with_tokio();
+        let m = Missing::NotBuilt("the ringpool runtime is not built yet".into());
+        r.skipped
+            .push(Skipped::new("echo", RINGPOOL, "all".into(), &m));
+        r.skipped
+            .push(Skipped::new("offload", RUNTIME, "all".into(), &m));
+        r.offload.push(OffloadFigure {
+            contender: "tokio-spawn-blocking".into(),
+            workers: 1,
+            tasks: 64,
+            jobs: 1,
+            secs: 1.0,
+            jobs_per_s: 1.0,
+            cpu_ns_per_job: 1.0,
+            vcsw_per_job: 0.0,
+        });
+        let targets: Vec<Target> = echo(&r).into_iter().chain(offload(&r)).collect();
+        assert_eq!(targets.len(), 7);
+        for t in &targets {
+            assert_eq!(t.pass, None, "{}", t.rule);
+        }
+        // Every target whose baseline ran says why the runtime's figure is missing.
+        let not_built = targets
+            .iter()
+            .filter(|t| {
+                t.measured
+                    .starts_with("not measured: ringpool runtime not built")
+            })
+            .count();
+        assert_eq!(not_built, 5, "{targets:#?}");
+    }
+
+    #[test]
+    fn the_64_connection_target_needs_all_three() {
+        let mut r = with_tokio();
+        r.echo
+            .cells
+            .push(cell(RINGPOOL, 64, 64, 120e3, 400, 4000.0));
+        r.echo
+            .cells
+            .push(cell(RINGPOOL, 64, 4096, 120e3, 600, 4000.0));
+        let t = echo(&r);
+        assert_eq!(t[0].pass, Some(true), "{}", t[0].measured);
+        assert_eq!(t[1].pass, Some(false), "p99 is higher: {}", t[1].measured);
+    }
+}

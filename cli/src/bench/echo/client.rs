@@ -225,3 +225,37 @@ fn send(c: &mut Conn, msg: &[u8]) -> Result<(), String> {
         Err(e) => Err(format!("client write: {e}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::echo::epoll_server;
+
+    /// The client against the floor server on a thread of this process:
+    /// every window it reports is one it measured, and each recorded round
+    /// trip is counted once.
+    #[test]
+    fn windows_come_back_whole() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut ready = |a| tx.send(a).unwrap();
+            let _ = epoll_server::serve(SocketAddr::from(([127, 0, 0, 1], 0)), &mut ready);
+        });
+        let addr = rx.recv().unwrap();
+        let load = Load {
+            connections: 4,
+            size: 64,
+            warmup: Duration::from_millis(5),
+            window: Duration::from_millis(20),
+            reps: 3,
+        };
+        let windows = run(addr, std::process::id(), load, None).unwrap();
+        assert_eq!(windows.len(), 3);
+        for w in &windows {
+            assert_eq!(w.hist.len(), w.round_trips);
+        }
+        let opened =
+            crate::bench::echo::idle::open(addr, 8, Duration::from_secs(30), None).unwrap();
+        assert_eq!(opened.socks.len(), 8, "{:?}", opened.stopped);
+    }
+}

@@ -188,3 +188,22 @@ impl ProcSnap {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_fields_parse() {
+        let s = "Name:\tx\nVmRSS:\t  4136 kB\nvoluntary_ctxt_switches:\t17\n";
+        assert_eq!(status_field(s, "VmRSS:"), Some(4136));
+        assert_eq!(status_field(s, "voluntary_ctxt_switches:"), Some(17));
+        assert_eq!(status_field(s, "Threads:"), None);
+    }
+
+    #[test]
+    fn own_process_reads() {
+        let snap = ProcSnap::read(std::process::id()).unwrap();
+        assert!(snap.threads >= 1);
+    }
+}

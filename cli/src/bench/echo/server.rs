@@ -6,8 +6,8 @@
 //! to `--cpu` first (its main thread, before any other thread exists, so
 //! every thread it starts inherits the CPU: the whole process runs there),
 //! raises `RLIMIT_NOFILE` to its hard limit, binds, prints
-//! `listening <addr>` as stdout line 1, and echoes until its stdin closes
-//! (or it is killed). A server that does not exist yet exits with
+//! `listening <addr>` as stdout line 1, and from then on echoes until its
+//! stdin closes (or it is killed). A server that does not exist yet exits with
 //! [`EXIT_NOT_BUILT`] and the reason on stderr.
 
 use super::{epoll_server, ringpool_server, tokio_servers, ServerImpl};
@@ -107,20 +107,22 @@ pub fn run(args: ServerArgs) -> i32 {
     if let Err(e) = raise_nofile() {
         eprintln!("echo-server: cannot raise RLIMIT_NOFILE: {e}");
     }
-    // The harness stops the server by closing its stdin.
-    let watchdog = std::thread::Builder::new()
-        .name("stdin-watch".into())
-        .spawn(|| {
-            let mut sink = [0u8; 64];
-            let mut stdin = io::stdin();
-            while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
-            std::process::exit(0);
-        });
-    if let Err(e) = watchdog {
-        eprintln!("echo-server: cannot start the stdin watchdog: {e}");
-        return 1;
-    }
+    // Once listening, the server stops when the harness closes its stdin
+    // (watched only from then on, so a server that fails first still
+    // reports why, whatever happens to stdin).
     let mut ready = |addr: SocketAddr| {
+        let watchdog = std::thread::Builder::new()
+            .name("stdin-watch".into())
+            .spawn(|| {
+                let mut sink = [0u8; 64];
+                let mut stdin = io::stdin();
+                while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+                std::process::exit(0);
+            });
+        if let Err(e) = watchdog {
+            eprintln!("echo-server: cannot start the stdin watchdog: {e}");
+            std::process::exit(1);
+        }
         let mut out = io::stdout().lock();
         let _ = writeln!(out, "listening {addr}");
         let _ = out.flush();
