@@ -353,12 +353,21 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
         bar.set_message(label.to_string());
     };
     if runs(Section::Echo) {
-        // Server on the second CPU, client on the first (one CPU: shared).
-        let cpus = echo::EchoCpus {
-            server: pin.then(|| cpus.get(1).copied().unwrap_or(cpus[0])),
-            client: pin.then_some(cpus[0]),
+        // Server on the second CPU, a client thread on each of the others
+        // (two cores: the client on the first; one core: shared).
+        let server = cpus.get(1).copied().unwrap_or(cpus[0]);
+        let client: Vec<usize> = cpus.iter().copied().filter(|&c| c != server).collect();
+        let echo_cpus = echo::EchoCpus {
+            server: pin.then_some(server),
+            client: if !pin {
+                vec![None]
+            } else if client.is_empty() {
+                vec![Some(server)]
+            } else {
+                client.into_iter().map(Some).collect()
+            },
         };
-        echo::run(&plan.echo, cpus, &mut tick, &mut measured);
+        echo::run(&plan.echo, &echo_cpus, &mut tick, &mut measured);
     }
     if runs(Section::Offload) {
         let setup_for = |workers: usize| offload::OffloadSetup {

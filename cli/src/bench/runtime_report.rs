@@ -30,7 +30,8 @@ fn render_echo(out: &mut String, plan: &Plan, results: &Results) {
     let echo = &results.echo;
     let mut table = Table::new(
         format!(
-            "echo: loopback TCP, each server a process pinned to one CPU, the same epoll client on the other CPU; \
+            "echo: loopback TCP, each server a process pinned to one CPU, the same epoll client on the other CPU(s), one \
+             thread per CPU; \
              closed loop, one message in flight per connection; a fresh server per cell, {} ms warm-up, then the \
              median (by rt/s) of {} windows of {} ms; server CPU = utime+stime of /proc/<pid>/stat; rt = round trip; \
              other % = CPU of other processes, % of the machine, in that window",
@@ -40,7 +41,7 @@ fn render_echo(out: &mut String, plan: &Plan, results: &Results) {
         ),
         &[
             "server", "conns", "size B", "rt/s", "vs ct", "p50 µs", "vs ct", "p99 µs", "vs ct",
-            "srv cpu/rt µs", "vs ct", "srv %core", "srv vcsw/rt", "threads", "client %core", "other %",
+            "srv cpu/rt µs", "vs ct", "srv %core", "srv vcsw/rt", "threads", "client thr", "client %core", "other %",
             "rt/s of each window",
         ],
     );
@@ -66,6 +67,7 @@ fn render_echo(out: &mut String, plan: &Plan, results: &Results) {
                     format!("{:.0}", c.server_pct_of_core),
                     sig3(c.server_vcsw_per_rt),
                     c.server_threads.to_string(),
+                    c.client_threads.to_string(),
                     format!("{:.0}", c.client_pct_of_core),
                     format!("{:.1}", c.other_load_pct),
                     c.rtt_per_s_reps

@@ -219,6 +219,7 @@ mod tests {
             server_pct_of_core: 50.0,
             server_vcsw_per_rt: 0.0,
             server_threads: 2,
+            client_threads: 1,
             client_pct_of_core: 50.0,
             other_load_pct: 0.0,
             rtt_per_s_reps: vec![rate],

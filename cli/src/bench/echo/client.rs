@@ -1,13 +1,17 @@
-//! The load client, the same for every server: one thread (pinned to the
-//! client CPU), hand-written level-triggered epoll over non-blocking
-//! sockets, closed loop. Each connection sends a message, reads the whole
-//! echo, records the round trip in an HDR histogram and sends again.
+//! The load client, the same for every server: hand-written
+//! level-triggered epoll over non-blocking sockets, closed loop. Each
+//! connection sends a message, reads the whole echo, records the round
+//! trip in an HDR histogram and sends again.
 //!
-//! Per round trip the client makes one `write`, one `read` (more if the
-//! echo arrives in pieces) and its share of one `epoll_wait`, so it does
-//! less work than any server; its own CPU is reported beside each figure
-//! (near 100%: the client, not the server, may be the limit), and the
-//! `floor-epoll` server shows the most it can drive.
+//! One client thread per client CPU (every CPU but the server's; on two
+//! cores, one thread on the other CPU), each pinned and driving its share
+//! of the connections. Per round trip a client thread makes one `write`,
+//! one `read` (more if the echo arrives in pieces) and its share of one
+//! `epoll_wait`: as little as any readiness-based server, but not less, and
+//! on loopback each side's `write` also runs the peer's TCP receive path.
+//! So one client CPU drives about what one server CPU serves: with a single
+//! client CPU, the client and the leanest server saturate together (see
+//! `floor-epoll` and the client's CPU beside each figure).
 
 use super::process::ProcSnap;
 use crate::bench::cpu::{CpuSnap, MachineSnap};
@@ -15,6 +19,7 @@ use hdrhistogram::Histogram;
 use rustix::event::epoll;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 /// One load run.
@@ -32,7 +37,7 @@ pub struct Load {
     pub reps: usize,
 }
 
-/// What one measured window saw.
+/// What one measured window saw (every client thread together).
 pub struct Window {
     /// Round trips completed inside the window.
     pub round_trips: u64,
@@ -42,16 +47,18 @@ pub struct Window {
     pub hist: Histogram<u64>,
     /// The server's `/proc` figures at the start and end of the window.
     pub server: (ProcSnap, ProcSnap),
-    /// The client thread's CPU time over the window.
+    /// CPU time of the client threads over the window.
     pub client_cpu: Duration,
+    /// Client threads.
+    pub client_threads: usize,
     /// The machine's CPU counters at the start and end of the window.
     pub machine: (MachineSnap, MachineSnap),
 }
 
-/// The figures at a window boundary.
+/// The server and machine figures at a window boundary (taken by client
+/// thread 0).
 struct Mark {
     server: ProcSnap,
-    client: CpuSnap,
     machine: MachineSnap,
     at: Instant,
 }
@@ -60,27 +67,22 @@ impl Mark {
     fn now(pid: u32) -> Result<Mark, String> {
         Ok(Mark {
             server: ProcSnap::read(pid)?,
-            client: CpuSnap::now(),
             machine: MachineSnap::now(),
             at: Instant::now(),
         })
     }
-
-    /// The window from `self` to `end`.
-    fn window(self, end: &Mark, round_trips: u64, hist: Histogram<u64>) -> Window {
-        Window {
-            round_trips,
-            secs: end.at.duration_since(self.at).as_secs_f64(),
-            hist,
-            server: (self.server, end.server),
-            client_cpu: end
-                .client
-                .loop_thread
-                .saturating_sub(self.client.loop_thread),
-            machine: (self.machine, end.machine),
-        }
-    }
 }
+
+/// One client thread's share of one window.
+struct Part {
+    round_trips: u64,
+    hist: Histogram<u64>,
+    cpu: Duration,
+}
+
+/// What one client thread brings back: its share of each window, and
+/// (thread 0 only) the marks at the `reps + 1` boundaries.
+type ThreadResult = Result<(Vec<Part>, Vec<Mark>), String>;
 
 /// Stop if no echo arrives for this long.
 const STALL: Duration = Duration::from_secs(5);
@@ -94,8 +96,9 @@ struct Conn {
     got: usize,
 }
 
-/// Drives `load` against the server at `addr` (process `pid`) on a new
-/// thread pinned to `cpu`; returns its `load.reps` windows.
+/// Drives `load` against the server at `addr` (process `pid`) with one
+/// thread per entry of `cpus` (pinned there; `None`: not pinned), at most
+/// one per connection; returns its `load.reps` windows.
 ///
 /// # Errors
 ///
@@ -104,75 +107,113 @@ pub fn run(
     addr: SocketAddr,
     pid: u32,
     load: Load,
-    cpu: Option<usize>,
+    cpus: &[Option<usize>],
 ) -> Result<Vec<Window>, String> {
-    std::thread::Builder::new()
-        .name("echo-client".into())
-        .spawn(move || {
-            if let Some(cpu) = cpu {
-                let _ = ringpool::affinity::pin_current_thread(cpu);
-            }
-            drive(addr, pid, load)
-        })
-        .map_err(|e| format!("spawn client: {e}"))?
-        .join()
-        .map_err(|_| "the client panicked".to_string())?
-}
-
-fn drive(addr: SocketAddr, pid: u32, load: Load) -> Result<Vec<Window>, String> {
-    let io = |what: &'static str| move |e: std::io::Error| format!("client {what}: {e}");
-    let ep = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(|e| format!("epoll: {e}"))?;
-    let msg = vec![0x5au8; load.size];
-    let mut buf = vec![0u8; load.size.max(1)];
-    let mut conns = Vec::with_capacity(load.connections);
-    for i in 0..load.connections {
-        let sock = TcpStream::connect(addr).map_err(io("connect"))?;
-        sock.set_nodelay(true).map_err(io("nodelay"))?;
-        sock.set_nonblocking(true).map_err(io("nonblocking"))?;
-        epoll::add(
-            &ep,
-            &sock,
-            epoll::EventData::new_u64(i as u64),
-            epoll::EventFlags::IN,
-        )
-        .map_err(|e| format!("epoll_ctl: {e}"))?;
-        conns.push(Conn {
-            sock,
-            sent_at: Instant::now(),
-            got: 0,
+    let threads = cpus.len().clamp(1, load.connections.max(1));
+    let barrier = Arc::new(Barrier::new(threads));
+    let mut handles = Vec::with_capacity(threads);
+    for t in 0..threads {
+        let conns = load.connections / threads + usize::from(t < load.connections % threads);
+        let cpu = cpus.get(t).copied().flatten();
+        let barrier = barrier.clone();
+        let h = std::thread::Builder::new()
+            .name(format!("echo-client-{t}"))
+            .spawn(move || -> ThreadResult {
+                if let Some(cpu) = cpu {
+                    let _ = ringpool::affinity::pin_current_thread(cpu);
+                }
+                drive(addr, (t == 0).then_some(pid), load, conns, &barrier)
+            })
+            .map_err(|e| format!("spawn client: {e}"))?;
+        handles.push(h);
+    }
+    let mut results = Vec::with_capacity(threads);
+    for h in handles {
+        results.push(
+            h.join()
+                .map_err(|_| "a client thread panicked".to_string())??,
+        );
+    }
+    let marks = std::mem::take(&mut results[0].1);
+    let mut windows = Vec::with_capacity(load.reps);
+    for (i, pair) in marks.windows(2).enumerate() {
+        let mut hist = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
+        let (mut round_trips, mut cpu) = (0, Duration::ZERO);
+        for (parts, _) in &results {
+            let p = parts.get(i).ok_or("a client thread lost a window")?;
+            hist.add(&p.hist).map_err(|e| e.to_string())?;
+            round_trips += p.round_trips;
+            cpu += p.cpu;
+        }
+        windows.push(Window {
+            round_trips,
+            secs: pair[1].at.duration_since(pair[0].at).as_secs_f64(),
+            hist,
+            server: (pair[0].server, pair[1].server),
+            client_cpu: cpu,
+            client_threads: threads,
+            machine: (pair[0].machine, pair[1].machine),
         });
     }
+    Ok(windows)
+}
+
+/// One client thread: opens `n` connections, waits for the others at
+/// `barrier`, then runs the warm-up and `load.reps` windows; takes the
+/// marks if it has the server's `pid`.
+fn drive(
+    addr: SocketAddr,
+    pid: Option<u32>,
+    load: Load,
+    n: usize,
+    barrier: &Barrier,
+) -> ThreadResult {
+    // Every thread reaches the barrier, even one whose connections failed.
+    let opened = connect(addr, n);
+    barrier.wait();
+    let (ep, mut conns) = opened?;
+    let msg = vec![0x5au8; load.size];
+    let mut buf = vec![0u8; load.size.max(1)];
     let mut hist = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
     for c in &mut conns {
         send(c, &msg)?;
     }
     let started = Instant::now();
     let reps = load.reps.max(1);
-    let mut windows = Vec::with_capacity(reps);
-    // The next boundary: the end of the warm-up, then of each window.
-    let mut boundary = started + load.warmup;
-    let mut open: Option<Mark> = None;
+    let mut parts = Vec::with_capacity(reps);
+    let mut marks = Vec::with_capacity(reps + 1);
+    // The boundaries: the end of the warm-up, then of each window.
+    let mut next = 0usize;
+    let boundary = |k: usize| started + load.warmup + load.window * k as u32;
+    let mut cpu_at = Duration::ZERO;
     let mut round_trips = 0u64;
     let mut last_echo = started;
-    let mut events = Vec::with_capacity(load.connections.max(1));
+    let mut events = Vec::with_capacity(n.max(1));
     let timeout = rustix::event::Timespec {
         tv_sec: 0,
-        tv_nsec: 50_000_000,
+        tv_nsec: 20_000_000,
     };
     loop {
         let now = Instant::now();
-        if now >= boundary {
-            let mark = Mark::now(pid)?;
-            if let Some(start) = open.take() {
-                windows.push(start.window(&mark, round_trips, hist.clone()));
+        if now >= boundary(next) {
+            if let Some(pid) = pid {
+                marks.push(Mark::now(pid)?);
             }
-            if windows.len() == reps {
+            let cpu = CpuSnap::now().loop_thread;
+            if next > 0 {
+                parts.push(Part {
+                    round_trips,
+                    hist: hist.clone(),
+                    cpu: cpu.saturating_sub(cpu_at),
+                });
+            }
+            if next == reps {
                 break;
             }
             hist.reset();
             round_trips = 0;
-            boundary = mark.at + load.window;
-            open = Some(mark);
+            cpu_at = cpu;
+            next += 1;
         }
         if now.duration_since(last_echo) > STALL {
             return Err(format!(
@@ -191,19 +232,19 @@ fn drive(addr: SocketAddr, pid: u32, load: Load) -> Result<Vec<Window>, String> 
         }
         for ev in &events {
             let c = &mut conns[ev.data.u64() as usize];
-            let n = match c.sock.read(&mut buf[..load.size - c.got]) {
+            let got = match c.sock.read(&mut buf[..load.size - c.got]) {
                 Ok(0) => return Err("the server closed a connection".into()),
-                Ok(n) => n,
+                Ok(got) => got,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
                 Err(e) => return Err(format!("client read: {e}")),
             };
-            c.got += n;
+            c.got += got;
             if c.got < load.size {
                 continue;
             }
             let now = Instant::now();
             last_echo = now;
-            if open.is_some() {
+            if next > 0 {
                 let rtt = now.duration_since(c.sent_at).as_nanos() as u64;
                 hist.record(rtt.max(1)).map_err(|e| e.to_string())?;
                 round_trips += 1;
@@ -212,7 +253,33 @@ fn drive(addr: SocketAddr, pid: u32, load: Load) -> Result<Vec<Window>, String> 
             send(c, &msg)?;
         }
     }
-    Ok(windows)
+    Ok((parts, marks))
+}
+
+/// Opens `n` non-blocking connections to `addr`, registered in a new epoll
+/// set under their index.
+fn connect(addr: SocketAddr, n: usize) -> Result<(rustix::fd::OwnedFd, Vec<Conn>), String> {
+    let io = |what: &'static str| move |e: std::io::Error| format!("client {what}: {e}");
+    let ep = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(|e| format!("epoll: {e}"))?;
+    let mut conns = Vec::with_capacity(n);
+    for i in 0..n {
+        let sock = TcpStream::connect(addr).map_err(io("connect"))?;
+        sock.set_nodelay(true).map_err(io("nodelay"))?;
+        sock.set_nonblocking(true).map_err(io("nonblocking"))?;
+        epoll::add(
+            &ep,
+            &sock,
+            epoll::EventData::new_u64(i as u64),
+            epoll::EventFlags::IN,
+        )
+        .map_err(|e| format!("epoll_ctl: {e}"))?;
+        conns.push(Conn {
+            sock,
+            sent_at: Instant::now(),
+            got: 0,
+        });
+    }
+    Ok((ep, conns))
 }
 
 /// Sends one message on `c` (whole: the socket's send buffer is empty,
@@ -249,10 +316,11 @@ mod tests {
             window: Duration::from_millis(20),
             reps: 3,
         };
-        let windows = run(addr, std::process::id(), load, None).unwrap();
+        let windows = run(addr, std::process::id(), load, &[None, None]).unwrap();
         assert_eq!(windows.len(), 3);
         for w in &windows {
             assert_eq!(w.hist.len(), w.round_trips);
+            assert_eq!(w.client_threads, 2);
         }
         let opened =
             crate::bench::echo::idle::open(addr, 8, Duration::from_secs(30), None).unwrap();

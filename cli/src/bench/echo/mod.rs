@@ -121,12 +121,13 @@ impl EchoSpec {
 }
 
 /// Where the server and the client run.
-#[derive(Copy, Clone, Debug)]
+#[derive(Clone, Debug)]
 pub struct EchoCpus {
     /// The server process's CPU (`None`: not pinned).
     pub server: Option<usize>,
-    /// The client thread's CPU (`None`: not pinned).
-    pub client: Option<usize>,
+    /// One client thread per entry, pinned there (`None`: not pinned);
+    /// the idle connections are opened from the first.
+    pub client: Vec<Option<usize>>,
 }
 
 /// One cell: a server, a connection count, a message size.
@@ -158,7 +159,9 @@ pub struct EchoCell {
     pub server_vcsw_per_rt: f64,
     /// Server threads.
     pub server_threads: usize,
-    /// The client thread's CPU over the window, % of one core.
+    /// Client threads (one per client CPU, at most one per connection).
+    pub client_threads: usize,
+    /// CPU of all client threads over the window, % of one core.
     pub client_pct_of_core: f64,
     /// CPU used by processes other than the bench and this server over the
     /// window, % of the machine.
@@ -215,7 +218,7 @@ impl EchoResults {
 
 /// Runs the echo section, filing figures and skips into `results`;
 /// `tick(label)` is called before each step.
-pub fn run(spec: &EchoSpec, cpus: EchoCpus, tick: &mut dyn FnMut(&str), results: &mut Results) {
+pub fn run(spec: &EchoSpec, cpus: &EchoCpus, tick: &mut dyn FnMut(&str), results: &mut Results) {
     results.echo.client_nofile = server::raise_nofile().ok();
     // Servers that are not built are tried once and then left out.
     let mut not_built: Vec<ServerImpl> = Vec::new();
@@ -271,7 +274,7 @@ pub fn run(spec: &EchoSpec, cpus: EchoCpus, tick: &mut dyn FnMut(&str), results:
 /// One load cell against a fresh server.
 fn cell(
     spec: &EchoSpec,
-    cpus: EchoCpus,
+    cpus: &EchoCpus,
     imp: ServerImpl,
     connections: usize,
     size: usize,
@@ -284,7 +287,7 @@ fn cell(
         window: spec.window,
         reps: spec.reps,
     };
-    let mut windows = client::run(server.addr, server.pid, load, cpus.client)?;
+    let mut windows = client::run(server.addr, server.pid, load, &cpus.client)?;
     let rate = |w: &client::Window| w.round_trips as f64 / w.secs;
     let reps: Vec<f64> = windows.iter().map(rate).collect();
     windows.sort_by(|a, b| rate(a).total_cmp(&rate(b)));
@@ -306,6 +309,7 @@ fn cell(
         server_pct_of_core: 100.0 * cpu_ns as f64 / 1e9 / w.secs,
         server_vcsw_per_rt: s1.vcsw.saturating_sub(s0.vcsw) as f64 / n,
         server_threads: s1.threads,
+        client_threads: w.client_threads,
         client_pct_of_core: 100.0 * w.client_cpu.as_secs_f64() / w.secs,
         other_load_pct: w
             .machine
@@ -316,14 +320,14 @@ fn cell(
 }
 
 /// The idle-connections figure against a fresh server.
-fn idle_figure(spec: &EchoSpec, cpus: EchoCpus, imp: ServerImpl) -> Result<EchoIdle, Missing> {
+fn idle_figure(spec: &EchoSpec, cpus: &EchoCpus, imp: ServerImpl) -> Result<EchoIdle, Missing> {
     let server = ServerProcess::start(imp, cpus.server)?;
     let before = server.rss_kib()?;
     let opened = idle::open(
         server.addr,
         spec.idle_connections,
         spec.idle_deadline,
-        cpus.client,
+        cpus.client.first().copied().flatten(),
     )?;
     std::thread::sleep(spec.idle_settle);
     let after = server.rss_kib()?;
