@@ -11,6 +11,23 @@
 //! Every cell runs against a freshly started server, all servers back to
 //! back per cell (so slow drift of the VM hits them alike).
 //!
+//! # The client's limit
+//!
+//! On loopback nearly all the work of a round trip is the kernel's TCP
+//! path, and each side's `write` runs the peer's receive path too, so the
+//! client costs about what the leanest server costs per round trip. With
+//! one client CPU (a two-core machine) the client and the server saturate
+//! together at 64 connections: `floor-epoll`, a bare epoll loop, then
+//! reaches about the rate of tokio `current_thread`, and the client shows
+//! ~100% of its CPU. (perf on the client CPU during that cell: 99% in the
+//! client thread, nearly all kernel TCP, `tcp_ack`, `skb_release_data`,
+//! `tcp_sendmsg_locked`...; syscall entry and epoll a few % only, so an
+//! io_uring client would not lift the ceiling much.) There, a faster
+//! server shows as less server CPU per round trip (it idles part of the
+//! time) rather than as more round trips/s; the targets flag client-bound
+//! cells. On a machine with more cores the harness gives the client every
+//! CPU but the server's, one thread each, and the server becomes the limit.
+//!
 //! Modules, one job each:
 //! * [`server`]: the hidden `ringpool echo-server` subcommand (pinning,
 //!   `RLIMIT_NOFILE`, the `listening` line, the exit protocol);
