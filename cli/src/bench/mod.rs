@@ -384,6 +384,7 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
             tasks: plan.offload.tasks,
             warmup: plan.offload.warmup,
             window: plan.offload.window,
+            reps: plan.offload.reps,
         };
         offload::run(&plan.offload, &setup_for, &mut tick, &mut measured);
     }

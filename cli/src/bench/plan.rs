@@ -121,11 +121,12 @@ impl Plan {
             idle_deadline,
             idle_settle,
         };
-        let offload = |workers, warmup, window| OffloadSpec {
+        let offload = |workers, warmup, window, reps| OffloadSpec {
             tasks: 64,
             workers,
             warmup,
             window,
+            reps,
         };
         let sections = vec!["handoff", "echo", "offload"];
         match mode {
@@ -146,7 +147,7 @@ impl Plan {
                 scaling: ScalingSpec::new(ncpu, vec![0]),
                 sections,
                 echo: echo(ms(20), ms(50), 2, 1_000, ms(5_000), ms(50)),
-                offload: offload(vec![1], ms(10), ms(100)),
+                offload: offload(vec![1], ms(10), ms(50), 2),
             },
             Mode::Full => Plan {
                 mode: "full",
@@ -164,7 +165,7 @@ impl Plan {
                 scaling: ScalingSpec::new(ncpu, vec![0, 10]),
                 sections,
                 echo: echo(ms(500), ms(1_000), 5, 10_000, ms(60_000), ms(500)),
-                offload: offload(workers.clone(), ms(200), ms(3_000)),
+                offload: offload(workers.clone(), ms(200), ms(600), 5),
                 workers,
             },
             Mode::Quick => Plan {
@@ -184,7 +185,7 @@ impl Plan {
                 scaling: ScalingSpec::new(ncpu, vec![0, 10]),
                 sections,
                 echo: echo(ms(200), ms(500), 3, 10_000, ms(30_000), ms(300)),
-                offload: offload(vec![1], ms(100), ms(1_000)),
+                offload: offload(vec![1], ms(100), ms(300), 3),
             },
         }
     }

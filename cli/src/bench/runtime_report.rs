@@ -125,13 +125,16 @@ fn render_offload(out: &mut String, plan: &Plan, results: &Results) {
     let mut table = Table::new(
         format!(
             "offload: trivial jobs, {} tasks (jobs in flight), loop and workers pinned as in the header; {} ms \
-             window after {} ms warm-up; CPU and voluntary context switches of the whole process per job",
+             warm-up, then the median (by jobs/s) of {} windows of {} ms; CPU and voluntary context switches of the \
+             whole process per job",
             spec.tasks,
-            spec.window.as_millis(),
-            spec.warmup.as_millis()
+            spec.warmup.as_millis(),
+            spec.reps,
+            spec.window.as_millis()
         ),
         &[
             "contender", "workers", "jobs/s", "vs tok", "vs raw", "cpu/job µs", "vcsw/job", "jobs",
+            "jobs/s of each window",
         ],
     );
     for &w in &spec.workers {
@@ -147,6 +150,11 @@ fn render_offload(out: &mut String, plan: &Plan, results: &Results) {
                 us(f.cpu_ns_per_job),
                 sig3(f.vcsw_per_job),
                 f.jobs.to_string(),
+                f.jobs_per_s_reps
+                    .iter()
+                    .map(|&x| rate(x))
+                    .collect::<Vec<_>>()
+                    .join(" "),
             ]);
         }
     }

@@ -266,6 +266,7 @@ mod tests {
             jobs_per_s: 1.0,
             cpu_ns_per_job: 1.0,
             vcsw_per_job: 0.0,
+            jobs_per_s_reps: vec![1.0],
         });
         let targets: Vec<Target> = echo(&r).into_iter().chain(offload(&r)).collect();
         assert_eq!(targets.len(), 7);

@@ -27,7 +27,7 @@ pub fn offload_raw(setup: &OffloadSetup) -> Result<OffloadFigure, String> {
         iters: 0,
         warmup: setup.warmup,
         window: setup.window,
-        reps: 1,
+        reps: setup.reps,
     };
     let t = scenarios::throughput(
         Contender::Ringpool(Handoff::Auto, Announce::Batch),
@@ -43,5 +43,6 @@ pub fn offload_raw(setup: &OffloadSetup) -> Result<OffloadFigure, String> {
         jobs_per_s: t.jobs_per_s,
         cpu_ns_per_job: t.loop_cpu_ns_per_job + t.worker_cpu_ns_per_job,
         vcsw_per_job: t.total_vcsw_per_job,
+        jobs_per_s_reps: t.jobs_per_s_reps,
     })
 }

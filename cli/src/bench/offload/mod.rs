@@ -75,9 +75,11 @@ pub struct OffloadSpec {
     /// Unmeasured run first.
     #[serde(with = "super::seconds")]
     pub warmup: Duration,
-    /// Measured window.
+    /// Each measured window.
     #[serde(with = "super::seconds")]
     pub window: Duration,
+    /// Measured windows, back to back; the median (by jobs/s) is reported.
+    pub reps: usize,
 }
 
 impl OffloadSpec {
@@ -98,8 +100,10 @@ pub struct OffloadSetup {
     pub tasks: usize,
     /// Unmeasured run first.
     pub warmup: Duration,
-    /// Measured window.
+    /// Each measured window.
     pub window: Duration,
+    /// Measured windows; the one with the median jobs/s is reported.
+    pub reps: usize,
 }
 
 /// One offload figure.
@@ -121,6 +125,24 @@ pub struct OffloadFigure {
     pub cpu_ns_per_job: f64,
     /// Voluntary context switches of the whole process per job.
     pub vcsw_per_job: f64,
+    /// jobs/s of every measured window (the median one is reported above).
+    pub jobs_per_s_reps: Vec<f64>,
+}
+
+impl OffloadFigure {
+    /// The figure of the window with the median jobs/s, with every
+    /// window's jobs/s in `jobs_per_s_reps`.
+    ///
+    /// # Panics
+    ///
+    /// If `windows` is empty.
+    pub fn median(mut windows: Vec<OffloadFigure>) -> OffloadFigure {
+        let reps: Vec<f64> = windows.iter().map(|f| f.jobs_per_s).collect();
+        windows.sort_by(|a, b| a.jobs_per_s.total_cmp(&b.jobs_per_s));
+        let mut m = windows.swap_remove(windows.len() / 2);
+        m.jobs_per_s_reps = reps;
+        m
+    }
 }
 
 /// Runs the offload section, filing figures and skips into `results`;

@@ -15,10 +15,12 @@ use crate::bench::missing::Missing;
 /// * the runtime's ring thread pinned to `setup.loop_cpu`, its pool's
 ///   workers pinned as `setup.cfg` says (`EngineCfg::cpu_for`);
 /// * the job trivial (`crate::bench::work::burn(0)`, as in `tokio_blocking`);
-/// * run for `setup.warmup`, then count the jobs completed over
-///   `setup.window`, with `crate::bench::cpu::CpuSnap` at both ends for the
-///   whole process's CPU and voluntary context switches; the
-///   [`OffloadFigure`] named `"ringpool-runtime"`.
+/// * run for `setup.warmup`, then `setup.reps` windows of `setup.window`
+///   back to back, counting the jobs completed in each, with
+///   `crate::bench::cpu::CpuSnap` at each boundary for the whole process's
+///   CPU and voluntary context switches; one [`OffloadFigure`] per window
+///   named `"ringpool-runtime"`, reported through
+///   [`OffloadFigure::median`].
 ///
 /// # Errors
 ///

@@ -42,7 +42,9 @@ fn measure(setup: &OffloadSetup) -> Result<OffloadFigure, String> {
     let done = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let (warmup, window, tasks) = (setup.warmup, setup.window, setup.tasks);
-    let (jobs, secs, cpu) = rt.block_on(async {
+    let reps = setup.reps.max(1);
+    let workers = setup.cfg.workers;
+    let windows = rt.block_on(async {
         let mut set = tokio::task::JoinSet::new();
         for _ in 0..tasks {
             let (done, stop) = (done.clone(), stop.clone());
@@ -55,24 +57,33 @@ fn measure(setup: &OffloadSetup) -> Result<OffloadFigure, String> {
             });
         }
         tokio::time::sleep(warmup).await;
-        let (n0, c0, t0) = (done.load(Ordering::Relaxed), CpuSnap::now(), Instant::now());
-        tokio::time::sleep(window).await;
-        let (n1, c1, t1) = (done.load(Ordering::Relaxed), CpuSnap::now(), Instant::now());
+        let mut windows = Vec::with_capacity(reps);
+        let mut at = (done.load(Ordering::Relaxed), CpuSnap::now(), Instant::now());
+        for _ in 0..reps {
+            tokio::time::sleep(window).await;
+            let end = (done.load(Ordering::Relaxed), CpuSnap::now(), Instant::now());
+            let jobs = end.0 - at.0;
+            let secs = end.2.duration_since(at.2).as_secs_f64();
+            let cpu = end.1.since(&at.1);
+            let n = jobs.max(1) as f64;
+            windows.push(OffloadFigure {
+                contender: "tokio-spawn-blocking".into(),
+                workers,
+                tasks,
+                jobs,
+                secs,
+                jobs_per_s: jobs as f64 / secs,
+                cpu_ns_per_job: (cpu.loop_cpu + cpu.other_cpu).as_nanos() as f64 / n,
+                vcsw_per_job: cpu.process_vcsw as f64 / n,
+                jobs_per_s_reps: vec![],
+            });
+            at = end;
+        }
         stop.store(true, Ordering::Relaxed);
         while let Some(r) = set.join_next().await {
             r.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
         }
-        Ok::<_, String>((n1 - n0, t1.duration_since(t0).as_secs_f64(), c1.since(&c0)))
+        Ok::<_, String>(windows)
     })?;
-    let n = jobs.max(1) as f64;
-    Ok(OffloadFigure {
-        contender: "tokio-spawn-blocking".into(),
-        workers: setup.cfg.workers,
-        tasks,
-        jobs,
-        secs,
-        jobs_per_s: jobs as f64 / secs,
-        cpu_ns_per_job: (cpu.loop_cpu + cpu.other_cpu).as_nanos() as f64 / n,
-        vcsw_per_job: cpu.process_vcsw as f64 / n,
-    })
+    Ok(OffloadFigure::median(windows))
 }
