@@ -52,26 +52,34 @@ fn us(ns: f64) -> String {
     format!("{:.1} µs", ns / 1e3)
 }
 
+/// Above this share of the machine used by other processes in a cell's
+/// window, its figures are flagged as disturbed.
+const DISTURBED_PCT: f64 = 10.0;
+
 /// "tokio-ct 123k rt/s, p99 45.0 µs, CPU 4.5 µs/rt", with a warning when
 /// the client threads were busy all the time (the client, not the server,
-/// may have set the rate).
+/// may have set the rate) and when other processes disturbed the window.
 fn cell_text(c: &EchoCell) -> String {
-    let busy = c.client_pct_of_core >= 95.0 * c.client_threads as f64;
-    format!(
-        "{} {:.0}k rt/s, p99 {}, CPU {}/rt{}",
+    let mut text = format!(
+        "{} {:.0}k rt/s, p99 {}, CPU {}/rt",
         c.server,
         c.rtt_per_s / 1e3,
         us(c.p99_ns as f64),
-        us(c.server_cpu_ns_per_rt),
-        if busy {
-            format!(
-                " (client-bound: client at {:.0}% of its CPU)",
-                c.client_pct_of_core
-            )
-        } else {
-            String::new()
-        }
-    )
+        us(c.server_cpu_ns_per_rt)
+    );
+    if c.client_pct_of_core >= 95.0 * c.client_threads as f64 {
+        text += &format!(
+            " (client-bound: client at {:.0}% of its CPU)",
+            c.client_pct_of_core
+        );
+    }
+    if c.other_load_pct > DISTURBED_PCT {
+        text += &format!(
+            " (disturbed: other processes used {:.0}% of the machine)",
+            c.other_load_pct
+        );
+    }
+    text
 }
 
 /// The echo targets.
