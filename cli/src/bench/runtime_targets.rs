@@ -53,8 +53,9 @@ fn us(ns: f64) -> String {
 }
 
 /// Above this share of the machine used by other processes in a cell's
-/// window, its figures are flagged as disturbed.
-const DISTURBED_PCT: f64 = 10.0;
+/// window, its figures are flagged as disturbed (such a cell has already
+/// been run twice).
+const DISTURBED_PCT: f64 = super::echo::RETRY_ABOVE_PCT;
 
 /// "tokio-ct 123k rt/s, p99 45.0 µs, CPU 4.5 µs/rt", with a warning when
 /// the client threads were busy all the time (the client, not the server,
@@ -242,6 +243,7 @@ mod tests {
             client_pct_of_core: 50.0,
             other_load_pct: 0.0,
             rtt_per_s_reps: vec![rate],
+            attempts: 1,
         }
     }
 

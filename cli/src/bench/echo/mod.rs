@@ -185,7 +185,15 @@ pub struct EchoCell {
     pub other_load_pct: f64,
     /// Round trips/s of every window (the median one is reported).
     pub rtt_per_s_reps: Vec<f64>,
+    /// 1, or 2 if the first run was disturbed by other processes (more than
+    /// [`RETRY_ABOVE_PCT`]) and the cell ran again (the less disturbed run
+    /// is reported).
+    pub attempts: u32,
 }
+
+/// A cell whose median window saw other processes use more than this share
+/// of the machine (%) runs once more.
+pub const RETRY_ABOVE_PCT: f64 = 10.0;
 
 /// The idle-connections figure of one server.
 #[derive(Clone, Debug, Serialize)]
@@ -251,7 +259,21 @@ pub fn run(spec: &EchoSpec, cpus: &EchoCpus, tick: &mut dyn FnMut(&str), results
                 if not_built.contains(&imp) {
                     continue;
                 }
-                match cell(spec, cpus, imp, connections, size) {
+                // A cell that other processes disturbed runs once more; the
+                // less disturbed of the two is kept.
+                let measured = cell(spec, cpus, imp, connections, size).map(|c| {
+                    if c.other_load_pct <= RETRY_ABOVE_PCT {
+                        return c;
+                    }
+                    match cell(spec, cpus, imp, connections, size) {
+                        Ok(mut again) if again.other_load_pct < c.other_load_pct => {
+                            again.attempts = 2;
+                            again
+                        }
+                        _ => EchoCell { attempts: 2, ..c },
+                    }
+                });
+                match measured {
                     Ok(c) => results.echo.cells.push(c),
                     Err(m) => {
                         let what = if matches!(m, Missing::NotBuilt(_)) {
@@ -333,6 +355,7 @@ fn cell(
             .1
             .foreign_pct_besides(&w.machine.0, Duration::from_nanos(cpu_ns)),
         rtt_per_s_reps: reps,
+        attempts: 1,
     })
 }
 
