@@ -1,7 +1,7 @@
 //! `ringpool`: probe the kernel, and benchmark every handoff mechanism
 //! against the peers users pick today.
 //!
-//! With no arguments it runs the quick benchmark (70 to 80 s on two cores).
+//! With no arguments it runs the quick benchmark (about 100 s on two cores).
 
 mod bench;
 mod probe;
@@ -25,6 +25,9 @@ enum Cmd {
     Probe,
     /// Every mechanism against the peers, side by side.
     Bench(bench::BenchArgs),
+    /// One echo server, for `ringpool bench`'s echo section (internal).
+    #[command(hide = true)]
+    EchoServer(bench::echo::ServerArgs),
 }
 
 fn main() {
@@ -32,6 +35,7 @@ fn main() {
     let r = match cli.cmd {
         Some(Cmd::Probe) => probe::run(),
         Some(Cmd::Bench(args)) => bench::run(args),
+        Some(Cmd::EchoServer(args)) => std::process::exit(bench::echo::server::run(args)),
         None => bench::run(bench::BenchArgs::quick()),
     };
     if let Err(e) = r {

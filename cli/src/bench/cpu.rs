@@ -50,10 +50,19 @@ fn rusage(who: libc::c_int) -> libc::rusage {
     // pointers, no enums), so all-zero bytes are a valid value.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: `ru` is a live, writable, properly aligned rusage that the
-    // call fills in; `who` is RUSAGE_THREAD or RUSAGE_SELF (the callers
-    // below), both valid on Linux. On failure `ru` stays all zeros.
+    // call fills in; `who` is RUSAGE_THREAD, RUSAGE_SELF or RUSAGE_CHILDREN
+    // (the callers below), all valid on Linux. On failure `ru` stays all
+    // zeros.
     unsafe { libc::getrusage(who, &mut ru) };
     ru
+}
+
+/// CPU time of this process's children that have exited and been waited
+/// for (the echo section's server processes: each is reaped when it stops).
+fn children_cpu() -> Duration {
+    let ru = rusage(libc::RUSAGE_CHILDREN);
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 /// One snapshot of the CPU clocks and context-switch counts a measurement
@@ -384,7 +393,7 @@ pub struct MachineSnap {
 }
 
 impl MachineSnap {
-    /// Reads /proc/stat and this process's CPU clock.
+    /// Reads /proc/stat, this process's CPU clock and its reaped children's.
     pub fn now() -> MachineSnap {
         let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
         let fields: Vec<u64> = stat
@@ -403,19 +412,26 @@ impl MachineSnap {
         MachineSnap {
             busy_ticks: total - idle,
             total_ticks: total,
-            process: process_cpu(),
+            process: process_cpu() + children_cpu(),
         }
     }
 
     /// CPU time other processes used since `earlier`, as a percentage of
-    /// the whole machine's capacity over that time.
+    /// the whole machine's capacity over that time (the bench's own echo
+    /// servers, reaped children, are not "other").
     pub fn foreign_pct_since(&self, earlier: &MachineSnap) -> f64 {
+        self.foreign_pct_besides(earlier, Duration::ZERO)
+    }
+
+    /// As [`foreign_pct_since`](Self::foreign_pct_since), counting `also_ours`
+    /// (the CPU a live child of ours used meanwhile: an echo server) as ours.
+    pub fn foreign_pct_besides(&self, earlier: &MachineSnap, also_ours: Duration) -> f64 {
         // SAFETY: sysconf takes an integer and touches no memory of ours;
         // `_SC_CLK_TCK` is a valid name (an unknown one would return -1).
         let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
         let busy = self.busy_ticks.saturating_sub(earlier.busy_ticks) as f64 / hz;
         let total = self.total_ticks.saturating_sub(earlier.total_ticks) as f64 / hz;
-        let ours = self.process.saturating_sub(earlier.process).as_secs_f64();
+        let ours = (self.process.saturating_sub(earlier.process) + also_ours).as_secs_f64();
         if total <= 0.0 {
             return 0.0;
         }

@@ -30,7 +30,9 @@ pub struct Document<'a> {
     pub elapsed_s: f64,
     /// Who ran.
     pub contenders: Vec<ContenderInfo>,
-    /// Every figure (latencies in ns, CPU in ns per job).
+    /// Every figure (latencies in ns, CPU in ns per job; schema 3 adds
+    /// `echo`, `offload` and `skipped`, and the plan's `sections`, `echo`
+    /// and `offload`).
     pub results: &'a Results,
     /// The targets and their verdicts (`pass: null` = not measurable).
     pub targets: &'a [Target],
@@ -46,7 +48,7 @@ pub fn document<'a>(
     elapsed: Duration,
 ) -> Document<'a> {
     Document {
-        schema: 2,
+        schema: 3,
         header,
         plan,
         elapsed_s: elapsed.as_secs_f64(),

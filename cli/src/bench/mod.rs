@@ -1,5 +1,9 @@
 //! `ringpool bench`: every handoff mechanism, the answer's design, the peers
-//! and the floors, on the same workloads in the same process run.
+//! and the floors, on the same workloads in the same process run; then the
+//! benchmarks of issue 9 (the async runtime): TCP echo and offload.
+//!
+//! Sections (`--section`, or a section name in `--only`): `handoff` (the
+//! figures below), `echo` ([`echo`]), `offload` ([`offload`]).
 //!
 //! Modules, one job each:
 //! * [`engine`]: the interface the contenders implement and the types they share;
@@ -10,21 +14,29 @@
 //! * [`plan`]: what quick / full / smoke run;
 //! * [`report`]: terminal tables; [`targets`]: the performance targets and their verdicts;
 //! * [`json`], [`charts`]: machine-readable output and SVG charts;
-//! * [`header`]: machine, kernel, commit, date.
+//! * [`header`]: machine, kernel, commit, date;
+//! * [`echo`], [`offload`]: the benchmarks of issue 9, with their slots for
+//!   ringpool's runtime; [`missing`]: why a contender has no figure;
+//!   [`runtime_report`], [`runtime_targets`]: their tables and targets.
 
 mod answer;
 mod charts;
 mod contenders;
 mod cpu;
+pub mod echo;
 mod engine;
 mod floors;
 mod header;
 mod json;
+mod missing;
+mod offload;
 mod peers;
 mod plan;
 mod report;
 mod results;
 mod ringpool_engine;
+mod runtime_report;
+mod runtime_targets;
 mod scenarios;
 mod seconds;
 mod targets;
@@ -42,7 +54,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 /// Benchmark options. With neither `--full` nor `--smoke` it runs the quick
-/// configuration (70 to 80 s on two cores).
+/// configuration (about 100 s on two cores).
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct BenchArgs {
     /// Run everything: depths 1, 8, 64, 256; job costs 0, 1, 10, 100 µs;
@@ -52,9 +64,16 @@ pub struct BenchArgs {
     /// Tiny iteration counts, every contender once (a few seconds; for CI).
     #[arg(long)]
     pub smoke: bool,
-    /// Only these contenders (comma-separated names; see `--list`).
+    /// Only these contenders of the handoff section (comma-separated names;
+    /// see `--list`), or only these sections (`handoff`, `echo`, `offload`,
+    /// as `--section`). Contender names alone run the handoff section only.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
+    /// Only these sections (comma-separated): `handoff` (ping-pong,
+    /// throughput, idle cost of every handoff), `echo` (TCP echo, issue 9),
+    /// `offload` (offload from 64 tasks, issue 9). Default: all.
+    #[arg(long, value_delimiter = ',', value_enum)]
+    pub section: Vec<Section>,
     /// List the contenders and exit.
     #[arg(long)]
     pub list: bool,
@@ -83,20 +102,82 @@ impl BenchArgs {
     }
 }
 
+/// A part of the bench that `--section` selects.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Section {
+    /// Ping-pong, throughput, idle cost and scaling of every handoff.
+    Handoff,
+    /// TCP echo (issue 9).
+    Echo,
+    /// Offload from 64 tasks (issue 9).
+    Offload,
+}
+
+impl Section {
+    /// Every section, in run order.
+    pub const ALL: [Section; 3] = [Section::Handoff, Section::Echo, Section::Offload];
+
+    /// The name used by `--section`, `--only` and the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Section::Handoff => "handoff",
+            Section::Echo => "echo",
+            Section::Offload => "offload",
+        }
+    }
+
+    fn from_name(n: &str) -> Option<Section> {
+        Section::ALL.into_iter().find(|s| s.name() == n.trim())
+    }
+}
+
+/// The contender names of `--only` (its section names left out).
+fn only_contenders(args: &BenchArgs) -> Vec<&str> {
+    args.only
+        .iter()
+        .map(|n| n.trim())
+        .filter(|n| Section::from_name(n).is_none())
+        .collect()
+}
+
+/// The sections that run: those named by `--section` and `--only`; if none
+/// is named, every section, unless `--only` names contenders (then the
+/// handoff section, as `--only` meant before the sections existed).
+/// Contender names next to section names add the handoff section.
+fn selected_sections(args: &BenchArgs) -> Vec<Section> {
+    let mut named: Vec<Section> = args.section.clone();
+    named.extend(args.only.iter().filter_map(|n| Section::from_name(n)));
+    if !only_contenders(args).is_empty() {
+        named.push(Section::Handoff);
+    }
+    if named.is_empty() {
+        return Section::ALL.to_vec();
+    }
+    Section::ALL
+        .into_iter()
+        .filter(|s| named.contains(s))
+        .collect()
+}
+
 fn selected_contenders(args: &BenchArgs) -> Result<Vec<Contender>, Box<dyn Error>> {
     let all = Contender::all();
-    if args.only.is_empty() {
+    let only = only_contenders(args);
+    if only.is_empty() {
         return Ok(all);
     }
     let names: Vec<String> = all.iter().map(|c| c.name()).collect();
-    for n in &args.only {
-        if !names.iter().any(|x| x == n.trim()) {
-            return Err(format!("unknown contender {n:?}; known: {}", names.join(", ")).into());
+    for n in &only {
+        if !names.iter().any(|x| x == n) {
+            return Err(format!(
+                "unknown contender or section {n:?}; sections: handoff, echo, offload; contenders: {}",
+                names.join(", ")
+            )
+            .into());
         }
     }
     Ok(all
         .into_iter()
-        .filter(|c| args.only.iter().any(|n| n.trim() == c.name()))
+        .filter(|c| only.iter().any(|n| *n == c.name()))
         .collect())
 }
 
@@ -130,12 +211,23 @@ fn describe_pinning(cpus: &[usize]) -> String {
 /// Runs the benchmark described by `args` and prints (and writes) the report.
 pub fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
     let contenders = selected_contenders(&args)?;
+    let sections = selected_sections(&args);
     if args.list {
+        println!("handoff section (--only NAME):");
         for c in Contender::all() {
-            println!("{:<18} {}", c.name(), c.family());
+            println!("  {:<20} {}", c.name(), c.family());
+        }
+        println!("echo section (--section echo):");
+        for s in echo::ServerImpl::ALL {
+            println!("  {:<20} {}", s.name(), s.describe());
+        }
+        println!("offload section (--section offload):");
+        for o in offload::OffloadImpl::ALL {
+            println!("  {:<20} {}", o.name(), o.describe());
         }
         return Ok(());
     }
+    let runs = |s: Section| sections.contains(&s);
     let started = Instant::now();
     let machine_at_start = cpu::MachineSnap::now();
     let loadavg_at_start = header::loadavg();
@@ -147,7 +239,8 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
     } else {
         Mode::Quick
     };
-    let plan = Plan::new(mode, ncpu);
+    let mut plan = Plan::new(mode, ncpu);
+    plan.sections = sections.iter().map(|s| s.name()).collect();
     let pin = !args.no_pin;
     let cpus = bench_cpus(ncpu);
     let loop_cpu = cpus[0];
@@ -203,8 +296,25 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
         loadavg_at_start,
     };
 
-    let steps = plan.steps(&contenders);
-    let bar = ProgressBar::with_draw_target(Some(steps.len() as u64), ProgressDrawTarget::stderr());
+    let steps = if runs(Section::Handoff) {
+        plan.steps(&contenders)
+    } else {
+        vec![]
+    };
+    let echo_steps = if runs(Section::Echo) {
+        plan.echo.steps()
+    } else {
+        0
+    };
+    let offload_steps = if runs(Section::Offload) {
+        plan.offload.steps()
+    } else {
+        0
+    };
+    let bar = ProgressBar::with_draw_target(
+        Some((steps.len() + echo_steps + offload_steps) as u64),
+        ProgressDrawTarget::stderr(),
+    );
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
             .map_err(|e| e.to_string())?
@@ -233,11 +343,66 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
         }
         bar.inc(1);
     }
+    // The echo and offload sections tick the bar before each step.
+    let mut ticks = 0usize;
+    let mut tick = |label: &str| {
+        if ticks > 0 {
+            bar.inc(1);
+        }
+        ticks += 1;
+        bar.set_message(label.to_string());
+    };
+    if runs(Section::Echo) {
+        // Server on the second CPU, a client thread on each of the others
+        // (two cores: the client on the first; one core: shared).
+        let server = cpus.get(1).copied().unwrap_or(cpus[0]);
+        let client: Vec<usize> = cpus.iter().copied().filter(|&c| c != server).collect();
+        let echo_cpus = echo::EchoCpus {
+            server: pin.then_some(server),
+            client: if !pin {
+                vec![None]
+            } else if client.is_empty() {
+                vec![Some(server)]
+            } else {
+                client.into_iter().map(Some).collect()
+            },
+        };
+        echo::run(&plan.echo, &echo_cpus, &mut tick, &mut measured);
+    }
+    if runs(Section::Offload) {
+        let setup_for = |workers: usize| offload::OffloadSetup {
+            loop_cpu: pin.then_some(loop_cpu),
+            cfg: EngineCfg {
+                workers,
+                worker_cpus: if pin {
+                    (0..workers).map(|i| cpus[(1 + i) % cpus.len()]).collect()
+                } else {
+                    vec![]
+                },
+                loop_ring: args.loop_ring,
+            },
+            tasks: plan.offload.tasks,
+            warmup: plan.offload.warmup,
+            window: plan.offload.window,
+            reps: plan.offload.reps,
+        };
+        offload::run(&plan.offload, &setup_for, &mut tick, &mut measured);
+    }
     bar.finish_and_clear();
     let elapsed = started.elapsed();
     run_header.foreign_load_pct = cpu::MachineSnap::now().foreign_pct_since(&machine_at_start);
 
-    let targets = targets::evaluate(&measured);
+    let mut targets = if runs(Section::Handoff) {
+        targets::evaluate(&measured)
+    } else {
+        vec![]
+    };
+    if runs(Section::Echo) {
+        targets.extend(runtime_targets::echo(&measured));
+    }
+    if runs(Section::Offload) {
+        targets.extend(runtime_targets::offload(&measured));
+    }
     let text = report::render(
         &run_header,
         &plan,
@@ -285,4 +450,51 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(only: &[&str], section: &[Section]) -> BenchArgs {
+        BenchArgs {
+            only: only.iter().map(|s| s.to_string()).collect(),
+            section: section.to_vec(),
+            ..BenchArgs::default()
+        }
+    }
+
+    #[test]
+    fn sections_from_only_and_section() {
+        assert_eq!(selected_sections(&args(&[], &[])), Section::ALL.to_vec());
+        assert_eq!(
+            selected_sections(&args(&["echo"], &[])),
+            vec![Section::Echo]
+        );
+        assert_eq!(
+            selected_sections(&args(&[], &[Section::Offload, Section::Echo])),
+            vec![Section::Echo, Section::Offload]
+        );
+        // Contender names alone: the handoff section, as before.
+        assert_eq!(
+            selected_sections(&args(&["auto", "answer"], &[])),
+            vec![Section::Handoff]
+        );
+        assert_eq!(
+            selected_sections(&args(&["auto", "offload"], &[])),
+            vec![Section::Handoff, Section::Offload]
+        );
+    }
+
+    #[test]
+    fn section_names_are_not_contenders() {
+        let c = selected_contenders(&args(&["echo", "auto"], &[])).unwrap();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].name(), "auto");
+        assert_eq!(
+            selected_contenders(&args(&["echo"], &[])).unwrap().len(),
+            Contender::all().len()
+        );
+        assert!(selected_contenders(&args(&["nope"], &[])).is_err());
+    }
 }

@@ -2,6 +2,8 @@
 //! list of steps that the progress bar counts.
 
 use super::contenders::Contender;
+use super::echo::{EchoSpec, ServerImpl};
+use super::offload::OffloadSpec;
 use super::results::Results;
 use super::scenarios::{self, IdleSpec, LoopSetup, PingPongSpec, ThroughputSpec, Variant};
 use super::work::Calibration;
@@ -11,7 +13,8 @@ use std::time::Duration;
 /// Which configuration runs.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Mode {
-    /// The default: 70 to 80 s on two cores.
+    /// The default: about 100 s on two cores (the handoff section 70 to
+    /// 80 s, echo and offload about 30 s).
     Quick,
     /// `--full`: every depth, cost and worker count, longer windows.
     Full,
@@ -46,6 +49,12 @@ pub struct Plan {
     pub idle: IdleSpec,
     /// Worker scaling: throughput of a few contenders at more worker counts.
     pub scaling: ScalingSpec,
+    /// The sections that run (`handoff`, `echo`, `offload`).
+    pub sections: Vec<&'static str>,
+    /// The TCP echo benchmark (issue 9).
+    pub echo: EchoSpec,
+    /// The offload benchmark (issue 9).
+    pub offload: OffloadSpec,
 }
 
 /// Worker scaling: jobs/s of ringpool's default and the main peers at 1, 2
@@ -101,6 +110,25 @@ impl Plan {
         if ncpu > 1 {
             workers.push(ncpu);
         }
+        let echo = |warmup, window, reps, idle_connections, idle_deadline, idle_settle| EchoSpec {
+            servers: ServerImpl::ALL.to_vec(),
+            connections: vec![1, 64],
+            sizes: vec![64, 4096],
+            warmup,
+            window,
+            reps,
+            idle_connections,
+            idle_deadline,
+            idle_settle,
+        };
+        let offload = |workers, warmup, window, reps| OffloadSpec {
+            tasks: 64,
+            workers,
+            warmup,
+            window,
+            reps,
+        };
+        let sections = vec!["handoff", "echo", "offload"];
         match mode {
             Mode::Smoke => Plan {
                 mode: "smoke",
@@ -117,10 +145,12 @@ impl Plan {
                     window: ms(20),
                 },
                 scaling: ScalingSpec::new(ncpu, vec![0]),
+                sections,
+                echo: echo(ms(20), ms(50), 2, 1_000, ms(5_000), ms(50)),
+                offload: offload(vec![1], ms(10), ms(50), 2),
             },
             Mode::Full => Plan {
                 mode: "full",
-                workers,
                 depths: vec![1, 8, 64, 256],
                 costs_us: vec![0, 1, 10, 100],
                 hot: ping_pong(Variant::Hot, 200_000, 2_000, ms(800)),
@@ -133,6 +163,10 @@ impl Plan {
                     window: ms(1_000),
                 },
                 scaling: ScalingSpec::new(ncpu, vec![0, 10]),
+                sections,
+                echo: echo(ms(500), ms(1_000), 5, 10_000, ms(60_000), ms(500)),
+                offload: offload(workers.clone(), ms(200), ms(600), 5),
+                workers,
             },
             Mode::Quick => Plan {
                 mode: "quick",
@@ -149,6 +183,9 @@ impl Plan {
                     window: ms(300),
                 },
                 scaling: ScalingSpec::new(ncpu, vec![0, 10]),
+                sections,
+                echo: echo(ms(200), ms(500), 3, 10_000, ms(30_000), ms(300)),
+                offload: offload(vec![1], ms(100), ms(300), 3),
             },
         }
     }

@@ -14,14 +14,16 @@ use std::fmt::Write;
 use std::time::Duration;
 
 /// A plain text table: first column left-aligned, the rest right-aligned.
-struct Table {
+pub(super) struct Table {
     title: String,
     head: Vec<String>,
-    rows: Vec<Vec<String>>,
+    /// The rows, one string per column.
+    pub(super) rows: Vec<Vec<String>>,
 }
 
 impl Table {
-    fn new(title: String, head: &[&str]) -> Table {
+    /// An empty table.
+    pub(super) fn new(title: String, head: &[&str]) -> Table {
         Table {
             title,
             head: head.iter().map(|s| s.to_string()).collect(),
@@ -29,7 +31,8 @@ impl Table {
         }
     }
 
-    fn render(&self, out: &mut String) {
+    /// Appends the table to `out` (nothing if it has no rows).
+    pub(super) fn render(&self, out: &mut String) {
         if self.rows.is_empty() {
             return;
         }
@@ -66,7 +69,7 @@ impl Table {
 }
 
 /// Three significant digits.
-fn sig3(x: f64) -> String {
+pub(super) fn sig3(x: f64) -> String {
     if !x.is_finite() {
         return "n/a".into();
     }
@@ -82,7 +85,8 @@ fn sig3(x: f64) -> String {
     }
 }
 
-fn rate(x: f64) -> String {
+/// A rate with a k or M suffix.
+pub(super) fn rate(x: f64) -> String {
     if x >= 1e6 {
         format!("{}M", sig3(x / 1e6))
     } else if x >= 1e3 {
@@ -92,11 +96,13 @@ fn rate(x: f64) -> String {
     }
 }
 
-fn us(ns: f64) -> String {
+/// ns as µs, three significant digits.
+pub(super) fn us(ns: f64) -> String {
     sig3(ns / 1e3)
 }
 
-fn ratio(x: f64, r: Option<f64>) -> String {
+/// `x / r` as "1.2x", or "-" without `r`.
+pub(super) fn ratio(x: f64, r: Option<f64>) -> String {
     match r {
         Some(r) if r > 0.0 && x.is_finite() => {
             let q = x / r;
@@ -166,6 +172,7 @@ pub fn render(
         header.loop_ring
     );
     let _ = writeln!(out, "  pinning     {}", header.pinning);
+    let _ = writeln!(out, "  sections    {}", plan.sections.join(", "));
     let _ = writeln!(
         out,
         "  job cost    calibrated spin, {:.3} rounds/ns",
@@ -363,7 +370,8 @@ pub fn render(
             table.render(&mut out);
         }
     }
-    let _ = writeln!(
+    if !results.throughput.is_empty() {
+        let _ = writeln!(
         out,
         "\n(counters are per job: enters = io_uring_enter by the loop (LoopStats.enters; the answer: counted); \
          wakes sent = LoopStats.wakes_sent (the answer: one MSG_RING per job); doorbells / skipped = \
@@ -373,6 +381,7 @@ pub fn render(
          %core = CPU time / wall time of the run: a side that spins yet shows well under 100% lost its CPU, to other \
          processes or to the hypervisor (steal))"
     );
+    }
 
     render_scaling(&mut out, plan, contenders, results, auto_is);
 
@@ -414,6 +423,8 @@ pub fn render(
         table.rows.push(row);
     }
     table.render(&mut out);
+
+    super::runtime_report::render(&mut out, plan, results);
 
     let _ = writeln!(out, "\ntargets (this run's figures)");
     for t in targets {

@@ -1,6 +1,9 @@
 //! Everything one run measured: what the report, the targets, the charts
 //! and the JSON document read.
 
+use super::echo::EchoResults;
+use super::missing::Skipped;
+use super::offload::OffloadFigure;
 use super::scenarios::{Idle, PingPong, Throughput, Variant};
 use serde::Serialize;
 
@@ -13,6 +16,13 @@ pub struct Results {
     pub throughput: Vec<Throughput>,
     /// Idle cost.
     pub idle: Vec<Idle>,
+    /// The echo benchmark (issue 9).
+    pub echo: EchoResults,
+    /// The offload benchmark (issue 9).
+    pub offload: Vec<OffloadFigure>,
+    /// Contenders of the echo and offload benchmarks left out: not built
+    /// yet, or failed.
+    pub skipped: Vec<Skipped>,
     /// Measurements that failed, with the reason.
     pub errors: Vec<String>,
 }

@@ -1,0 +1,389 @@
+//! The TCP echo benchmark of issue 9: loopback TCP echo, each server in a
+//! process of its own pinned to one CPU, the same Rust client for every
+//! server pinned to the other CPU.
+//!
+//! * Cells: 1 and 64 connections × 64 B and 4 KiB messages; per cell, round
+//!   trips/s, p50/p99 round trip, the server's CPU and voluntary context
+//!   switches per round trip (from `/proc/<pid>`), the client's own CPU.
+//! * Idle connections: 10,000 connections held open; the server's `VmRSS`
+//!   per connection.
+//!
+//! Every cell runs against a freshly started server, all servers back to
+//! back per cell (so slow drift of the VM hits them alike).
+//!
+//! # The client's limit
+//!
+//! On loopback nearly all the work of a round trip is the kernel's TCP
+//! path, and each side's `write` runs the peer's receive path too, so the
+//! client costs about what the leanest server costs per round trip. With
+//! one client CPU (a two-core machine) the client and the server saturate
+//! together at 64 connections: `floor-epoll`, a bare epoll loop, then
+//! reaches about the rate of tokio `current_thread`, and the client shows
+//! ~100% of its CPU. (perf on the client CPU during that cell: 99% in the
+//! client thread, nearly all kernel TCP, `tcp_ack`, `skb_release_data`,
+//! `tcp_sendmsg_locked`...; syscall entry and epoll a few % only, so an
+//! io_uring client would not lift the ceiling much.) There, a faster
+//! server shows as less server CPU per round trip (it idles part of the
+//! time) rather than as more round trips/s; the targets flag client-bound
+//! cells. On a machine with more cores the harness gives the client every
+//! CPU but the server's, one thread each, and the server becomes the limit.
+//!
+//! Modules, one job each:
+//! * [`server`]: the hidden `ringpool echo-server` subcommand (pinning,
+//!   `RLIMIT_NOFILE`, the `listening` line, the exit protocol);
+//! * [`tokio_servers`], [`epoll_server`], [`ringpool_server`]: the servers
+//!   (`ringpool_server` is the slot for `ringpool::runtime`);
+//! * [`process`]: starting a server process, reading its `/proc` figures;
+//! * [`client`]: the closed-loop load client; [`idle`]: the idle connections.
+
+pub mod client;
+pub mod epoll_server;
+pub mod idle;
+pub mod process;
+pub mod ringpool_server;
+pub mod server;
+pub mod tokio_servers;
+
+use super::missing::{Missing, Skipped};
+use super::results::Results;
+use process::ServerProcess;
+use serde::Serialize;
+use std::time::Duration;
+
+pub use server::ServerArgs;
+
+/// The echo servers.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServerImpl {
+    /// ringpool's runtime (`ringpool::runtime`, one ring thread).
+    Ringpool,
+    /// tokio `current_thread` runtime, a task per connection.
+    TokioCt,
+    /// tokio multi-thread runtime (one worker: the process has one CPU).
+    TokioMt,
+    /// Floor: hand-written single-threaded epoll loop, no runtime.
+    FloorEpoll,
+}
+
+impl ServerImpl {
+    /// Every server, in report order.
+    pub const ALL: [ServerImpl; 4] = [
+        ServerImpl::Ringpool,
+        ServerImpl::TokioCt,
+        ServerImpl::TokioMt,
+        ServerImpl::FloorEpoll,
+    ];
+
+    /// The name used by `--impl`, the report and the JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            ServerImpl::Ringpool => "ringpool",
+            ServerImpl::TokioCt => "tokio-ct",
+            ServerImpl::TokioMt => "tokio-mt",
+            ServerImpl::FloorEpoll => "floor-epoll",
+        }
+    }
+
+    /// One line on what it is.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ServerImpl::Ringpool => "ringpool::runtime, one ring thread (issue 9)",
+            ServerImpl::TokioCt => "tokio current_thread runtime, a task per connection",
+            ServerImpl::TokioMt => {
+                "tokio multi-thread runtime (1 worker on the one CPU), a task per connection"
+            }
+            ServerImpl::FloorEpoll => {
+                "floor: hand-written single-threaded epoll loop (the client's ceiling)"
+            }
+        }
+    }
+}
+
+/// The echo section's sizes.
+#[derive(Clone, Debug, Serialize)]
+pub struct EchoSpec {
+    /// Servers measured.
+    pub servers: Vec<ServerImpl>,
+    /// Connection counts.
+    pub connections: Vec<usize>,
+    /// Message sizes, bytes.
+    pub sizes: Vec<usize>,
+    /// Unmeasured load before each window.
+    #[serde(with = "super::seconds")]
+    pub warmup: Duration,
+    /// Each measured window.
+    #[serde(with = "super::seconds")]
+    pub window: Duration,
+    /// Measured windows per cell, back to back on the same connections; the
+    /// one with the median round trips/s is reported (a burst of other load
+    /// on this shared machine then spoils one window, not the figure).
+    pub reps: usize,
+    /// Idle connections opened (0: not measured).
+    pub idle_connections: usize,
+    /// Give up opening idle connections after this long.
+    #[serde(with = "super::seconds")]
+    pub idle_deadline: Duration,
+    /// Wait this long after opening them before reading `VmRSS`.
+    #[serde(with = "super::seconds")]
+    pub idle_settle: Duration,
+}
+
+impl EchoSpec {
+    /// Progress-bar steps of this section.
+    pub fn steps(&self) -> usize {
+        let cells = self.connections.len() * self.sizes.len();
+        self.servers.len() * (cells + usize::from(self.idle_connections > 0))
+    }
+}
+
+/// Where the server and the client run.
+#[derive(Clone, Debug)]
+pub struct EchoCpus {
+    /// The server process's CPU (`None`: not pinned).
+    pub server: Option<usize>,
+    /// One client thread per entry, pinned there (`None`: not pinned);
+    /// the idle connections are opened from the first.
+    pub client: Vec<Option<usize>>,
+}
+
+/// One cell: a server, a connection count, a message size.
+#[derive(Clone, Debug, Serialize)]
+pub struct EchoCell {
+    /// Server name.
+    pub server: String,
+    /// Connections, one message in flight on each.
+    pub connections: usize,
+    /// Message size, bytes.
+    pub size: usize,
+    /// Round trips completed in the window.
+    pub round_trips: u64,
+    /// Window, s.
+    pub secs: f64,
+    /// Round trips per second, all connections together.
+    pub rtt_per_s: f64,
+    /// Median round trip, ns.
+    pub p50_ns: u64,
+    /// 99th percentile round trip, ns.
+    pub p99_ns: u64,
+    /// 99.9th percentile round trip, ns.
+    pub p999_ns: u64,
+    /// Server CPU (utime + stime, every thread) per round trip, ns.
+    pub server_cpu_ns_per_rt: f64,
+    /// Server CPU over the window, % of one core.
+    pub server_pct_of_core: f64,
+    /// Server voluntary context switches (all live threads) per round trip.
+    pub server_vcsw_per_rt: f64,
+    /// Server threads.
+    pub server_threads: usize,
+    /// Client threads (one per client CPU, at most one per connection).
+    pub client_threads: usize,
+    /// CPU of all client threads over the window, % of one core.
+    pub client_pct_of_core: f64,
+    /// CPU used by processes other than the bench and this server over the
+    /// window, % of the machine.
+    pub other_load_pct: f64,
+    /// Round trips/s of every window (the median one is reported).
+    pub rtt_per_s_reps: Vec<f64>,
+    /// 1, or 2 if the first run was disturbed by other processes (more than
+    /// [`RETRY_ABOVE_PCT`]) and the cell ran again (the less disturbed run
+    /// is reported).
+    pub attempts: u32,
+}
+
+/// A cell whose median window saw other processes use more than this share
+/// of the machine (%) runs once more.
+pub const RETRY_ABOVE_PCT: f64 = 10.0;
+
+/// The idle-connections figure of one server.
+#[derive(Clone, Debug, Serialize)]
+pub struct EchoIdle {
+    /// Server name.
+    pub server: String,
+    /// Connections asked for.
+    pub asked: usize,
+    /// Connections opened (and round-tripped once).
+    pub opened: usize,
+    /// Why fewer were opened, if so.
+    pub stopped: Option<String>,
+    /// Time to open them, s.
+    pub open_secs: f64,
+    /// Server `VmRSS` before the first connection, KiB.
+    pub rss_before_kib: u64,
+    /// Server `VmRSS` with all of them open and idle, KiB.
+    pub rss_after_kib: u64,
+    /// `(after - before) / opened`, bytes.
+    pub rss_bytes_per_conn: f64,
+}
+
+/// Everything the echo section measured.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct EchoResults {
+    /// Load cells.
+    pub cells: Vec<EchoCell>,
+    /// Idle connections.
+    pub idle: Vec<EchoIdle>,
+    /// The client's `RLIMIT_NOFILE` after raising it.
+    pub client_nofile: Option<u64>,
+}
+
+impl EchoResults {
+    /// The cell of `server` at `connections` and `size`, if measured.
+    pub fn find(&self, server: &str, connections: usize, size: usize) -> Option<&EchoCell> {
+        self.cells
+            .iter()
+            .find(|c| c.server == server && c.connections == connections && c.size == size)
+    }
+
+    /// The idle figure of `server`, if measured.
+    pub fn find_idle(&self, server: &str) -> Option<&EchoIdle> {
+        self.idle.iter().find(|i| i.server == server)
+    }
+}
+
+/// Runs the echo section, filing figures and skips into `results`;
+/// `tick(label)` is called before each step.
+pub fn run(spec: &EchoSpec, cpus: &EchoCpus, tick: &mut dyn FnMut(&str), results: &mut Results) {
+    results.echo.client_nofile = server::raise_nofile().ok();
+    // Servers that are not built are tried once and then left out.
+    let mut not_built: Vec<ServerImpl> = Vec::new();
+    let skip = |results: &mut Results, imp: ServerImpl, what: String, m: &Missing| {
+        results
+            .skipped
+            .push(Skipped::new("echo", imp.name(), what, m));
+    };
+    for &connections in &spec.connections {
+        for &size in &spec.sizes {
+            for &imp in &spec.servers {
+                tick(&format!("echo {} {connections} conn {size} B", imp.name()));
+                if not_built.contains(&imp) {
+                    continue;
+                }
+                // A cell that other processes disturbed runs once more; the
+                // less disturbed of the two is kept.
+                let measured = cell(spec, cpus, imp, connections, size).map(|c| {
+                    if c.other_load_pct <= RETRY_ABOVE_PCT {
+                        return c;
+                    }
+                    match cell(spec, cpus, imp, connections, size) {
+                        Ok(mut again) if again.other_load_pct < c.other_load_pct => {
+                            again.attempts = 2;
+                            again
+                        }
+                        _ => EchoCell { attempts: 2, ..c },
+                    }
+                });
+                match measured {
+                    Ok(c) => results.echo.cells.push(c),
+                    Err(m) => {
+                        let what = if matches!(m, Missing::NotBuilt(_)) {
+                            not_built.push(imp);
+                            "every echo cell and the idle connections".to_string()
+                        } else {
+                            format!("{connections} connections, {size} B")
+                        };
+                        skip(results, imp, what, &m);
+                    }
+                }
+            }
+        }
+    }
+    if spec.idle_connections == 0 {
+        return;
+    }
+    for &imp in &spec.servers {
+        tick(&format!(
+            "echo {} {} idle connections",
+            imp.name(),
+            spec.idle_connections
+        ));
+        if not_built.contains(&imp) {
+            continue;
+        }
+        match idle_figure(spec, cpus, imp) {
+            Ok(i) => results.echo.idle.push(i),
+            Err(m) => {
+                let what = format!("{} idle connections", spec.idle_connections);
+                skip(results, imp, what, &m);
+            }
+        }
+    }
+}
+
+/// One load cell against a fresh server.
+fn cell(
+    spec: &EchoSpec,
+    cpus: &EchoCpus,
+    imp: ServerImpl,
+    connections: usize,
+    size: usize,
+) -> Result<EchoCell, Missing> {
+    let server = ServerProcess::start(imp, cpus.server)?;
+    let load = client::Load {
+        connections,
+        size,
+        warmup: spec.warmup,
+        window: spec.window,
+        reps: spec.reps,
+    };
+    let mut windows = client::run(server.addr, server.pid, load, &cpus.client)?;
+    let rate = |w: &client::Window| w.round_trips as f64 / w.secs;
+    let reps: Vec<f64> = windows.iter().map(rate).collect();
+    windows.sort_by(|a, b| rate(a).total_cmp(&rate(b)));
+    let w = windows.swap_remove(windows.len() / 2);
+    let n = w.round_trips.max(1) as f64;
+    let (s0, s1) = w.server;
+    let cpu_ns = s1.cpu_ns.saturating_sub(s0.cpu_ns);
+    Ok(EchoCell {
+        server: imp.name().into(),
+        connections,
+        size,
+        round_trips: w.round_trips,
+        secs: w.secs,
+        rtt_per_s: rate(&w),
+        p50_ns: w.hist.value_at_quantile(0.5),
+        p99_ns: w.hist.value_at_quantile(0.99),
+        p999_ns: w.hist.value_at_quantile(0.999),
+        server_cpu_ns_per_rt: cpu_ns as f64 / n,
+        server_pct_of_core: 100.0 * cpu_ns as f64 / 1e9 / w.secs,
+        server_vcsw_per_rt: s1.vcsw.saturating_sub(s0.vcsw) as f64 / n,
+        server_threads: s1.threads,
+        client_threads: w.client_threads,
+        client_pct_of_core: 100.0 * w.client_cpu.as_secs_f64() / w.secs,
+        other_load_pct: w
+            .machine
+            .1
+            .foreign_pct_besides(&w.machine.0, Duration::from_nanos(cpu_ns)),
+        rtt_per_s_reps: reps,
+        attempts: 1,
+    })
+}
+
+/// The idle-connections figure against a fresh server.
+fn idle_figure(spec: &EchoSpec, cpus: &EchoCpus, imp: ServerImpl) -> Result<EchoIdle, Missing> {
+    let server = ServerProcess::start(imp, cpus.server)?;
+    let before = server.rss_kib()?;
+    let opened = idle::open(
+        server.addr,
+        spec.idle_connections,
+        spec.idle_deadline,
+        cpus.client.first().copied().flatten(),
+    )?;
+    std::thread::sleep(spec.idle_settle);
+    let after = server.rss_kib()?;
+    let n = opened.socks.len();
+    // Stop the server before the client's sockets close, so it does not
+    // spend the next cell's time on 10,000 hang-ups.
+    drop(server);
+    drop(opened.socks);
+    Ok(EchoIdle {
+        server: imp.name().into(),
+        asked: spec.idle_connections,
+        opened: n,
+        stopped: opened.stopped,
+        open_secs: opened.secs,
+        rss_before_kib: before,
+        rss_after_kib: after,
+        rss_bytes_per_conn: after.saturating_sub(before) as f64 * 1024.0 / n.max(1) as f64,
+    })
+}

@@ -1,0 +1,47 @@
+//! The echo server on ringpool's own runtime (`ringpool::runtime`, issue 9):
+//! the contender slot the other servers are compared with.
+//!
+//! **To plug the runtime in**, replace the body of [`echo_server_ringpool`]
+//! and nothing else: the harness already starts it as
+//! `ringpool echo-server --impl ringpool --addr 127.0.0.1:0 --cpu 1`, in a
+//! process of its own that is already pinned to the server CPU (the main
+//! thread is pinned before anything else starts, so every thread inherits
+//! the CPU) and already has `RLIMIT_NOFILE` raised to its hard limit. The
+//! process exits when the harness closes its stdin, so the function may
+//! serve forever.
+
+use super::server::ServeError;
+use std::net::SocketAddr;
+
+/// Serves TCP echo on ringpool's runtime, with one ring thread.
+///
+/// The contract every server of this benchmark keeps (see the tokio ones in
+/// `tokio_servers.rs` and `super::server::bind_listener`, which a runtime
+/// may use to get a std listener with a deep backlog):
+/// * bind a listener on `listener_addr` (port 0: any free port), with a
+///   backlog of at least [`BACKLOG`](super::server::BACKLOG);
+/// * call `ready(bound_addr)` once, when connections can be accepted (it
+///   prints `listening <addr>` on stdout line 1, which the harness waits for);
+/// * accept every connection, set `TCP_NODELAY` on it, and echo every byte
+///   it reads back on the same connection, until the peer closes; buffers
+///   of up to 4 KiB per read (a 4 KiB message is one read);
+/// * keep going until the process is stopped.
+///
+/// `cpu` is the CPU the process is pinned to (`None` with `--no-pin`), for
+/// a runtime that wants to pin its ring thread itself.
+///
+/// # Errors
+///
+/// [`ServeError::NotBuilt`] until the runtime exists: the harness then
+/// skips this contender with that message, and the targets that need it say
+/// "not measured". [`ServeError::Failed`] for a real failure.
+pub fn echo_server_ringpool(
+    listener_addr: SocketAddr,
+    cpu: Option<usize>,
+    ready: &mut dyn FnMut(SocketAddr),
+) -> Result<(), ServeError> {
+    let _ = (listener_addr, cpu, ready);
+    Err(ServeError::NotBuilt(
+        "the ringpool runtime is not built yet".into(),
+    ))
+}

@@ -1,0 +1,167 @@
+//! The terminal tables of the issue 9 benchmarks: echo cells, idle
+//! connections, offload, and the contenders left out. `vs ct` is the figure
+//! divided by tokio `current_thread`'s; `vs tok` / `vs raw` by tokio
+//! `spawn_blocking`'s / the raw `LoopHandle`'s.
+
+use super::plan::Plan;
+use super::report::{rate, ratio, sig3, us, Table};
+use super::results::Results;
+use std::fmt::Write;
+
+/// Appends the echo and offload tables (those that have figures) to `out`.
+pub fn render(out: &mut String, plan: &Plan, results: &Results) {
+    render_echo(out, plan, results);
+    render_offload(out, plan, results);
+    if !results.skipped.is_empty() {
+        let _ = writeln!(out, "\nnot measured (echo / offload)");
+        for s in &results.skipped {
+            let kind = if s.not_built { "not built" } else { "failed" };
+            let _ = writeln!(
+                out,
+                "  {} {} ({}): {kind}: {}",
+                s.section, s.contender, s.what, s.reason
+            );
+        }
+    }
+}
+
+fn render_echo(out: &mut String, plan: &Plan, results: &Results) {
+    let spec = &plan.echo;
+    let echo = &results.echo;
+    let mut table = Table::new(
+        format!(
+            "echo: loopback TCP, each server a process pinned to one CPU, the same epoll client on the other CPU(s), one \
+             thread per CPU; \
+             closed loop, one message in flight per connection; a fresh server per cell, {} ms warm-up, then the \
+             median (by rt/s) of {} windows of {} ms; server CPU = utime+stime of /proc/<pid>/stat; rt = round trip; \
+             other % = CPU of other processes, % of the machine, in that window (a cell above 10% runs again, the \
+             less disturbed run is kept)",
+            spec.warmup.as_millis(),
+            spec.reps,
+            spec.window.as_millis()
+        ),
+        &[
+            "server", "conns", "size B", "rt/s", "vs ct", "p50 µs", "vs ct", "p99 µs", "vs ct",
+            "srv cpu/rt µs", "vs ct", "srv %core", "srv vcsw/rt", "threads", "client thr", "client %core", "other %",
+            "rt/s of each window",
+        ],
+    );
+    for &conns in &spec.connections {
+        for &size in &spec.sizes {
+            let ct = echo.find("tokio-ct", conns, size);
+            for imp in &spec.servers {
+                let Some(c) = echo.find(imp.name(), conns, size) else {
+                    continue;
+                };
+                table.rows.push(vec![
+                    c.server.clone(),
+                    conns.to_string(),
+                    size.to_string(),
+                    rate(c.rtt_per_s),
+                    ratio(c.rtt_per_s, ct.map(|t| t.rtt_per_s)),
+                    us(c.p50_ns as f64),
+                    ratio(c.p50_ns as f64, ct.map(|t| t.p50_ns as f64)),
+                    us(c.p99_ns as f64),
+                    ratio(c.p99_ns as f64, ct.map(|t| t.p99_ns as f64)),
+                    us(c.server_cpu_ns_per_rt),
+                    ratio(c.server_cpu_ns_per_rt, ct.map(|t| t.server_cpu_ns_per_rt)),
+                    format!("{:.0}", c.server_pct_of_core),
+                    sig3(c.server_vcsw_per_rt),
+                    c.server_threads.to_string(),
+                    c.client_threads.to_string(),
+                    format!("{:.0}", c.client_pct_of_core),
+                    if c.attempts > 1 {
+                        format!("{:.1} (2nd run)", c.other_load_pct)
+                    } else {
+                        format!("{:.1}", c.other_load_pct)
+                    },
+                    c.rtt_per_s_reps
+                        .iter()
+                        .map(|&x| rate(x))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                ]);
+            }
+        }
+    }
+    table.render(out);
+    if !echo.cells.is_empty() {
+        let _ = writeln!(
+            out,
+            "(client %core near 100: the client, not the server, may be the limit; floor-epoll, a bare epoll loop, \
+             shows the most this client drives. threads = server threads incl. its stdin watchdog)"
+        );
+    }
+
+    let ct = echo.find_idle("tokio-ct");
+    let mut table = Table::new(
+        format!(
+            "idle connections: {} asked, opened one by one with a 1-byte round trip each, then idle; server VmRSS \
+             before and {} ms after (kernel socket buffers are not in VmRSS)",
+            spec.idle_connections,
+            spec.idle_settle.as_millis()
+        ),
+        &[
+            "server", "opened", "open s", "RSS before MiB", "RSS after MiB", "B/conn", "vs ct",
+        ],
+    );
+    for imp in &spec.servers {
+        let Some(i) = echo.find_idle(imp.name()) else {
+            continue;
+        };
+        table.rows.push(vec![
+            i.server.clone(),
+            match &i.stopped {
+                Some(why) => format!("{} (stopped: {why})", i.opened),
+                None => i.opened.to_string(),
+            },
+            format!("{:.2}", i.open_secs),
+            format!("{:.1}", i.rss_before_kib as f64 / 1024.0),
+            format!("{:.1}", i.rss_after_kib as f64 / 1024.0),
+            format!("{:.0}", i.rss_bytes_per_conn),
+            ratio(i.rss_bytes_per_conn, ct.map(|t| t.rss_bytes_per_conn)),
+        ]);
+    }
+    table.render(out);
+}
+
+fn render_offload(out: &mut String, plan: &Plan, results: &Results) {
+    let spec = &plan.offload;
+    let mut table = Table::new(
+        format!(
+            "offload: trivial jobs, {} tasks (jobs in flight), loop and workers pinned as in the header; {} ms \
+             warm-up, then the median (by jobs/s) of {} windows of {} ms; CPU and voluntary context switches of the \
+             whole process per job",
+            spec.tasks,
+            spec.warmup.as_millis(),
+            spec.reps,
+            spec.window.as_millis()
+        ),
+        &[
+            "contender", "workers", "jobs/s", "vs tok", "vs raw", "cpu/job µs", "vcsw/job", "jobs",
+            "jobs/s of each window",
+        ],
+    );
+    for &w in &spec.workers {
+        let tok = results.find_offload("tokio-spawn-blocking", w);
+        let raw = results.find_offload("raw-loop-handle", w);
+        for f in results.offload.iter().filter(|f| f.workers == w) {
+            table.rows.push(vec![
+                f.contender.clone(),
+                w.to_string(),
+                rate(f.jobs_per_s),
+                ratio(f.jobs_per_s, tok.map(|t| t.jobs_per_s)),
+                ratio(f.jobs_per_s, raw.map(|t| t.jobs_per_s)),
+                us(f.cpu_ns_per_job),
+                sig3(f.vcsw_per_job),
+                f.jobs.to_string(),
+                f.jobs_per_s_reps
+                    .iter()
+                    .map(|&x| rate(x))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ]);
+        }
+    }
+    table.render(out);
+}
