@@ -1,8 +1,7 @@
 //! The echo server on ringpool's own runtime (`ringpool::runtime`, issue 9):
 //! the contender slot the other servers are compared with.
 //!
-//! **To plug the runtime in**, replace the body of [`echo_server_ringpool`]
-//! and nothing else: the harness already starts it as
+//! The harness already starts it as
 //! `ringpool echo-server --impl ringpool --addr 127.0.0.1:0 --cpu 1`, in a
 //! process of its own that is already pinned to the server CPU (the main
 //! thread is pinned before anything else starts, so every thread inherits
@@ -10,7 +9,9 @@
 //! process exits when the harness closes its stdin, so the function may
 //! serve forever.
 
-use super::server::ServeError;
+use super::server::{bind_listener, ServeError, READ_BUF};
+use ringpool::runtime::net::{TcpListener, TcpStream};
+use ringpool::runtime::{self, Runtime};
 use std::net::SocketAddr;
 
 /// Serves TCP echo on ringpool's runtime, with one ring thread.
@@ -40,8 +41,40 @@ pub fn echo_server_ringpool(
     cpu: Option<usize>,
     ready: &mut dyn FnMut(SocketAddr),
 ) -> Result<(), ServeError> {
-    let _ = (listener_addr, cpu, ready);
-    Err(ServeError::NotBuilt(
-        "the ringpool runtime is not built yet".into(),
-    ))
+    let _ = cpu; // the process is pinned already; the ring thread is this one
+    let std_listener = bind_listener(listener_addr)?;
+    let bound = std_listener.local_addr()?;
+    // An echo server offloads nothing: one worker, asleep.
+    let rt = Runtime::builder()
+        .workers(1)
+        .build()
+        .map_err(|e| ServeError::Failed(format!("ringpool runtime: {e}")))?;
+    let served: std::io::Result<()> = rt.block_on(async move {
+        let listener = TcpListener::from_std(std_listener)?;
+        ready(bound);
+        loop {
+            let (conn, _) = listener.accept().await?;
+            conn.set_nodelay(true)?;
+            runtime::spawn(echo(conn));
+        }
+    });
+    served.map_err(ServeError::from)
+}
+
+/// Echoes what `conn` sends until it closes, reusing one buffer.
+async fn echo(conn: TcpStream) {
+    let mut buf = Vec::with_capacity(READ_BUF);
+    loop {
+        buf.clear();
+        let (r, b) = conn.read(buf).await;
+        match r {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let (w, b) = conn.write_all(b).await;
+        if w.is_err() {
+            return;
+        }
+        buf = b;
+    }
 }

@@ -95,6 +95,28 @@ impl TcpListener {
         })
     }
 
+    /// Takes over a listening std socket (bound and listening already, e.g.
+    /// with options this type does not set). Needs a running runtime on
+    /// this thread.
+    pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        let core = core()?;
+        // Blocking mode: the ring does the waiting.
+        listener.set_nonblocking(false)?;
+        Ok(TcpListener {
+            inner: Rc::new(ListenerInner {
+                fd: Rc::new(OwnedFd::from(listener)),
+                core,
+                accepted: RefCell::new(Accepted {
+                    conns: VecDeque::new(),
+                    armed: None,
+                    pausing: false,
+                    orphans: 0,
+                    waker: None,
+                }),
+            }),
+        })
+    }
+
     /// The address it is bound to.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         sys::local_addr(self.inner.fd.as_raw_fd())
