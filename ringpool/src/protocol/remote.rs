@@ -47,6 +47,13 @@ impl Scheduled {
         !self.0.swap(true, AcqRel)
     }
 
+    /// `true` if it is queued already (a hint: a waker that sees it may
+    /// skip the wake).
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn is_scheduled(&self) -> bool {
+        self.0.load(Acquire)
+    }
+
     /// The task is about to be polled.
     pub(crate) fn unschedule(&self) {
         self.0.swap(false, AcqRel);

@@ -56,20 +56,21 @@ impl Header {
 
 impl Wake for Header {
     fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
         if !self.schedule() {
             return;
         }
         // On the runtime's own thread, inside it: the local queue.
-        let me = self.clone();
-        let me = match context::push_local(me) {
-            Ok(()) => return,
-            Err(me) => me,
-        };
-        me.remote.clone().wake(me);
+        if let Err(me) = context::push_local(self) {
+            let remote = me.remote.clone();
+            remote.wake(me);
+        }
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if self.scheduled.is_scheduled() {
+            return;
+        }
+        self.clone().wake();
     }
 }
 
