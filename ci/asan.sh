@@ -5,7 +5,7 @@
 #
 #   bash ci/asan.sh
 #
-# 1. tests/conformance.rs and tests/hostile.rs built with -Zsanitizer=address
+# 1. tests/conformance.rs, tests/hostile.rs and tests/runtime.rs built with -Zsanitizer=address
 #    and an instrumented std (-Zbuild-std), on stable via RUSTC_BOOTSTRAP=1.
 #    Any ASan report fails the stage. Leak detection is off: a handle dropped
 #    without its ring leaks a few KiB by design where the kernel might still
@@ -40,10 +40,10 @@ out_dir="$CARGO_TARGET_DIR/logs"
 mkdir -p "$out_dir"
 
 # --- 1. the suites, which must be clean -------------------------------------
-log "building conformance + hostile with -Zsanitizer=address (instrumented std)"
-cargo test "${CARGO_ARGS[@]}" --test conformance --test hostile --no-run
+log "building conformance + hostile + runtime with -Zsanitizer=address (instrumented std)"
+cargo test "${CARGO_ARGS[@]}" --test conformance --test hostile --test runtime --no-run
 : >"$out_dir/suite.log"
-for t in conformance hostile; do
+for t in conformance hostile runtime; do
     log "running $t under AddressSanitizer"
     set +e
     # many_jobs pushes 10^5+ jobs: slow under ASan, and its paths are covered.
