@@ -33,9 +33,7 @@ use std::net::SocketAddr;
 ///
 /// # Errors
 ///
-/// [`ServeError::NotBuilt`] until the runtime exists: the harness then
-/// skips this contender with that message, and the targets that need it say
-/// "not measured". [`ServeError::Failed`] for a real failure.
+/// [`ServeError::Failed`] if the runtime cannot be built or accepting fails.
 pub fn echo_server_ringpool(
     listener_addr: SocketAddr,
     cpu: Option<usize>,

@@ -42,8 +42,6 @@ pub struct ServerArgs {
 /// Why a server stopped.
 #[derive(Debug)]
 pub enum ServeError {
-    /// This server does not exist yet (the harness skips it with the text).
-    NotBuilt(String),
     /// It failed.
     Failed(String),
 }
@@ -137,10 +135,6 @@ pub fn run(args: ServerArgs) -> i32 {
     };
     match served {
         Ok(()) => 0,
-        Err(ServeError::NotBuilt(why)) => {
-            eprintln!("{why}");
-            EXIT_NOT_BUILT
-        }
         Err(ServeError::Failed(why)) => {
             eprintln!("echo-server {}: {why}", args.imp.name());
             1
