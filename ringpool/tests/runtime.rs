@@ -811,3 +811,39 @@ fn bad_configuration_is_a_typed_error() {
     let e = Runtime::builder().buffers(100, 4096).build().unwrap_err();
     assert_eq!(e.kind(), ringpool::ErrorKind::InvalidConfig);
 }
+
+/// Hostile use through the public API: a stream outliving its runtime, a
+/// stream used inside another runtime, a waker fired after the runtime is
+/// gone. Errors, never a hang or a crash.
+#[test]
+fn misuse_is_an_error_not_a_hang() {
+    let _w = watchdog("misuse_is_an_error_not_a_hang");
+    let a = rt();
+    let (stream, listener, peer) = a.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let peer = std::net::TcpStream::connect(addr).unwrap();
+        let (s, _) = listener.accept().await.unwrap();
+        (s, listener, peer)
+    });
+    // Used inside another runtime on the same thread: an error at once.
+    let b = rt();
+    b.block_on(async {
+        let (r, _) = stream.read(vec![0u8; 8]).await;
+        let e = r.unwrap_err();
+        assert!(e.to_string().contains("not running on this thread"), "{e}");
+        let (w, _) = stream.write_all(&b"x"[..]).await;
+        assert!(w.is_err());
+        assert!(listener.accept().await.is_err());
+    });
+    // A waker kept past its runtime, fired from another thread.
+    let waker = a.block_on(std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())));
+    drop(a);
+    std::thread::spawn(move || waker.wake()).join().unwrap();
+    // The stream outlives its runtime: its operations say so.
+    b.block_on(async {
+        let (r, _) = stream.read(vec![0u8; 8]).await;
+        assert!(r.is_err());
+    });
+    drop((stream, listener, peer));
+}

@@ -55,3 +55,14 @@ pub(crate) fn push_local(task: Arc<Header>) -> Result<(), Arc<Header>> {
     });
     Ok(())
 }
+
+/// `true` if `core` is the runtime running on this thread.
+pub(crate) fn is_current(core: &Core) -> bool {
+    CURRENT
+        .try_with(|c| {
+            c.borrow()
+                .as_deref()
+                .is_some_and(|cur| std::ptr::eq(cur, core))
+        })
+        .unwrap_or(false)
+}

@@ -100,12 +100,20 @@ impl Core {
         }
     }
 
-    /// An error if the runtime shut down.
+    /// An error if the runtime shut down, or is not the one running on
+    /// this thread (a socket of another runtime: its operation would never
+    /// complete, as nobody turns that ring).
     pub(crate) fn check_open(&self) -> io::Result<()> {
         if self.closed.get() {
             return Err(io::Error::new(
                 io::ErrorKind::NotConnected,
                 "ringpool runtime: it has shut down",
+            ));
+        }
+        if !context::is_current(self) {
+            return Err(io::Error::other(
+                "ringpool runtime: this object belongs to a runtime that is not running \
+                 on this thread (use it inside its own block_on)",
             ));
         }
         Ok(())

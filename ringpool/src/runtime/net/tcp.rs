@@ -135,6 +135,8 @@ impl TcpListener {
                 let peer = sys::peer_addr(fd.as_raw_fd())?;
                 return Ok((TcpStream::from_fd(inner.core.clone(), fd), peer));
             }
+            // Waiting needs this listener's runtime to be the one turning.
+            inner.core.check_open()?;
             if inner.core.features.multishot_accept {
                 inner.arm()?;
                 poll_fn(|cx| {
@@ -354,6 +356,10 @@ impl TcpStream {
         loop {
             if let Some(r) = inner.inbox.borrow_mut().take_into(&mut buf) {
                 return (r, buf);
+            }
+            // Waiting needs this stream's runtime to be the one turning.
+            if let Err(e) = inner.core.check_open() {
+                return (Err(e), buf);
             }
             let (orphans, no_buffers) = {
                 let i = inner.inbox.borrow();

@@ -131,6 +131,10 @@ impl UdpSocket {
             if inner.saved.borrow().orphans == 0 {
                 break;
             }
+            // Waiting needs this socket's runtime to be the one turning.
+            if let Err(e) = inner.core.check_open() {
+                return (Err(e), buf);
+            }
             poll_fn(|cx| {
                 let mut s = inner.saved.borrow_mut();
                 if !s.datagrams.is_empty() || s.orphans == 0 {
