@@ -12,6 +12,7 @@
 use super::server::{bind_listener, ServeError, READ_BUF};
 use ringpool::runtime::net::{TcpListener, TcpStream};
 use ringpool::runtime::{self, Runtime};
+use std::cell::RefCell;
 use std::net::SocketAddr;
 
 /// Serves TCP echo on ringpool's runtime, with one ring thread.
@@ -59,20 +60,40 @@ pub fn echo_server_ringpool(
     served.map_err(ServeError::from)
 }
 
-/// Echoes what `conn` sends until it closes, reusing one buffer.
+/// Echoes what `conn` sends until it closes. An idle connection holds no
+/// buffer: it waits with `readable` (the bytes wait in the runtime's shared
+/// provided buffers), then borrows one from the thread's free list for the
+/// read and the echo.
 async fn echo(conn: TcpStream) {
-    let mut buf = Vec::with_capacity(READ_BUF);
     loop {
-        buf.clear();
-        let (r, b) = conn.read(buf).await;
-        match r {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
+        if conn.readable().await.is_err() {
+            return;
         }
+        let buf = take_buf();
+        let (r, b) = conn.read(buf).await;
+        let n = match r {
+            Ok(0) | Err(_) => return give_buf(b),
+            Ok(n) => n,
+        };
+        debug_assert_eq!(b.len(), n);
         let (w, b) = conn.write_all(b).await;
+        give_buf(b);
         if w.is_err() {
             return;
         }
-        buf = b;
     }
+}
+
+thread_local! {
+    static FREE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+fn take_buf() -> Vec<u8> {
+    FREE.with(|f| f.borrow_mut().pop())
+        .unwrap_or_else(|| Vec::with_capacity(READ_BUF))
+}
+
+fn give_buf(mut b: Vec<u8>) {
+    b.clear();
+    FREE.with(|f| f.borrow_mut().push(b));
 }

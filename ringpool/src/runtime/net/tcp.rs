@@ -401,6 +401,33 @@ impl TcpStream {
         }
     }
 
+    /// Waits until a read would not wait: bytes are in (or the end of the
+    /// stream, or an error). With provided buffers the bytes sit in the
+    /// runtime's shared buffers meanwhile, so a server can wait on many idle
+    /// connections without a read buffer for each, and take one only when
+    /// there is something to read. Without them (plain reads) it returns at
+    /// once: a read then waits in the caller's buffer.
+    pub async fn readable(&self) -> io::Result<()> {
+        let inner = &self.inner;
+        loop {
+            {
+                let i = inner.inbox.borrow();
+                if !i.data.is_empty() || i.eof || i.error.is_some() {
+                    return Ok(());
+                }
+                let multishot = inner.core.features.recv_multishot && inner.core.bufs.is_some();
+                if !multishot || (i.no_buffers && i.orphans == 0) {
+                    return Ok(());
+                }
+            }
+            inner.core.check_open()?;
+            if inner.inbox.borrow().orphans == 0 {
+                inner.arm()?;
+            }
+            poll_fn(|cx| inner.inbox.borrow_mut().poll_ready(cx)).await;
+        }
+    }
+
     /// Writes (some of) `buf`'s initialised bytes; returns how many.
     pub async fn write<B: IoBuf>(&self, buf: B) -> (io::Result<usize>, B) {
         let (r, buf) = self.send_from(buf, 0).await;

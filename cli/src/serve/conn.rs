@@ -1,0 +1,129 @@
+//! One HTTP connection: read, parse (sans-io), answer inline or offload,
+//! write every response of a pipelined batch in one write.
+
+use super::Shared;
+use ringpool::runtime::net::TcpStream;
+use ringpool::runtime::offload;
+use ringpool::runtime::time::timeout;
+use ringpool::JobError;
+use ringpool_server::http::{response, Conn, Event, ResponseMode};
+use ringpool_server::routes::{respond_inline, route};
+use ringpool_server::work::Output;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Reads per `read` call.
+const READ: usize = 16 * 1024;
+
+/// Counts the connection in and out of `Shared::conns`.
+struct Open<'a>(&'a Shared);
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        self.0.conns.fetch_sub(1, Ordering::SeqCst);
+        self.0.stats.conn_closed();
+    }
+}
+
+/// Serves `stream` until it closes, errs, times out, or the server drains.
+pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
+    if shared.conns.fetch_add(1, Ordering::SeqCst) >= shared.max_conns {
+        shared.conns.fetch_sub(1, Ordering::SeqCst);
+        shared.stats.conn_refused();
+        let mut out = Vec::new();
+        response::write_error(&mut out, 503, ResponseMode::CLOSE, None);
+        let _ = stream.write_all(out).await;
+        return;
+    }
+    shared.stats.conn_accepted();
+    let _open = Open(&shared);
+    let _ = stream.set_nodelay(true);
+    let mut conn = Conn::new(shared.limits);
+    let mut out = Vec::with_capacity(4096);
+    let mut buf = Vec::with_capacity(READ);
+    loop {
+        // Answer everything buffered (pipelining), then write once.
+        let close = loop {
+            match conn.poll() {
+                Event::Request(req) => {
+                    let mode = req.mode();
+                    let r = route(req.method, req.target);
+                    let Some(job) = respond_inline(r, mode, &shared.stats, &mut out) else {
+                        if mode.close {
+                            break true;
+                        }
+                        continue;
+                    };
+                    let body = req.body.to_vec();
+                    shared.stats.job_started();
+                    let done = offload(move || job.run(&body)).await;
+                    shared.stats.job_completed();
+                    let (status, ctype, body) = match done {
+                        Ok(Output {
+                            status,
+                            content_type,
+                            body,
+                        }) => (status, content_type, body),
+                        Err(JobError::Panicked(_)) | Err(JobError::Cancelled(_)) => {
+                            (500, "text/plain", b"Internal Server Error\n".to_vec())
+                        }
+                    };
+                    response::write(&mut out, status, mode, ctype, &body);
+                    shared.stats.record_status(status);
+                    if mode.close {
+                        break true;
+                    }
+                }
+                Event::Continue => out.extend_from_slice(response::CONTINUE),
+                Event::NeedMore => break false,
+                Event::Error { status } => {
+                    response::write_error(&mut out, status, ResponseMode::CLOSE, None);
+                    shared.stats.record_status(status);
+                    break true;
+                }
+                Event::Closed => break true,
+            }
+        };
+        if !out.is_empty() {
+            let (w, b) = stream.write_all(std::mem::take(&mut out)).await;
+            out = b;
+            out.clear();
+            if w.is_err() {
+                return;
+            }
+        }
+        if close {
+            return;
+        }
+        if shared.stopping.load(Ordering::SeqCst) && !conn.phase().in_request() {
+            return; // draining: idle connections close
+        }
+        let phase = conn.phase();
+        let limit = if phase.in_request() {
+            shared.request
+        } else {
+            shared.idle
+        };
+        buf.clear();
+        match timeout(limit, stream.read(buf)).await {
+            Err(_elapsed) => {
+                if phase.in_request() {
+                    response::write_error(&mut out, 408, ResponseMode::CLOSE, None);
+                    shared.stats.record_status(408);
+                    let _ = stream.write_all(std::mem::take(&mut out)).await;
+                }
+                return;
+            }
+            Ok((Ok(0), _)) | Ok((Err(_), _)) => return,
+            Ok((Ok(n), b)) => {
+                conn.push(&b[..n]);
+                buf = b;
+            }
+        }
+        // A dropped read (the timeout) keeps its bytes in the stream; the
+        // buffer went with it, so make a new one.
+        if buf.capacity() == 0 {
+            buf = Vec::with_capacity(READ);
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! `ringpool serve`: an HTTP/1.1 server on ringpool's runtime, whose CPU
+//! endpoints (`/hash`, `/compress`, `/password/verify`) run on the pool
+//! through `offload(..).await`, while the ring keeps serving I/O.
+//!
+//! The HTTP framing, routes and work are `ringpool-server` (sans-io); this
+//! module is the driver: sockets, timeouts, the connection limit, shutdown.
+
+mod conn;
+
+use clap::Args;
+use ringpool::runtime::net::TcpListener;
+use ringpool::runtime::time::sleep;
+use ringpool::runtime::{self, Runtime};
+use ringpool::{Handoff, Pool};
+use ringpool_server::http::Limits;
+use ringpool_server::stats::Stats;
+use std::error::Error;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// `ringpool serve` options.
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Ring threads (one runtime each, SO_REUSEPORT listeners, one shared pool).
+    #[arg(long, default_value_t = 1)]
+    pub rings: usize,
+    /// Pool worker threads (default: the pool's own choice).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Handoff mechanism (`auto`, `msg-ring`, `pipe`, `condvar`, ...).
+    #[arg(long, default_value = "auto")]
+    pub handoff: Handoff,
+    /// Largest request body in bytes (larger: 413, before the body is read).
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_body: usize,
+    /// Largest request head in bytes (larger: 431).
+    #[arg(long, default_value_t = 8 << 10)]
+    pub max_head: usize,
+    /// Most connections open at once; more are answered 503 and closed.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_conns: usize,
+    /// Seconds an idle keep-alive connection is kept.
+    #[arg(long, default_value_t = 30.0)]
+    pub idle_timeout: f64,
+    /// Seconds a request may take to arrive (head and body); then 408.
+    #[arg(long, default_value_t = 10.0)]
+    pub request_timeout: f64,
+    /// Pin each ring thread to a CPU.
+    #[arg(long)]
+    pub pin: bool,
+}
+
+/// What every connection of every ring shares.
+pub(crate) struct Shared {
+    pub(crate) limits: Limits,
+    pub(crate) stats: Stats,
+    pub(crate) conns: AtomicUsize,
+    pub(crate) max_conns: usize,
+    pub(crate) idle: Duration,
+    pub(crate) request: Duration,
+    pub(crate) pool: Pool,
+    pub(crate) stopping: AtomicBool,
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Runs the server until SIGINT or SIGTERM, then drains and returns.
+pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
+    if args.rings == 0 {
+        return Err("--rings must be at least 1".into());
+    }
+    // SAFETY: installs an async-signal-safe handler (one atomic store).
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as libc::sighandler_t);
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+    runtime::raise_fd_limit()?;
+    let mut pb = Pool::builder().handoff(args.handoff);
+    if let Some(w) = args.workers {
+        pb = pb.workers(w);
+    }
+    let pool = pb.build()?;
+    let shared = Arc::new(Shared {
+        limits: Limits {
+            max_head: args.max_head,
+            max_body: args.max_body,
+        },
+        stats: Stats::new(pool.handoff().name()),
+        conns: AtomicUsize::new(0),
+        max_conns: args.max_conns,
+        idle: Duration::from_secs_f64(args.idle_timeout),
+        request: Duration::from_secs_f64(args.request_timeout),
+        pool: pool.clone(),
+        stopping: AtomicBool::new(false),
+    });
+    // Bind once here, so that a bad address is an error before any thread starts.
+    drop(std::net::TcpListener::bind(args.addr)?);
+    tracing_line(&args, &pool);
+    let addr = args.addr;
+    let threads = runtime::per_core(
+        args.rings,
+        args.pin,
+        Runtime::builder().pool(pool),
+        move |ring| ring_main(ring, addr, shared.clone()),
+    )?;
+    for r in threads.join() {
+        r??;
+    }
+    Ok(())
+}
+
+fn tracing_line(args: &ServeArgs, pool: &Pool) {
+    eprintln!(
+        "ringpool serve: listening on http://{} ({} ring{}, {} worker{}, handoff {} ({}))",
+        args.addr,
+        args.rings,
+        if args.rings == 1 { "" } else { "s" },
+        pool.workers(),
+        if pool.workers() == 1 { "" } else { "s" },
+        pool.handoff(),
+        pool.selection(),
+    );
+}
+
+/// One ring thread: accept, serve, and on a signal stop accepting and
+/// drain (in-flight requests finish; idle connections close).
+async fn ring_main(ring: usize, addr: SocketAddr, shared: Arc<Shared>) -> std::io::Result<()> {
+    let listener = TcpListener::bind_reuseport(addr)?;
+    let accept = {
+        let shared = shared.clone();
+        runtime::spawn(async move {
+            loop {
+                let (stream, _) = match listener.accept().await {
+                    Ok(c) => c,
+                    Err(e) if e.raw_os_error() == Some(libc::EMFILE) => {
+                        sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                runtime::spawn(conn::serve(stream, shared.clone()));
+            }
+        })
+    };
+    while !STOP.load(Ordering::SeqCst) {
+        sleep(Duration::from_millis(50)).await;
+    }
+    shared.stopping.store(true, Ordering::SeqCst);
+    // New connections are refused from here: the listener goes.
+    accept.abort();
+    let _ = accept.await;
+    let deadline = Instant::now() + shared.request.max(Duration::from_secs(1));
+    while shared.conns.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        sleep(Duration::from_millis(10)).await;
+    }
+    if ring == 0 {
+        eprintln!("ringpool serve: drained, exiting");
+    }
+    Ok(())
+}
