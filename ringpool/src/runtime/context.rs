@@ -38,22 +38,18 @@ impl Drop for Guard {
 /// Puts `task` on the local ready queue if this thread is inside the
 /// runtime it belongs to; hands it back otherwise.
 pub(crate) fn push_local(task: Arc<Header>) -> Result<(), Arc<Header>> {
-    let mine = CURRENT
-        .try_with(|c| {
-            c.borrow()
-                .as_ref()
-                .is_some_and(|core| Arc::ptr_eq(&core.remote, &task.remote))
-        })
-        .unwrap_or(false);
-    if !mine {
-        return Err(task);
-    }
-    CURRENT.with(|c| {
-        if let Some(core) = c.borrow().as_ref() {
-            core.ready.borrow_mut().push_back(task);
+    let mut task = Some(task);
+    let _ = CURRENT.try_with(|c| {
+        if let (Some(core), Some(t)) = (c.borrow().as_deref(), task.as_ref()) {
+            if Arc::ptr_eq(&core.remote, &t.remote) {
+                core.ready.borrow_mut().extend(task.take());
+            }
         }
     });
-    Ok(())
+    match task {
+        None => Ok(()),
+        Some(t) => Err(t),
+    }
 }
 
 /// `true` if `core` is the runtime running on this thread.
