@@ -241,3 +241,16 @@ awk -F'|' '
             }
         }
     }' "$RESULTS"
+
+# Isolation in one line per contender: /health p99 alone vs next to the verify load.
+# (Its CPU column is not per /health request: the verify load runs in the same process.)
+if [[ $SMOKE == 0 ]]; then
+    echo
+    echo "## isolation summary: /health p99 (us) at ${ISO_RATE}/s, unloaded -> loaded by /password/verify"
+    awk -F'|' '$2 ~ /^isolation/ {
+            if ($2 ~ /unloaded/) u[$1] = $5; else { l[$1] = $5; r[$1] = $3 }
+            if (!($1 in seen)) { seen[$1] = 1; order[++n] = $1 } }
+        END { for (k = 1; k <= n; k++) { c = order[k]
+            printf "%-22s %8s -> %8s  (%s of %s req/s served)\n", c, u[c], l[c], r[c], rate } }' \
+        rate="$ISO_RATE" "$RESULTS"
+fi
