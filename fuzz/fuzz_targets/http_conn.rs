@@ -27,7 +27,13 @@ fn drain(conn: &mut Conn, limits: Limits, all: &mut Vec<Got>) {
             Event::Request(r) => {
                 assert!(r.body.len() <= limits.max_body);
                 assert!(r.target.len() < limits.max_head);
-                Got::Req(r.method, r.target.to_owned(), r.version, r.keep_alive, r.body.to_vec())
+                Got::Req(
+                    r.method,
+                    r.target.to_owned(),
+                    r.version,
+                    r.keep_alive,
+                    r.body.to_vec(),
+                )
             }
             Event::Continue => continue,
             Event::NeedMore => Got::NeedMore,
