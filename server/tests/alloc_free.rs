@@ -7,7 +7,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use ringpool_server::http::{Conn, Event, Limits};
+use ringpool_server::http::{Conn, Event, Limits, Outbox};
 use ringpool_server::routes;
 use ringpool_server::stats::Stats;
 
@@ -37,16 +37,18 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// Feeds `input`, answers every request into `out`; returns how many were answered.
-fn serve(conn: &mut Conn, stats: &Stats, out: &mut Vec<u8>, input: &[u8]) -> usize {
-    out.clear();
+/// Feeds `input`, answers every request into the outbox (as a driver would, then
+/// "writes" it); returns how many were answered.
+fn serve(conn: &mut Conn, stats: &Stats, outbox: &mut Outbox, input: &[u8]) -> usize {
+    let n = outbox.ready().len();
+    outbox.written(n);
     conn.push(input);
     let mut n = 0;
     loop {
         match conn.poll() {
             Event::Request(req) => {
                 let route = routes::route(req.method, req.target);
-                assert!(routes::respond_inline(route, req.mode(), stats, out).is_none());
+                assert!(routes::respond_inline(route, req.mode(), stats, outbox.buf()).is_none());
                 n += 1;
             }
             Event::NeedMore => return n,
@@ -58,7 +60,7 @@ fn serve(conn: &mut Conn, stats: &Stats, out: &mut Vec<u8>, input: &[u8]) -> usi
 fn main() {
     let stats = Stats::new("test");
     let mut conn = Conn::new(Limits::default());
-    let mut out = Vec::with_capacity(4096);
+    let mut outbox = Outbox::new();
     let one = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\n\r\n";
     let mut batch = Vec::new();
     for _ in 0..16 {
@@ -69,27 +71,32 @@ fn main() {
         GET /health?x=1 HTTP/1.1\r\n\r\n";
 
     // Warm up: the buffers reach their working size.
-    serve(&mut conn, &stats, &mut out, one);
-    serve(&mut conn, &stats, &mut out, &batch);
-    serve(&mut conn, &stats, &mut out, mixed);
+    serve(&mut conn, &stats, &mut outbox, one);
+    serve(&mut conn, &stats, &mut outbox, &batch);
+    serve(&mut conn, &stats, &mut outbox, mixed);
 
     let before = ALLOCS.load(Relaxed);
     let mut answered = 0;
     for _ in 0..1000 {
-        answered += serve(&mut conn, &stats, &mut out, one);
-        answered += serve(&mut conn, &stats, &mut out, &batch);
-        answered += serve(&mut conn, &stats, &mut out, mixed);
+        answered += serve(&mut conn, &stats, &mut outbox, one);
+        answered += serve(&mut conn, &stats, &mut outbox, &batch);
+        answered += serve(&mut conn, &stats, &mut outbox, mixed);
         // Split across reads.
         conn.push(&one[..20]);
         assert!(matches!(conn.poll(), Event::NeedMore));
-        answered += serve(&mut conn, &stats, &mut out, &one[20..]);
+        answered += serve(&mut conn, &stats, &mut outbox, &one[20..]);
     }
     let allocs = ALLOCS.load(Relaxed) - before;
     assert_eq!(answered, 1000 * (1 + 16 + 4 + 1));
     assert_eq!(allocs, 0, "{allocs} allocations for {answered} requests");
     // The counter sees allocations: `/stats` builds its JSON in a new String.
     let before = ALLOCS.load(Relaxed);
-    serve(&mut conn, &stats, &mut out, b"GET /stats HTTP/1.1\r\n\r\n");
+    serve(
+        &mut conn,
+        &stats,
+        &mut outbox,
+        b"GET /stats HTTP/1.1\r\n\r\n",
+    );
     assert!(ALLOCS.load(Relaxed) > before);
     println!("alloc_free: {answered} requests, 0 allocations: ok");
 }

@@ -1,13 +1,15 @@
-//! HTTP/1.1 framing: the connection state machine ([`Conn`]) and the response writer
-//! ([`response`]).
+//! HTTP/1.1 framing: the connection state machine ([`Conn`]), the response writer
+//! ([`response`]) and the in-order output queue ([`Outbox`]).
 //!
 //! Nothing here does I/O. The driver moves bytes between a socket and a [`Conn`]
 //! (reads) or an output `Vec<u8>` (writes); see `docs/design/http.md`.
 
 mod conn;
+mod outbox;
 pub mod response;
 
 pub use conn::{Conn, Event, Limits, Phase, Request, MAX_HEADERS};
+pub use outbox::{Outbox, Ticket};
 pub use response::ResponseMode;
 
 /// A request method. Only the methods the routes use are told apart; every other
