@@ -6,7 +6,7 @@
 //!
 //! * [`http`]: [`http::Conn`] turns received bytes into [`http::Event`]s (requests,
 //!   pipelined ones in order, or one error status); [`http::response`] writes responses
-//!   into a reusable buffer.
+//!   into a reusable buffer; [`http::Outbox`] keeps them in request order while jobs run.
 //! * [`routes`]: `(method, path)` to a [`routes::Route`]; the routes that need no CPU work
 //!   are answered in place.
 //! * [`work`]: BLAKE3, zstd, Argon2id, as pure functions for the worker pool.
