@@ -1,0 +1,114 @@
+//! libFuzzer target for ringpool-server's HTTP/1.1 framing (`http::Conn`).
+//!
+//! Input: byte 0 picks `max_head` (16 + 4 × b), byte 1 `max_body` (2 × b), byte 2 the
+//! piece sizes the stream is cut into (a small LCG seeded by it); the rest is the byte
+//! stream a client sends. Checked:
+//! * no panic; no body over `max_body`; no head over `max_head` parsed;
+//! * after `Error` or a request that closes, only `Closed`;
+//! * fed whole or in pieces, the same requests come out, and the same final event
+//!   (`Continue` aside, which depends on what is buffered).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use ringpool_server::http::{Conn, Event, Limits, Method, Version};
+
+#[derive(Debug, PartialEq, Eq)]
+enum Got {
+    Req(Method, String, Version, bool, Vec<u8>),
+    NeedMore,
+    Error(u16),
+    Closed,
+}
+
+/// Polls until NeedMore, Closed or Error; appends what came out.
+fn drain(conn: &mut Conn, limits: Limits, all: &mut Vec<Got>) {
+    loop {
+        let got = match conn.poll() {
+            Event::Request(r) => {
+                assert!(r.body.len() <= limits.max_body);
+                assert!(r.target.len() < limits.max_head);
+                Got::Req(
+                    r.method,
+                    r.target.to_owned(),
+                    r.version,
+                    r.keep_alive,
+                    r.body.to_vec(),
+                )
+            }
+            Event::Continue => continue,
+            Event::NeedMore => Got::NeedMore,
+            Event::Error { status } => {
+                assert!(matches!(status, 400 | 413 | 431), "{status}");
+                Got::Error(status)
+            }
+            Event::Closed => Got::Closed,
+        };
+        let stop = !matches!(got, Got::Req(..));
+        let closes = matches!(got, Got::Req(_, _, _, false, _) | Got::Error(_));
+        all.push(got);
+        if closes {
+            assert_eq!(conn.poll(), Event::Closed);
+            assert_eq!(conn.poll(), Event::Closed);
+            all.push(Got::Closed);
+            return;
+        }
+        if stop {
+            return;
+        }
+    }
+}
+
+/// The requests, and the last event.
+fn summary(events: Vec<Got>) -> (Vec<Got>, Option<Got>) {
+    let mut reqs = Vec::new();
+    let mut last = None;
+    for e in events {
+        match e {
+            Got::Req(..) => reqs.push(e),
+            other => last = Some(other),
+        }
+    }
+    (reqs, last)
+}
+
+fuzz_target!(|data: &[u8]| {
+    if data.len() < 3 {
+        return;
+    }
+    let limits = Limits {
+        max_head: 16 + 4 * usize::from(data[0]),
+        max_body: 2 * usize::from(data[1]),
+    };
+    let mut seed = u32::from(data[2]) | 1;
+    let stream = &data[3..];
+
+    let mut whole = Conn::new(limits);
+    whole.push(stream);
+    let mut a = Vec::new();
+    drain(&mut whole, limits, &mut a);
+
+    let mut pieces = Conn::new(limits);
+    let mut b = Vec::new();
+    let mut rest = stream;
+    while !rest.is_empty() {
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        let n = (1 + (seed >> 16) as usize % 97).min(rest.len());
+        // Half the time through read_buf/filled, half through push.
+        if seed & 0x100 == 0 {
+            let spare = pieces.read_buf();
+            spare[..n].copy_from_slice(&rest[..n]);
+            pieces.filled(n);
+        } else {
+            pieces.push(&rest[..n]);
+        }
+        rest = &rest[n..];
+        drain(&mut pieces, limits, &mut b);
+        if matches!(b.last(), Some(Got::Closed)) {
+            break;
+        }
+    }
+    if stream.is_empty() {
+        drain(&mut pieces, limits, &mut b);
+    }
+    assert_eq!(summary(a), summary(b));
+});

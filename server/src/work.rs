@@ -1,0 +1,195 @@
+//! The CPU work behind the POST routes: pure functions that the pool (or hyper's
+//! `spawn_blocking`) runs.
+
+use std::cell::RefCell;
+use std::sync::OnceLock;
+
+use argon2::password_hash::{PasswordHash, PasswordHashString, PasswordHasher, SaltString};
+use argon2::{Argon2, PasswordVerifier};
+
+/// The zstd level of `/compress`: the library's default, a good speed/ratio balance.
+pub const ZSTD_LEVEL: i32 = 3;
+
+/// The password whose hash [`default_password_hash`] is.
+pub const DEFAULT_PASSWORD: &str = "ringpool";
+
+/// [`DEFAULT_PASSWORD`] hashed with Argon2id (v19, m = 19456 KiB, t = 2, p = 1: RustCrypto's
+/// and OWASP's defaults) and the salt [`DEFAULT_SALT`]; a test recomputes it.
+pub const DEFAULT_PASSWORD_PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$cmluZ3Bvb2wtc2VydmVy$\
++mArNGdmw3fooXHtCFaNMFOM2dkU9OVnEAd75IRE5os";
+
+/// The salt of [`DEFAULT_PASSWORD_PHC`] (base64 of `ringpool-server`).
+pub const DEFAULT_SALT: &str = "cmluZ3Bvb2wtc2VydmVy";
+
+/// The body of a successful verification.
+pub const OK_TRUE: &[u8] = br#"{"ok":true}"#;
+/// The body of a failed verification.
+pub const OK_FALSE: &[u8] = br#"{"ok":false}"#;
+
+/// A CPU job: what a POST route runs on its body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Job {
+    /// [`hash`]
+    Hash,
+    /// [`compress`]
+    Compress,
+    /// [`verify`] against [`default_password_hash`]
+    Verify,
+}
+
+/// What a job answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Output {
+    /// The response status (200, or 500 if the work failed).
+    pub status: u16,
+    /// The response's `Content-Type`.
+    pub content_type: &'static str,
+    /// The response body.
+    pub body: Vec<u8>,
+}
+
+impl Job {
+    /// Runs the job on a request body.
+    pub fn run(self, body: &[u8]) -> Output {
+        match self {
+            Job::Hash => Output {
+                status: 200,
+                content_type: "text/plain",
+                body: hash(body).into_bytes(),
+            },
+            Job::Compress => match compress(body) {
+                Ok(body) => Output {
+                    status: 200,
+                    content_type: "application/zstd",
+                    body,
+                },
+                Err(_) => Output {
+                    status: 500,
+                    content_type: "text/plain",
+                    body: b"Internal Server Error\n".to_vec(),
+                },
+            },
+            Job::Verify => Output {
+                status: 200,
+                content_type: "application/json",
+                body: if verify(body, default_password_hash()) {
+                    OK_TRUE
+                } else {
+                    OK_FALSE
+                }
+                .to_vec(),
+            },
+        }
+    }
+}
+
+/// The BLAKE3 hash of `body`, as 64 lowercase hex digits.
+pub fn hash(body: &[u8]) -> String {
+    blake3::hash(body).to_hex().to_string()
+}
+
+thread_local! {
+    /// One compression context per thread, reused across jobs.
+    static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { RefCell::new(None) };
+}
+
+/// `body` compressed as one zstd frame at [`ZSTD_LEVEL`] (with its content size, so
+/// `zstd -d` and `zstd::bulk::decompress` know the output size).
+///
+/// # Errors
+///
+/// Whatever zstd reports (in practice only allocation failure).
+pub fn compress(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Compressor::new(ZSTD_LEVEL)?);
+        }
+        match slot.as_mut() {
+            Some(compressor) => compressor.compress(body),
+            None => unreachable!("filled above"),
+        }
+    })
+}
+
+/// Whether `password` matches the PHC string `hash` (any algorithm and parameters the
+/// `argon2` crate reads from it; Argon2id here).
+pub fn verify(password: &[u8], hash: &PasswordHashString) -> bool {
+    Argon2::default()
+        .verify_password(password, &hash.password_hash())
+        .is_ok()
+}
+
+/// Hashes `password` with Argon2id's defaults and `salt` (B64, as in a PHC string).
+///
+/// # Errors
+///
+/// If `salt` is not a valid PHC salt.
+pub fn hash_password(
+    password: &[u8],
+    salt: &str,
+) -> Result<PasswordHashString, argon2::password_hash::Error> {
+    let salt = SaltString::from_b64(salt)?;
+    Ok(Argon2::default()
+        .hash_password(password, &salt)?
+        .serialize())
+}
+
+/// The hash `/password/verify` checks bodies against: [`DEFAULT_PASSWORD_PHC`], parsed
+/// once.
+pub fn default_password_hash() -> &'static PasswordHashString {
+    static HASH: OnceLock<PasswordHashString> = OnceLock::new();
+    HASH.get_or_init(|| match PasswordHash::new(DEFAULT_PASSWORD_PHC) {
+        Ok(hash) => hash.serialize(),
+        Err(e) => unreachable!("DEFAULT_PASSWORD_PHC is tested to parse: {e}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_is_blake3_hex() {
+        // The BLAKE3 test vector for the empty input.
+        assert_eq!(
+            hash(b""),
+            "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
+        );
+        assert_eq!(hash(&[7; 16384]).len(), 64);
+    }
+
+    #[test]
+    fn compress_round_trips() {
+        let body: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        let packed = compress(&body).unwrap();
+        assert!(packed.len() < body.len() / 4);
+        assert_eq!(zstd::bulk::decompress(&packed, body.len()).unwrap(), body);
+        assert_eq!(zstd::decode_all(&compress(b"").unwrap()[..]).unwrap(), b"");
+    }
+
+    #[test]
+    fn default_hash_is_argon2id_of_ringpool() {
+        assert_eq!(
+            hash_password(DEFAULT_PASSWORD.as_bytes(), DEFAULT_SALT)
+                .unwrap()
+                .as_str(),
+            DEFAULT_PASSWORD_PHC
+        );
+        let h = default_password_hash();
+        assert_eq!(h.password_hash().algorithm.as_str(), "argon2id");
+        assert!(verify(b"ringpool", h));
+        assert!(!verify(b"ringpool ", h));
+        assert!(!verify(b"", h));
+    }
+
+    #[test]
+    fn jobs() {
+        assert_eq!(Job::Verify.run(b"ringpool").body, OK_TRUE);
+        assert_eq!(Job::Verify.run(b"nope").body, OK_FALSE);
+        let out = Job::Hash.run(b"abc");
+        assert_eq!((out.status, out.body.len()), (200, 64));
+        assert_eq!(Job::Compress.run(b"abc").content_type, "application/zstd");
+    }
+}
