@@ -5,6 +5,7 @@
 
 mod bench;
 mod probe;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -25,6 +26,8 @@ enum Cmd {
     Probe,
     /// Every mechanism against the peers, side by side.
     Bench(bench::BenchArgs),
+    /// An HTTP/1.1 server on ringpool's runtime; CPU endpoints run on the pool.
+    Serve(serve::ServeArgs),
     /// One echo server, for `ringpool bench`'s echo section (internal).
     #[command(hide = true)]
     EchoServer(bench::echo::ServerArgs),
@@ -35,6 +38,7 @@ fn main() {
     let r = match cli.cmd {
         Some(Cmd::Probe) => probe::run(),
         Some(Cmd::Bench(args)) => bench::run(args),
+        Some(Cmd::Serve(args)) => serve::run(args),
         Some(Cmd::EchoServer(args)) => std::process::exit(bench::echo::server::run(args)),
         None => bench::run(bench::BenchArgs::quick()),
     };

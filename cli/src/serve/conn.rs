@@ -7,7 +7,7 @@ use ringpool::runtime::offload;
 use ringpool::runtime::time::timeout;
 use ringpool::JobError;
 use ringpool_server::http::{response, Conn, Event, ResponseMode};
-use ringpool_server::routes::{respond_inline, route};
+use ringpool_server::routes::{respond_inline, route, Route};
 use ringpool_server::work::Output;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -48,6 +48,10 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
                 Event::Request(req) => {
                     let mode = req.mode();
                     let r = route(req.method, req.target);
+                    if r == Route::Stats {
+                        let p = shared.pool.stats();
+                        shared.stats.set_wakes(p.doorbells_sent, p.doorbells_skipped);
+                    }
                     let Some(job) = respond_inline(r, mode, &shared.stats, &mut out) else {
                         if mode.close {
                             break true;
@@ -119,11 +123,6 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
                 conn.push(&b[..n]);
                 buf = b;
             }
-        }
-        // A dropped read (the timeout) keeps its bytes in the stream; the
-        // buffer went with it, so make a new one.
-        if buf.capacity() == 0 {
-            buf = Vec::with_capacity(READ);
         }
     }
 }

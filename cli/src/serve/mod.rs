@@ -75,13 +75,19 @@ extern "C" fn on_signal(_: libc::c_int) {
 
 /// Runs the server until SIGINT or SIGTERM, then drains and returns.
 pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
     if args.rings == 0 {
         return Err("--rings must be at least 1".into());
     }
     // SAFETY: installs an async-signal-safe handler (one atomic store).
     unsafe {
-        libc::signal(libc::SIGINT, on_signal as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as libc::sighandler_t);
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
     runtime::raise_fd_limit()?;
@@ -120,14 +126,13 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
 }
 
 fn tracing_line(args: &ServeArgs, pool: &Pool) {
-    eprintln!(
-        "ringpool serve: listening on http://{} ({} ring{}, {} worker{}, handoff {} ({}))",
+    tracing::info!(
+        addr = %args.addr,
+        rings = args.rings,
+        workers = pool.workers(),
+        handoff = %pool.handoff(),
+        "ringpool serve: listening on http://{} ({})",
         args.addr,
-        args.rings,
-        if args.rings == 1 { "" } else { "s" },
-        pool.workers(),
-        if pool.workers() == 1 { "" } else { "s" },
-        pool.handoff(),
         pool.selection(),
     );
 }
@@ -150,6 +155,8 @@ async fn ring_main(ring: usize, addr: SocketAddr, shared: Arc<Shared>) -> std::i
                 };
                 runtime::spawn(conn::serve(stream, shared.clone()));
             }
+            #[allow(unreachable_code)]
+            Ok::<(), std::io::Error>(())
         })
     };
     while !STOP.load(Ordering::SeqCst) {
@@ -164,7 +171,7 @@ async fn ring_main(ring: usize, addr: SocketAddr, shared: Arc<Shared>) -> std::i
         sleep(Duration::from_millis(10)).await;
     }
     if ring == 0 {
-        eprintln!("ringpool serve: drained, exiting");
+        tracing::info!("ringpool serve: drained, exiting");
     }
     Ok(())
 }
