@@ -67,8 +67,8 @@ CONTENDERS=(
     "hyper-blocking|$BIN/ringpool-peer --impl hyper-blocking --addr 127.0.0.1:PORT --workers $WORKERS --threads $THREADS"
     "hyper-inline|$BIN/ringpool-peer --impl hyper-inline --addr 127.0.0.1:PORT --workers $WORKERS --threads $THREADS"
 )
-# >>> ringpool serve slot: one line per handoff, once `ringpool serve` exists. <<<
-HANDOFFS="${HANDOFFS:-msg-ring}"
+# ringpool serve: one contender per handoff in $HANDOFFS.
+HANDOFFS="${HANDOFFS:-auto}"   # e.g. "auto msg-ring pipe condvar" (the question's designs)
 if "$BIN/ringpool" serve --help >/dev/null 2>&1; then
     for h in $HANDOFFS; do
         CONTENDERS+=("ringpool-$h|$BIN/ringpool serve --addr 127.0.0.1:PORT --workers $WORKERS --handoff $h")

@@ -47,10 +47,19 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
             match conn.poll() {
                 Event::Request(req) => {
                     let mode = req.mode();
+                    if shared.panic_route && req.path() == "/__panic" {
+                        let done = offload(|| -> u32 { panic!("a handler job panicked") }).await;
+                        let status = if done.is_err() { 500 } else { 200 };
+                        response::write_error(&mut out, status, mode, None);
+                        shared.stats.record_status(status);
+                        continue;
+                    }
                     let r = route(req.method, req.target);
                     if r == Route::Stats {
                         let p = shared.pool.stats();
-                        shared.stats.set_wakes(p.doorbells_sent, p.doorbells_skipped);
+                        shared
+                            .stats
+                            .set_wakes(p.doorbells_sent, p.doorbells_skipped);
                     }
                     let Some(job) = respond_inline(r, mode, &shared.stats, &mut out) else {
                         if mode.close {

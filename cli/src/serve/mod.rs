@@ -53,6 +53,10 @@ pub struct ServeArgs {
     /// Pin each ring thread to a CPU.
     #[arg(long)]
     pub pin: bool,
+    /// Testing only: `POST /__panic` runs a job that panics (it must be
+    /// answered 500 while the server goes on).
+    #[arg(long, hide = true)]
+    pub panic_route: bool,
 }
 
 /// What every connection of every ring shares.
@@ -65,6 +69,7 @@ pub(crate) struct Shared {
     pub(crate) request: Duration,
     pub(crate) pool: Pool,
     pub(crate) stopping: AtomicBool,
+    pub(crate) panic_route: bool,
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -108,6 +113,7 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
         request: Duration::from_secs_f64(args.request_timeout),
         pool: pool.clone(),
         stopping: AtomicBool::new(false),
+        panic_route: args.panic_route,
     });
     // Bind once here, so that a bad address is an error before any thread starts.
     drop(std::net::TcpListener::bind(args.addr)?);

@@ -1,0 +1,406 @@
+//! `ringpool serve` as a user meets it: a real HTTP client (ureq) on every
+//! endpoint, raw sockets for every bad-input case, keep-alive, pipelining,
+//! slow clients, the connection limit, a panicking job, and a graceful
+//! shutdown with a request in flight. The server is the real binary, in a
+//! process of its own.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Server {
+        // A free port: bind, read it, release (the server binds it at once).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ringpool"))
+            .args([
+                "serve",
+                "--addr",
+                &addr.to_string(),
+                "--workers",
+                "1",
+                "--panic-route",
+            ])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        while TcpStream::connect(addr).is_err() {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                panic!("ringpool serve exited {status}: {err}");
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Server { child, addr }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn raw(&self) -> TcpStream {
+        let s = TcpStream::connect(self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s
+    }
+
+    /// SIGTERM; the exit status.
+    fn stop(mut self) -> std::process::ExitStatus {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let t0 = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "no exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends `req` raw and reads until the server closes (or `timeout`).
+fn exchange(s: &mut TcpStream, req: &[u8]) -> String {
+    s.write_all(req).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn status_of(resp: &str) -> u16 {
+    resp.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Reads one response (head + Content-Length body) from `r`.
+fn read_response(r: &mut BufReader<&TcpStream>) -> (u16, Vec<u8>) {
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    let status = status_of(&line);
+    let mut len = 0;
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).unwrap();
+        if h == "\r\n" || h.is_empty() {
+            break;
+        }
+        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).unwrap();
+    (status, body)
+}
+
+#[test]
+fn every_endpoint_with_a_real_client() {
+    let srv = Server::start(&[]);
+    let agent = ureq::agent();
+    let r = agent.get(&srv.url("/health")).call().unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.into_string().unwrap(), "ok\n");
+    let body = vec![7u8; 16 * 1024];
+    let r = agent.post(&srv.url("/hash")).send_bytes(&body).unwrap();
+    assert_eq!(r.into_string().unwrap(), ringpool_server::work::hash(&body));
+    let r = agent.post(&srv.url("/compress")).send_bytes(&body).unwrap();
+    let mut got = Vec::new();
+    r.into_reader().read_to_end(&mut got).unwrap();
+    assert_eq!(got, ringpool_server::work::compress(&body).unwrap());
+    let r = agent
+        .post(&srv.url("/password/verify"))
+        .send_string("ringpool")
+        .unwrap();
+    assert_eq!(r.into_string().unwrap(), r#"{"ok":true}"#);
+    let r = agent
+        .post(&srv.url("/password/verify"))
+        .send_string("wrong")
+        .unwrap();
+    assert_eq!(r.into_string().unwrap(), r#"{"ok":false}"#);
+    let stats = agent
+        .get(&srv.url("/stats"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(stats.contains("\"handoff\""), "{stats}");
+    assert!(stats.contains("\"completions\":4"), "{stats}");
+    match agent.get(&srv.url("/nope")).call() {
+        Err(ureq::Error::Status(404, _)) => {}
+        other => panic!("expected 404, got {other:?}"),
+    }
+    match agent.get(&srv.url("/hash")).call() {
+        Err(ureq::Error::Status(405, r)) => assert_eq!(r.header("allow"), Some("POST")),
+        other => panic!("expected 405, got {other:?}"),
+    }
+    assert!(srv.stop().success());
+}
+
+#[test]
+fn bad_input_is_answered_and_closed() {
+    let srv = Server::start(&["--max-body", "1000", "--max-head", "2048"]);
+    let cases: &[(&[u8], u16)] = &[
+        (b"GARBAGE\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost x\r\n\r\n", 400),
+        (
+            b"POST /hash HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+            400,
+        ),
+        (b"POST /hash HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400),
+        (b"POST /hash HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
+        (b"POST /hash HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+    ];
+    for (req, want) in cases {
+        let mut s = srv.raw();
+        let resp = exchange(&mut s, req);
+        assert_eq!(
+            status_of(&resp),
+            *want,
+            "{:?} -> {resp}",
+            String::from_utf8_lossy(req)
+        );
+        assert!(
+            resp.contains("Connection: close") || resp.contains("connection: close"),
+            "{resp}"
+        );
+    }
+    // 413 before the body is sent.
+    let mut s = srv.raw();
+    s.write_all(b"POST /hash HTTP/1.1\r\nContent-Length: 5000\r\n\r\n")
+        .unwrap();
+    let mut r = BufReader::new(&s);
+    assert_eq!(read_response(&mut r).0, 413);
+    // A chunked body over the limit: 413 too.
+    let mut s = srv.raw();
+    let mut req = b"POST /hash HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..3 {
+        req.extend_from_slice(b"1f4\r\n");
+        req.extend_from_slice(&[b'a'; 500]);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    assert_eq!(status_of(&exchange(&mut s, &req)), 413);
+    // A header block over the limit: 431.
+    let mut s = srv.raw();
+    let mut req = b"GET /health HTTP/1.1\r\nX-Big: ".to_vec();
+    req.extend(std::iter::repeat_n(b'x', 4096));
+    req.extend_from_slice(b"\r\n\r\n");
+    assert_eq!(status_of(&exchange(&mut s, &req)), 431);
+    // Chunked bodies are fine.
+    let mut s = srv.raw();
+    let resp = exchange(
+        &mut s,
+        b"POST /hash HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    );
+    assert_eq!(status_of(&resp), 200);
+    assert!(
+        resp.ends_with(&ringpool_server::work::hash(b"hello")),
+        "{resp}"
+    );
+    // And the server is still serving.
+    assert_eq!(ureq::get(&srv.url("/health")).call().unwrap().status(), 200);
+}
+
+#[test]
+fn thousands_of_keep_alive_requests_on_one_connection() {
+    let srv = Server::start(&[]);
+    let s = srv.raw();
+    let mut w = &s;
+    let mut r = BufReader::new(&s);
+    for i in 0..5000 {
+        if i % 10 == 0 {
+            w.write_all(b"POST /hash HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi")
+                .unwrap();
+            let (st, body) = read_response(&mut r);
+            assert_eq!(
+                (st, body),
+                (200, ringpool_server::work::hash(b"hi").into_bytes())
+            );
+        } else {
+            w.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            assert_eq!(read_response(&mut r), (200, b"ok\n".to_vec()));
+        }
+    }
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let srv = Server::start(&[]);
+    let s = srv.raw();
+    let mut batch = Vec::new();
+    let bodies: Vec<String> = (0..20).map(|i| format!("body-{i}")).collect();
+    for (i, b) in bodies.iter().enumerate() {
+        if i % 3 == 0 {
+            batch.extend_from_slice(b"GET /health HTTP/1.1\r\n\r\n");
+        } else {
+            batch.extend_from_slice(
+                format!(
+                    "POST /hash HTTP/1.1\r\nContent-Length: {}\r\n\r\n{b}",
+                    b.len()
+                )
+                .as_bytes(),
+            );
+        }
+    }
+    (&s).write_all(&batch).unwrap();
+    let mut r = BufReader::new(&s);
+    for (i, b) in bodies.iter().enumerate() {
+        let (st, body) = read_response(&mut r);
+        assert_eq!(st, 200);
+        if i % 3 == 0 {
+            assert_eq!(body, b"ok\n");
+        } else {
+            assert_eq!(
+                body,
+                ringpool_server::work::hash(b.as_bytes()).into_bytes(),
+                "response {i}"
+            );
+        }
+    }
+}
+
+#[test]
+fn slow_loris_is_timed_out_while_others_are_served() {
+    let srv = Server::start(&["--request-timeout", "0.5", "--idle-timeout", "0.7"]);
+    let mut slow = srv.raw();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: ").unwrap();
+    // Meanwhile another client is served.
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_millis(300) {
+        assert_eq!(ureq::get(&srv.url("/health")).call().unwrap().status(), 200);
+    }
+    let mut out = String::new();
+    let _ = slow.read_to_string(&mut out);
+    assert_eq!(status_of(&out), 408, "{out}");
+    // A stalled body is timed out too.
+    let mut slow = srv.raw();
+    slow.write_all(b"POST /hash HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc")
+        .unwrap();
+    let mut out = String::new();
+    let _ = slow.read_to_string(&mut out);
+    assert_eq!(status_of(&out), 408, "{out}");
+    // An idle keep-alive connection is closed, silently.
+    let idle = srv.raw();
+    let t0 = Instant::now();
+    let mut buf = [0u8; 16];
+    let n = (&idle).read(&mut buf).unwrap();
+    assert_eq!(n, 0, "an idle connection gets no bytes, only the close");
+    assert!(t0.elapsed() >= Duration::from_millis(500));
+}
+
+#[test]
+fn the_connection_limit_refuses_the_excess() {
+    let srv = Server::start(&["--max-conns", "2"]);
+    // Two connections both served (and so counted); the start-up probe's
+    // connection may still be counted for a moment, so retry until then.
+    let t0 = Instant::now();
+    let (a, b) = loop {
+        let (a, b) = (srv.raw(), srv.raw());
+        let ok = [&a, &b].iter().all(|s| {
+            let mut w = *s;
+            w.write_all(b"GET /health HTTP/1.1\r\n\r\n").unwrap();
+            read_response(&mut BufReader::new(*s)).0 == 200
+        });
+        if ok {
+            break (a, b);
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10));
+        drop((a, b));
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut c = srv.raw();
+    let resp = exchange(&mut c, b"GET /health HTTP/1.1\r\n\r\n");
+    assert_eq!(status_of(&resp), 503, "{resp}");
+    drop((a, b));
+    // Room again once they are gone.
+    let t0 = Instant::now();
+    loop {
+        let mut d = srv.raw();
+        let resp = exchange(&mut d, b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n");
+        if status_of(&resp) == 200 {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "{resp}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_panicking_job_is_a_500_and_the_server_goes_on() {
+    let srv = Server::start(&[]);
+    let s = srv.raw();
+    (&s).write_all(b"POST /__panic HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut BufReader::new(&s)).0, 500);
+    assert_eq!(ureq::get(&srv.url("/health")).call().unwrap().status(), 200);
+    let r = ureq::post(&srv.url("/hash")).send_string("x").unwrap();
+    assert_eq!(r.into_string().unwrap(), ringpool_server::work::hash(b"x"));
+}
+
+#[test]
+fn sigterm_drains_a_request_in_flight_and_exits_zero() {
+    let srv = Server::start(&[]);
+    let s = srv.raw();
+    // Half a request: its body is still to come when SIGTERM lands.
+    (&s).write_all(b"POST /hash HTTP/1.1\r\nContent-Length: 10\r\n\r\nhello")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let addr = srv.addr;
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(srv.child.id() as i32, libc::SIGTERM) };
+    std::thread::sleep(Duration::from_millis(200));
+    // New connections are refused now.
+    assert!(
+        TcpStream::connect(addr).is_err() || {
+            let mut t = TcpStream::connect(addr).unwrap();
+            t.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            exchange(&mut t, b"GET /health HTTP/1.1\r\n\r\n").is_empty()
+        }
+    );
+    (&s).write_all(b"world").unwrap();
+    let (st, body) = read_response(&mut BufReader::new(&s));
+    assert_eq!(
+        (st, body),
+        (200, ringpool_server::work::hash(b"helloworld").into_bytes())
+    );
+    drop(s);
+    assert!(srv.stop().success());
+}
