@@ -5,6 +5,7 @@
 #   bash bench/http.sh                  # every scenario, SECS (8) seconds a run
 #   bash bench/http.sh --smoke          # CI: 2 s, /health only, every contender
 #   SECS=20 WORKERS=2 bash bench/http.sh --out results.txt
+#   SCENARIOS="isolation" HANDOFFS="auto pipe" bash bench/http.sh
 #
 # Each contender's server runs pinned to CPU 1 (taskset -c 1), the load generator on
 # CPU 0, except the one "unpinned" run. Scenarios:
@@ -41,6 +42,9 @@ CONNS="${CONNS:-64}"
 RATES="${RATES:-2000 10000}"       # open-loop /health request rates (req/s, total)
 ISO_RATE="${ISO_RATE:-1000}"       # /health rate during the isolation scenario
 H2_CLIENTS=8
+# Which scenario groups run: any of closed open isolation unpinned (default all).
+SCENARIOS="${SCENARIOS:-closed open isolation unpinned}"
+want() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 [[ $SMOKE == 1 ]] && { SECS=2; RATES=1000; }
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 BIN="$CARGO_TARGET_DIR/release"
@@ -197,13 +201,26 @@ for c in "${CONTENDERS[@]}"; do
         stop_server
         continue
     fi
-    run_wrk "$name" "wrk /health" /health GET 0 "" 1
-    run_wrk "$name" "wrk /hash 16KiB" /hash POST 16384 "" 1
-    run_wrk "$name" "wrk /compress 16KiB" /compress POST 16384 "" 1
-    run_wrk "$name" "wrk /password/verify" /password/verify POST 0 ringpool 1
-    for r in $RATES; do
-        run_h2 "$name" "h2load /health @${r}/s" "$r"
-    done
+    if want closed; then
+        run_wrk "$name" "wrk /health" /health GET 0 "" 1
+        run_wrk "$name" "wrk /hash 16KiB" /hash POST 16384 "" 1
+        run_wrk "$name" "wrk /compress 16KiB" /compress POST 16384 "" 1
+        run_wrk "$name" "wrk /password/verify" /password/verify POST 0 ringpool 1
+    fi
+    if want open; then
+        for r in $RATES; do
+            run_h2 "$name" "h2load /health @${r}/s" "$r"
+        done
+    fi
+    if ! want isolation; then
+        stop_server
+        if want unpinned; then
+            start_server "$cmd" 0
+            run_wrk "$name" "unpinned wrk /health" /health GET 0 "" 0
+            stop_server
+        fi
+        continue
+    fi
     # Isolation: /health at a fixed rate, alone and next to a saturating verify load.
     run_h2 "$name" "isolation /health @${ISO_RATE}/s unloaded" "$ISO_RATE"
     WRK_METHOD=POST WRK_BODY=ringpool taskset -c 0 wrk -t1 -c"$CONNS" -d"$((SECS + 2))s" \
@@ -215,9 +232,11 @@ for c in "${CONTENDERS[@]}"; do
     wait "$LOAD_PID" || true; LOAD_PID=""
     stop_server
     # One unpinned run: neither side pinned.
-    start_server "$cmd" 0
-    run_wrk "$name" "unpinned wrk /health" /health GET 0 "" 0
-    stop_server
+    if want unpinned; then
+        start_server "$cmd" 0
+        run_wrk "$name" "unpinned wrk /health" /health GET 0 "" 0
+        stop_server
+    fi
 done
 
 # ---- report ------------------------------------------------------------------------

@@ -50,6 +50,11 @@ pub struct ServeArgs {
     /// Seconds a request may take to arrive (head and body); then 408.
     #[arg(long, default_value_t = 10.0)]
     pub request_timeout: f64,
+    /// Nice value of the pool's workers (-20..=19). Positive: a ring thread
+    /// sharing a CPU with a worker preempts a long job at once, so I/O stays
+    /// responsive while the pool is saturated.
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true)]
+    pub worker_nice: i32,
     /// Pin each ring thread to a CPU.
     #[arg(long)]
     pub pin: bool,
@@ -96,7 +101,9 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
     runtime::raise_fd_limit()?;
-    let mut pb = Pool::builder().handoff(args.handoff);
+    let mut pb = Pool::builder()
+        .handoff(args.handoff)
+        .worker_nice(args.worker_nice);
     if let Some(w) = args.workers {
         pb = pb.workers(w);
     }

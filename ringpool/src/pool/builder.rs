@@ -33,10 +33,12 @@ pub struct PoolBuilder {
     workers: Option<usize>,
     handoff: Handoff,
     announce: Announce,
-    spin: Duration,
-    loop_spin: Duration,
+    /// `None`: the default, unless the threads share CPUs (then zero).
+    spin: Option<Duration>,
+    loop_spin: Option<Duration>,
     poll_interval: Duration,
     pin: Option<Vec<usize>>,
+    nice: Option<i32>,
     max_in_flight: usize,
     shutdown: Shutdown,
     name: String,
@@ -48,10 +50,11 @@ impl Default for PoolBuilder {
             workers: None,
             handoff: Handoff::Auto,
             announce: Announce::Batch,
-            spin: Duration::from_micros(50),
-            loop_spin: Duration::from_micros(20),
+            spin: None,
+            loop_spin: None,
             poll_interval: Duration::from_micros(100),
             pin: None,
+            nice: None,
             max_in_flight: 1024,
             shutdown: Shutdown::Cancel,
             name: "ringpool-worker".into(),
@@ -80,17 +83,28 @@ impl PoolBuilder {
     }
 
     /// How long an idle worker spins on the job queue before it sleeps
-    /// (default 50 µs; zero sleeps at once).
+    /// (default 50 µs; zero sleeps at once). The default is zero when the
+    /// workers and a loop cannot each have a CPU (see [`build`](PoolBuilder::build)).
     pub fn spin(mut self, d: Duration) -> Self {
-        self.spin = d;
+        self.spin = Some(d);
         self
     }
 
     /// How long [`LoopHandle::submit_and_wait`](crate::LoopHandle::submit_and_wait) spins on the result queue,
     /// with announcements suppressed, before it enters the kernel (default
-    /// 20 µs; zero never spins).
+    /// 20 µs; zero never spins). The default is zero when the workers and a
+    /// loop cannot each have a CPU.
     pub fn loop_spin(mut self, d: Duration) -> Self {
-        self.loop_spin = d;
+        self.loop_spin = Some(d);
+        self
+    }
+
+    /// Runs the workers at this nice value (-20..=19; higher is lower
+    /// priority). With workers on the same CPUs as a loop thread, a positive
+    /// value lets the loop preempt a long job at once: I/O stays responsive
+    /// while the pool is saturated. Default: the creating thread's.
+    pub fn worker_nice(mut self, nice: i32) -> Self {
+        self.nice = Some(nice);
         self
     }
 
@@ -181,6 +195,39 @@ impl PoolBuilder {
                 "pin_to needs at least one CPU",
             ));
         }
+        if self.nice.is_some_and(|n| !(-20..=19).contains(&n)) {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "worker_nice must be in -20..=19, got {}",
+                    self.nice.unwrap_or(0)
+                ),
+            ));
+        }
+        // Spinning only pays when a spinner has a CPU of its own. Pinned
+        // workers share CPUs if there are fewer CPUs than workers; unpinned
+        // ones, if the CPUs this thread may use are fewer than the workers
+        // and one loop. Then a spin burns the time the thread it waits for
+        // needs, and the default spins are zero.
+        let shared_cpus = match &self.pin {
+            Some(p) => {
+                let mut p = p.clone();
+                p.sort_unstable();
+                p.dedup();
+                p.len() < workers
+            }
+            None => sys::thread::allowed_cpus().map_or(1, |c| c.len().max(1)) < workers + 1,
+        };
+        let spin = self.spin.unwrap_or(if shared_cpus {
+            Duration::ZERO
+        } else {
+            Duration::from_micros(50)
+        });
+        let loop_spin = self.loop_spin.unwrap_or(if shared_cpus {
+            Duration::ZERO
+        } else {
+            Duration::from_micros(20)
+        });
         let selection = handoff::select::select(self.handoff, Capabilities::get())?;
         let h = selection.chosen;
         if self.announce == Announce::PerJob && !h.supports_per_job() {
@@ -200,7 +247,7 @@ impl PoolBuilder {
         )?;
         let shared = Arc::new(PoolShared {
             backend,
-            workers: Workers::new(workers, self.spin),
+            workers: Workers::new(workers, spin),
             announce: self.announce,
             shut_down: AtomicBool::new(false),
             cancel_queued: self.shutdown == Shutdown::Cancel,
@@ -212,7 +259,7 @@ impl PoolBuilder {
             selection,
             config: LoopConfig {
                 max_in_flight: self.max_in_flight,
-                loop_spin: self.loop_spin,
+                loop_spin,
                 poll_interval: self.poll_interval,
             },
         };
@@ -221,10 +268,11 @@ impl PoolBuilder {
             let shared = shared.clone();
             let tx = tx.clone();
             let cpu = self.pin.as_ref().map(|p| p[idx % p.len()]);
+            let nice = self.nice;
             let spawned = sys::fault::check(sys::fault::Site::Spawn).and_then(|()| {
                 std::thread::Builder::new()
                     .name(format!("{}-{idx}", self.name))
-                    .spawn(move || worker::main(shared, idx, cpu, tx))
+                    .spawn(move || worker::main(shared, idx, cpu, nice, tx))
             });
             match spawned {
                 Ok(t) => lock(&owner.threads).push(t),

@@ -18,11 +18,15 @@ pub(crate) fn main(
     pool: Arc<PoolShared>,
     idx: usize,
     cpu: Option<usize>,
+    nice: Option<i32>,
     ready: Sender<io::Result<()>>,
 ) {
     let setup = (|| {
         if let Some(cpu) = cpu {
             sys::thread::pin_current(cpu)?;
+        }
+        if let Some(n) = nice {
+            sys::thread::set_nice(n)?;
         }
         Worker::new(&pool.backend, idx)
     })();

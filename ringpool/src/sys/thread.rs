@@ -31,6 +31,21 @@ pub(crate) fn pin_current(cpu: usize) -> io::Result<()> {
 }
 
 /// The CPUs the calling thread may run on (`sched_getaffinity(2)`).
+/// Sets the calling thread's nice value (`setpriority(PRIO_PROCESS, tid)`:
+/// on Linux a thread id names one thread). Raising it needs no privilege;
+/// lowering below the current value needs `CAP_SYS_NICE`.
+pub(crate) fn set_nice(nice: i32) -> io::Result<()> {
+    // SAFETY: gettid and setpriority take no pointers.
+    let r = unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, nice)
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 pub(crate) fn allowed_cpus() -> io::Result<Vec<usize>> {
     // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
