@@ -70,6 +70,7 @@ cargo build --release -j2 -q -p ringpool-peers
 CONTENDERS=(
     "hyper-blocking|$BIN/ringpool-peer --impl hyper-blocking --addr 127.0.0.1:PORT --workers $WORKERS --threads $THREADS"
     "hyper-inline|$BIN/ringpool-peer --impl hyper-inline --addr 127.0.0.1:PORT --workers $WORKERS --threads $THREADS"
+    "hyper-ringpool|$BIN/ringpool-peer --impl hyper-ringpool --addr 127.0.0.1:PORT --workers $WORKERS"
 )
 # ringpool serve: one contender per handoff in $HANDOFFS.
 HANDOFFS="${HANDOFFS:-auto}"   # e.g. "auto msg-ring pipe condvar" (the question's designs)

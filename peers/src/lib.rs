@@ -5,6 +5,10 @@
 //! * [`Impl::HyperBlocking`]: CPU work on `spawn_blocking`, at most `workers` blocking
 //!   threads (`max_blocking_threads`): the usual tokio answer to CPU work.
 //! * [`Impl::HyperInline`]: CPU work inline on the runtime's worker threads.
+//! * [`Impl::HyperRingpool`]: hyper on ringpool's runtime ([`on_ringpool`]: hyper's I/O
+//!   traits over ringpool's `TcpStream`), CPU work on ringpool's pool through
+//!   `offload(..).await`. Against [`Impl::HyperBlocking`] it isolates what ringpool's
+//!   runtime and offload add under the same HTTP stack.
 //!
 //! Bad input is answered as far as hyper lets a service decide: 404, 405 with `Allow`, and
 //! 413 (with `Connection: close`) for a `Content-Length` over the limit before any body is
@@ -40,6 +44,8 @@ use tokio::net::TcpListener;
 /// How long a client may take to send a request head (then hyper closes the connection).
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
+pub mod on_ringpool;
+
 /// Which peer to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Impl {
@@ -47,6 +53,8 @@ pub enum Impl {
     HyperBlocking,
     /// CPU work inline on the runtime's worker threads.
     HyperInline,
+    /// hyper on ringpool's runtime, CPU work on its pool.
+    HyperRingpool,
 }
 
 impl Impl {
@@ -55,12 +63,13 @@ impl Impl {
         match self {
             Impl::HyperBlocking => "hyper-blocking",
             Impl::HyperInline => "hyper-inline",
+            Impl::HyperRingpool => "hyper-ringpool",
         }
     }
 
     /// The peer named `name`, if any.
     pub fn from_name(name: &str) -> Option<Impl> {
-        [Impl::HyperBlocking, Impl::HyperInline]
+        [Impl::HyperBlocking, Impl::HyperInline, Impl::HyperRingpool]
             .into_iter()
             .find(|i| i.name() == name)
     }
@@ -70,6 +79,7 @@ impl Impl {
         match self {
             Impl::HyperBlocking => "spawn_blocking",
             Impl::HyperInline => "inline",
+            Impl::HyperRingpool => "ringpool offload",
         }
     }
 }
@@ -104,9 +114,9 @@ pub fn runtime(config: &Config) -> io::Result<tokio::runtime::Runtime> {
 }
 
 /// What every connection's service shares.
-struct Shared {
-    config: Config,
-    stats: Stats,
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) stats: Stats,
 }
 
 /// Serves HTTP/1.1 on `listener` until `shutdown` completes; connections still open
@@ -188,7 +198,7 @@ mod libc_errno {
     pub const ECONNABORTED: i32 = 103;
 }
 
-type Reply = Response<Full<Bytes>>;
+pub(crate) type Reply = Response<Full<Bytes>>;
 
 fn reply(status: u16, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
     let mut response = Response::new(Full::new(body.into()));
@@ -214,12 +224,18 @@ fn too_large() -> Reply {
 }
 
 async fn handle(req: Request<Incoming>, shared: &Shared) -> Reply {
-    let response = respond(req, shared).await;
+    let response = respond(req, shared, |job, body| run(shared, job, body)).await;
     shared.stats.record_status(response.status().as_u16());
     response
 }
 
-async fn respond(req: Request<Incoming>, shared: &Shared) -> Reply {
+/// Routes `req`, answering what needs no CPU work; a CPU route's job goes to
+/// `run` with the body (so each peer brings its own way to run it).
+pub(crate) async fn respond<R, F>(req: Request<Incoming>, shared: &Shared, run: R) -> Reply
+where
+    R: FnOnce(Job, Bytes) -> F,
+    F: Future<Output = Output>,
+{
     let method = Method::from_token(req.method().as_str());
     let job = match routes::route(method, req.uri().path()) {
         Route::Health => return reply(200, "text/plain", HEALTH_BODY),
@@ -251,13 +267,13 @@ async fn respond(req: Request<Incoming>, shared: &Shared) -> Reply {
         status,
         content_type,
         body,
-    } = run(shared, job, body).await;
+    } = run(job, body).await;
     reply(status, content_type, body)
 }
 
 async fn run(shared: &Shared, job: Job, body: Bytes) -> Output {
     match shared.config.imp {
-        Impl::HyperInline => {
+        Impl::HyperInline | Impl::HyperRingpool => {
             shared.stats.job_started();
             let output = job.run(&body);
             shared.stats.job_completed();
@@ -283,6 +299,9 @@ async fn run(shared: &Shared, job: Job, body: Bytes) -> Output {
 ///
 /// If the runtime cannot start, `addr` cannot be bound, or accepting fails.
 pub fn run_until_signal(config: Config, addr: SocketAddr) -> io::Result<()> {
+    if config.imp == Impl::HyperRingpool {
+        return on_ringpool::run_until_signal(config, addr);
+    }
     let runtime = runtime(&config)?;
     let result = runtime.block_on(async {
         let listener = TcpListener::bind(addr).await?;

@@ -17,7 +17,7 @@ use ringpool_server::http::Limits;
 #[derive(Parser, Debug)]
 #[command(name = "ringpool-peer", version)]
 struct Args {
-    /// hyper-blocking (CPU work on spawn_blocking) or hyper-inline (on the runtime's threads).
+    /// hyper-blocking (CPU work on spawn_blocking), hyper-inline (on the runtime's threads) or hyper-ringpool (hyper on ringpool's runtime, work on its pool).
     #[arg(long = "impl", value_parser = parse_impl)]
     imp: Impl,
     /// The address to listen on (port 0: any free port; the bound one is printed).
@@ -35,8 +35,9 @@ struct Args {
 }
 
 fn parse_impl(name: &str) -> Result<Impl, String> {
-    Impl::from_name(name)
-        .ok_or_else(|| format!("unknown impl {name:?} (hyper-blocking, hyper-inline)"))
+    Impl::from_name(name).ok_or_else(|| {
+        format!("unknown impl {name:?} (hyper-blocking, hyper-inline, hyper-ringpool)")
+    })
 }
 
 fn main() -> ExitCode {

@@ -125,10 +125,10 @@ fn endpoints(imp: &str, signal: &str) {
     assert_eq!(status, 200);
     assert!(head.contains("content-type: application/json"));
     let json = String::from_utf8(body).unwrap();
-    let handoff = if imp == "hyper-blocking" {
-        "spawn_blocking"
-    } else {
-        "inline"
+    let handoff = match imp {
+        "hyper-blocking" => "spawn_blocking",
+        "hyper-ringpool" => "ringpool offload",
+        _ => "inline",
     };
     assert!(
         json.starts_with(&format!("{{\"handoff\":\"{handoff}\"")),
@@ -186,4 +186,9 @@ fn hyper_blocking() {
 #[test]
 fn hyper_inline() {
     endpoints("hyper-inline", "INT");
+}
+
+#[test]
+fn hyper_on_ringpool() {
+    endpoints("hyper-ringpool", "TERM");
 }

@@ -1,0 +1,202 @@
+//! hyper on ringpool's runtime: hyper's I/O traits (`hyper::rt::Read` and
+//! `Write`) over ringpool's completion-based `TcpStream`, the connection
+//! futures spawned on the runtime's thread, and the CPU work on its pool
+//! through `offload(..).await`.
+//!
+//! What the adapter does not give hyper: a `Timer`. hyper's timer hands out
+//! `Send + Sync` sleeps and ringpool's are thread-local, so
+//! `header_read_timeout` is off here (the other peers have it; this is
+//! noted where the results are). hyper needs no executor for HTTP/1
+//! connections.
+//!
+//! The I/O adapter keeps at most one read and one write in flight. A read
+//! asks for exactly what hyper's buffer has room for; a write copies hyper's
+//! bytes into the adapter's own buffer (the kernel needs an owned one) and
+//! reports them written at once; the next write or a flush waits for it.
+
+use crate::{respond, Config, Shared};
+use bytes::Bytes;
+use hyper::rt::ReadBufCursor;
+use ringpool::runtime::net::{TcpListener, TcpStream};
+use ringpool::runtime::time::sleep;
+use ringpool::runtime::{self, offload, IoBuf, Runtime, Slice};
+use ringpool_server::stats::Stats;
+use ringpool_server::work::{Job, Output};
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+type ReadFut = Pin<Box<dyn Future<Output = (io::Result<usize>, Slice<Vec<u8>>)>>>;
+type WriteFut = Pin<Box<dyn Future<Output = (io::Result<()>, Vec<u8>)>>>;
+
+/// hyper's I/O traits over a ringpool `TcpStream`.
+pub struct Io {
+    stream: Rc<TcpStream>,
+    read: Option<ReadFut>,
+    write: Option<WriteFut>,
+    /// The write buffer between writes (kept to reuse its allocation).
+    spare: Vec<u8>,
+}
+
+impl Io {
+    /// Wraps `stream`.
+    pub fn new(stream: TcpStream) -> Io {
+        Io {
+            stream: Rc::new(stream),
+            read: None,
+            write: None,
+            spare: Vec::new(),
+        }
+    }
+
+    /// Drives the write in flight, if any, to its end.
+    fn poll_written(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some(w) = self.write.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        let (r, buf) = ready!(w.as_mut().poll(cx));
+        self.write = None;
+        self.spare = buf;
+        Poll::Ready(r)
+    }
+}
+
+impl hyper::rt::Read for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        mut buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.read.is_none() {
+            let room = buf.remaining().max(1);
+            let stream = this.stream.clone();
+            // A read of exactly `room` bytes: nothing read is ever dropped.
+            let target = Vec::with_capacity(room).slice(..room);
+            this.read = Some(Box::pin(async move { stream.read(target).await }));
+        }
+        let (r, target) = ready!(this.read.as_mut().expect("set above").as_mut().poll(cx));
+        this.read = None;
+        let n = r?;
+        buf.put_slice(&target.into_inner()[..n]);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl hyper::rt::Write for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        ready!(this.poll_written(cx))?;
+        let mut owned = std::mem::take(&mut this.spare);
+        owned.clear();
+        owned.extend_from_slice(buf);
+        let stream = this.stream.clone();
+        this.write = Some(Box::pin(async move { stream.write_all(owned).await }));
+        // Start it now (its SQE goes out with the loop's next enter).
+        if let Poll::Ready(Err(e)) = this.poll_written(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().poll_written(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_written(cx))?;
+        Poll::Ready(this.stream.shutdown(std::net::Shutdown::Write))
+    }
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Runs the CPU job on ringpool's pool.
+async fn run(shared: &Shared, job: Job, body: Bytes) -> Output {
+    shared.stats.job_started();
+    let out = offload(move || job.run(&body)).await;
+    shared.stats.job_completed();
+    out.unwrap_or_else(|_| Output {
+        status: 500,
+        content_type: "text/plain",
+        body: b"Internal Server Error\n".to_vec(),
+    })
+}
+
+/// Binds `addr` on a ringpool runtime (one ring thread, `config.workers`
+/// pool workers), prints `listening on ADDR`, and serves until SIGINT or
+/// SIGTERM.
+///
+/// # Errors
+///
+/// If the runtime cannot be built, `addr` cannot be bound, or accepting fails.
+pub fn run_until_signal(config: Config, addr: SocketAddr) -> io::Result<()> {
+    // SAFETY: installs an async-signal-safe handler (one atomic store).
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+    let rt = Runtime::builder()
+        .workers(config.workers.max(1))
+        .build()
+        .map_err(io::Error::from)?;
+    let shared = Arc::new(Shared {
+        config,
+        stats: Stats::new(config.imp.handoff()),
+    });
+    rt.block_on(async move {
+        let listener = TcpListener::bind(addr)?;
+        println!("listening on {}", listener.local_addr()?);
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.keep_alive(true)
+            .pipeline_flush(true)
+            .auto_date_header(false)
+            .max_header_size(config.limits.max_head)
+            .max_buf_size(config.limits.max_head.max(8192) + 64 * 1024);
+        let http = Rc::new(http);
+        let accept = runtime::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await?;
+                let _ = stream.set_nodelay(true);
+                shared.stats.conn_accepted();
+                let (shared, http) = (shared.clone(), http.clone());
+                runtime::spawn(async move {
+                    let service = hyper::service::service_fn(|req| {
+                        let shared = shared.clone();
+                        async move {
+                            let r =
+                                respond(req, &shared, |job, body| run(&shared, job, body)).await;
+                            shared.stats.record_status(r.status().as_u16());
+                            Ok::<_, Infallible>(r)
+                        }
+                    });
+                    let _ = http.serve_connection(Io::new(stream), service).await;
+                    shared.stats.conn_closed();
+                });
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), io::Error>(())
+        });
+        while !STOP.load(Ordering::SeqCst) {
+            sleep(Duration::from_millis(50)).await;
+        }
+        accept.abort();
+        Ok(())
+    })
+}
