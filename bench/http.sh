@@ -5,7 +5,7 @@
 #   bash bench/http.sh                  # every scenario, SECS (8) seconds a run
 #   bash bench/http.sh --smoke          # CI: 2 s, /health only, every contender
 #   SECS=20 WORKERS=2 bash bench/http.sh --out results.txt
-#   SCENARIOS="isolation" HANDOFFS="auto pipe" bash bench/http.sh
+#   SCENARIOS="isolation" HANDOFFS="auto pipe" PEERS="hyper-blocking" bash bench/http.sh
 #
 # Each contender's server runs pinned to CPU 1 (taskset -c 1), the load generator on
 # CPU 0, except the one "unpinned" run. Scenarios:
@@ -67,16 +67,23 @@ cargo build --release -j2 -q -p ringpool-peers
 # `cargo build --release -p ringpool-cli`); this script does not rebuild the CLI.
 
 # ---- contenders: name|command (PORT is replaced) ------------------------------------
-CONTENDERS=(
-    "hyper-blocking|$BIN/ringpool-peer --impl hyper-blocking --addr 127.0.0.1:PORT --workers $WORKERS --threads $THREADS"
-    "hyper-inline|$BIN/ringpool-peer --impl hyper-inline --addr 127.0.0.1:PORT --workers $WORKERS --threads $THREADS"
-    "hyper-ringpool|$BIN/ringpool-peer --impl hyper-ringpool --addr 127.0.0.1:PORT --workers $WORKERS"
-)
+PEERS="${PEERS:-hyper-blocking hyper-inline hyper-ringpool}"   # which peers run
+CONTENDERS=()
+for p in $PEERS; do
+    case $p in
+        hyper-ringpool) CONTENDERS+=("$p|$BIN/ringpool-peer --impl $p --addr 127.0.0.1:PORT --workers $WORKERS") ;;
+        *) CONTENDERS+=("$p|$BIN/ringpool-peer --impl $p --addr 127.0.0.1:PORT --workers $WORKERS --threads $THREADS") ;;
+    esac
+done
 # ringpool serve: one contender per handoff in $HANDOFFS.
-HANDOFFS="${HANDOFFS:-auto}"   # e.g. "auto msg-ring pipe condvar" (the question's designs)
+HANDOFFS="${HANDOFFS:-auto}"   # e.g. "auto msg-ring+per-job pipe condvar" (the question's and the answer's designs)
 if "$BIN/ringpool" serve --help >/dev/null 2>&1; then
     for h in $HANDOFFS; do
-        CONTENDERS+=("ringpool-$h|$BIN/ringpool serve --addr 127.0.0.1:PORT --workers $WORKERS --handoff $h")
+        # `X+per-job`: handoff X with one announcement per job (the answer's design).
+        case $h in
+            *+per-job) CONTENDERS+=("ringpool-$h|$BIN/ringpool serve --addr 127.0.0.1:PORT --workers $WORKERS --handoff ${h%+per-job} --announce per-job") ;;
+            *) CONTENDERS+=("ringpool-$h|$BIN/ringpool serve --addr 127.0.0.1:PORT --workers $WORKERS --handoff $h") ;;
+        esac
     done
 else
     log "skipping ringpool serve: '$BIN/ringpool serve --help' fails (not built yet)"

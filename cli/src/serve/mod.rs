@@ -50,6 +50,12 @@ pub struct ServeArgs {
     /// Seconds a request may take to arrive (head and body); then 408.
     #[arg(long, default_value_t = 10.0)]
     pub request_timeout: f64,
+    /// How results are announced to the ring: `batch` (one CQE for every
+    /// result ready, the default) or `per-job` (one MSG_RING CQE per job, the
+    /// answer's design; msg-ring and msg-ring-sync only). With `per-job` the
+    /// in-flight limit is lowered to fit the runtime's CQ.
+    #[arg(long, default_value = "batch", value_parser = ["batch", "per-job"])]
+    pub announce: String,
     /// Nice value of the pool's workers (-20..=19). Positive: a ring thread
     /// sharing a CPU with a worker preempts a long job at once, so I/O stays
     /// responsive while the pool is saturated.
@@ -104,6 +110,10 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
     let mut pb = Pool::builder()
         .handoff(args.handoff)
         .worker_nice(args.worker_nice);
+    if args.announce == "per-job" {
+        // The runtime's CQ has 4 x 256 entries; leave room for its I/O.
+        pb = pb.announce(ringpool::Announce::PerJob).max_in_flight(512);
+    }
     if let Some(w) = args.workers {
         pb = pb.workers(w);
     }
