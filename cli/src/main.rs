@@ -1,5 +1,5 @@
-//! `ringpool`: probe the kernel, and benchmark every handoff mechanism
-//! against the peers users pick today.
+//! `ringpool`: probe the kernel, benchmark every handoff mechanism
+//! against the peers users pick today, and serve HTTP on the runtime.
 //!
 //! With no arguments it runs the quick benchmark (about 100 s on two cores).
 
@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "ringpool",
     version,
-    about = "io_uring loop <-> worker pool handoff: probe and benchmark"
+    about = "io_uring loop <-> worker pool handoff: probe, benchmark, serve"
 )]
 struct Cli {
     #[command(subcommand)]
