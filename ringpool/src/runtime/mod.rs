@@ -1,5 +1,5 @@
 //! An async runtime on one io_uring per thread, whose CPU-bound work goes
-//! to a ringpool [`Pool`](crate::Pool) and comes back on the same ring.
+//! to a ringpool [`Pool`] and comes back on the same ring.
 //!
 //! ```
 //! use ringpool::runtime::{net::TcpListener, net::TcpStream, offload, Runtime};
