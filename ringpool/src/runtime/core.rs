@@ -120,12 +120,16 @@ impl Core {
     }
 
     /// Queues `sqe`, submitting first if the SQ is full.
-    pub(crate) fn push(&self, sqe: &squeue::Entry) -> io::Result<()> {
+    ///
+    /// # Safety
+    ///
+    /// Whatever `sqe` points to stays valid until its final CQE (it is
+    /// owned by the operation's resources or handler, or outlives the ring).
+    pub(crate) unsafe fn push(&self, sqe: &squeue::Entry) -> io::Result<()> {
         let mut ring = self.ring.borrow_mut();
         for _ in 0..2 {
-            // SAFETY: the caller of `Op::submit` (or of this fn, for
-            // cancels and polls that reference no memory) guarantees that
-            // what the SQE points to lives until its CQE.
+            // SAFETY: what the SQE points to lives until its CQE (this fn's
+            // obligation, passed on to the kernel).
             if unsafe { ring.submission().push(sqe) }.is_ok() {
                 return Ok(());
             }
@@ -156,7 +160,10 @@ impl Core {
     ) -> io::Result<u64> {
         self.check_open()?;
         let ud = self.ops.borrow_mut().insert_multi(handler);
-        if let Err(e) = self.push(&sqe.user_data(ud)) {
+        // SAFETY: `sqe` points only to what outlives the ring or what
+        // `handler` owns (this fn's obligation); the handler lives in the op
+        // table until the final CQE.
+        if let Err(e) = unsafe { self.push(&sqe.user_data(ud)) } {
             let handler = self.ops.borrow_mut().remove_multi(ud);
             drop(handler);
             return Err(e);
@@ -167,7 +174,8 @@ impl Core {
     /// Queues a cancel of `user_data` (best effort: if it cannot be queued,
     /// the operation simply runs to completion).
     pub(crate) fn cancel(&self, user_data: u64) {
-        let _ = self.push(&op::cancel_sqe(user_data));
+        // SAFETY: an ASYNC_CANCEL references no memory.
+        let _ = unsafe { self.push(&op::cancel_sqe(user_data)) };
     }
 
     /// Spawns a task.
@@ -263,7 +271,9 @@ impl Core {
                     .multi(true)
                     .build()
                     .user_data(WAKE_USER_DATA);
-                if self.push(&sqe).is_err() {
+                // SAFETY: a poll names only the eventfd, which `Remote` keeps
+                // open for as long as any waker (or this core) holds it.
+                if unsafe { self.push(&sqe) }.is_err() {
                     self.rearm_eventfd.set(true);
                 }
             }

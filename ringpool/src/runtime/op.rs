@@ -243,7 +243,10 @@ impl<T: Resources> Op<T> {
             return Err((e, data));
         }
         let user_data = core.ops.borrow_mut().insert(Slot::Waiting(None));
-        if let Err(e) = core.push(&sqe.user_data(user_data)) {
+        // SAFETY: `sqe` points into `data` (kept in the `Op`, or in the op
+        // table once orphaned, until the final CQE) or into memory that
+        // outlives the ring: this fn's obligation.
+        if let Err(e) = unsafe { core.push(&sqe.user_data(user_data)) } {
             core.ops.borrow_mut().remove(user_data);
             return Err((e, data));
         }
