@@ -74,6 +74,12 @@ impl<R> LoopHandle<R> {
         // they go out with the flushes below.)
         if pool.cancel_queued {
             let mut cancelled = 0;
+            for job in std::mem::take(&mut self.staged) {
+                // Never handed to a worker: the loop still owns the cell.
+                job.cancel();
+                self.slots.finished(job);
+                cancelled += 1;
+            }
             for raw in self.side.take_unsent() {
                 // SAFETY: never handed to the kernel or a worker, so the
                 // loop still owns the cell, and each pointer is taken once.
@@ -89,6 +95,8 @@ impl<R> LoopHandle<R> {
             }
             pool.cancelled_by_loops.fetch_add(cancelled, Relaxed);
         }
+        // Staged jobs go to the queue like the others (under `Drain`).
+        self.publish_staged();
         // Get the remaining queued jobs to a worker (to run, or cancel).
         match ring.as_deref_mut() {
             Some(r) => {

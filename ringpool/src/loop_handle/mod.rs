@@ -114,6 +114,10 @@ pub struct LoopHandle<R> {
     state: close::State,
     /// The loop's lane in the pool's job queue, until `close` gives it back.
     lane: Option<u32>,
+    /// Task jobs (the runtime's `offload`) not yet in the pool's queue: they
+    /// go out together at the next flush, so the loop publishes a turn's
+    /// jobs in one burst instead of one at a time between task polls.
+    staged: Vec<crate::pool::job::JobRef>,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -194,6 +198,7 @@ impl<R: Send + 'static> LoopHandle<R> {
             unsubmitted_arm: false,
             state: close::State::Open,
             lane,
+            staged: Vec::new(),
             _not_send: PhantomData,
         })
     }

@@ -25,7 +25,7 @@ impl<R: Send + 'static> LoopHandle<R> {
     where
         F: FnOnce() -> R + Send + 'static,
     {
-        self.submit_as(job, Owner::Queue).map(|(_, id)| id)
+        self.submit_as(job, Owner::Queue, false).map(|(_, id)| id)
     }
 
     /// Hands `job` to the pool, waiting for room if `max_in_flight` jobs are
@@ -64,12 +64,23 @@ impl<R: Send + 'static> LoopHandle<R> {
 }
 
 impl<R> LoopHandle<R> {
+    /// Puts the staged task jobs into the pool's queue.
+    pub(super) fn publish_staged(&mut self) {
+        for job in std::mem::take(&mut self.staged) {
+            if self.side.enqueue(&self.owner.shared.backend, job) {
+                self.pending_wake += 1;
+            }
+        }
+    }
+
     /// Queues `job` (of any result type `T`) for the pool in a free slot
     /// whose outcome goes to `owner`; returns the slot and the job's id.
+    /// With `stage`, the job waits in the handle until the next flush.
     pub(super) fn submit_as<F, T>(
         &mut self,
         job: F,
         owner: Owner,
+        stage: bool,
     ) -> Result<(u32, JobId), TrySubmitError<F>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -90,7 +101,9 @@ impl<R> LoopHandle<R> {
         let job = unsafe { JobRef::new_in(cell, job) };
         self.slots.occupy(slot, &job, owner);
         self.stats.submitted += 1;
-        if self.side.enqueue(&self.owner.shared.backend, job) {
+        if stage {
+            self.staged.push(job);
+        } else if self.side.enqueue(&self.owner.shared.backend, job) {
             self.pending_wake += 1;
         }
         Ok((slot, id))
@@ -143,6 +156,7 @@ impl<R> LoopHandle<R> {
     /// (`pipe`), and a wake for each sleeping worker that new jobs need
     /// (SQEs, marked urgent, or syscalls).
     pub(super) fn send_work(&mut self, ring: &mut IoUring) -> io::Result<()> {
+        self.publish_staged();
         let reg = self.shared.reg;
         self.side.send_jobs(&mut self.stats);
         if self.pending_wake == 0 {

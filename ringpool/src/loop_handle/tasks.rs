@@ -15,8 +15,9 @@ pub(crate) struct TaskJob {
 }
 
 impl<R> LoopHandle<R> {
-    /// Queues `job` like [`try_submit`](LoopHandle::try_submit), but its
-    /// outcome (of its own type `T`) is kept for the caller, who takes it
+    /// Queues `job` like [`try_submit`](LoopHandle::try_submit) (it reaches
+    /// the pool with the next flush, together with the other jobs of this
+    /// turn), but its outcome (of its own type `T`) is kept for the caller, who takes it
     /// with [`poll_task`](LoopHandle::poll_task) or gives it up with
     /// [`abandon_task`](LoopHandle::abandon_task); `waker` is woken when it
     /// is there. It never appears in [`completions`](LoopHandle::completions).
@@ -33,7 +34,7 @@ impl<R> LoopHandle<R> {
             waker: Some(waker.clone()),
             done: false,
         };
-        let (slot, id) = self.submit_as(job, owner)?;
+        let (slot, id) = self.submit_as(job, owner, true)?;
         Ok(TaskJob { slot, id: id.get() })
     }
 
