@@ -847,3 +847,34 @@ fn misuse_is_an_error_not_a_hang() {
     });
     drop((stream, listener, peer));
 }
+
+/// Jobs offloaded and given up before the loop ever turned (still staged in
+/// the loop handle) are cancelled at shutdown, and everything they hold is
+/// dropped.
+#[test]
+fn staged_jobs_at_shutdown_are_dropped() {
+    struct Counted(Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let drops = Arc::new(AtomicUsize::new(0));
+    let rt = rt();
+    rt.block_on(async {
+        for _ in 0..10 {
+            let c = Counted(drops.clone());
+            start_then_drop(offload(move || drop(c))).await;
+        }
+    });
+    // Kept across the drop of the runtime: staged jobs too.
+    let kept: Vec<_> = (0..5)
+        .map(|_| {
+            let c = Counted(drops.clone());
+            rt.spawn(async move { offload(move || drop(c)).await.is_ok() })
+        })
+        .collect();
+    drop(kept);
+    drop(rt);
+    assert_eq!(drops.load(Ordering::SeqCst), 15);
+}
