@@ -2,8 +2,10 @@
 //! hands trivial jobs to the pool in a loop; prints jobs per second.
 //!
 //! ```text
-//! cargo run --release --example offload -- [tasks] [seconds]
+//! cargo run --release --example offload -- [tasks] [seconds] [pin]
 //! ```
+//!
+//! With `pin`, the loop runs on CPU 0 and the worker on CPU 1.
 
 use ringpool::runtime::time::sleep;
 use ringpool::runtime::{self, offload, Runtime};
@@ -15,7 +17,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let tasks: usize = args.next().map_or(Ok(64), |a| a.parse())?;
     let secs: f64 = args.next().map_or(Ok(2.0), |a| a.parse())?;
-    let rt = Runtime::builder().workers(1).build()?;
+    let pin = args.next().as_deref() == Some("pin");
+    let mut pool = ringpool::Pool::builder().workers(1);
+    if pin {
+        ringpool::affinity::pin_current_thread(0)?;
+        pool = pool.pin_to(&[1]);
+    }
+    let rt = Runtime::builder().pool_builder(pool).build()?;
     let done = Rc::new(Cell::new(0u64));
     let stop = Rc::new(Cell::new(false));
     let t0 = Instant::now();

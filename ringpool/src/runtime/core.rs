@@ -57,17 +57,17 @@ pub(crate) struct Core {
     rearm_eventfd: Cell<bool>,
     closed: Cell<bool>,
     in_block_on: Cell<bool>,
-    pub(crate) stats: RefCell<Counters>,
+    pub(crate) stats: Counters,
     /// CQEs of one turn (kept to reuse its allocation).
     cqes: RefCell<Vec<cqueue::Entry>>,
 }
 
 /// The runtime's own counters.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub(crate) turns: u64,
-    pub(crate) enters: u64,
-    pub(crate) polls: u64,
+    pub(crate) turns: Cell<u64>,
+    pub(crate) enters: Cell<u64>,
+    pub(crate) polls: Cell<u64>,
 }
 
 impl Core {
@@ -95,7 +95,7 @@ impl Core {
             rearm_eventfd: Cell::new(rearm),
             closed: Cell::new(false),
             in_block_on: Cell::new(false),
-            stats: RefCell::new(Counters::default()),
+            stats: Counters::default(),
             cqes: RefCell::new(Vec::new()),
         }
     }
@@ -133,7 +133,7 @@ impl Core {
             if unsafe { ring.submission().push(sqe) }.is_ok() {
                 return Ok(());
             }
-            self.stats.borrow_mut().enters += 1;
+            self.stats.enters.set(self.stats.enters.get() + 1);
             match ring.submit() {
                 Ok(_) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
@@ -243,12 +243,11 @@ impl Core {
 
     fn run_task(&self, h: &Arc<Header>) {
         h.unschedule();
-        let Some(mut future) = self.tasks.borrow_mut().take_future(h) else {
+        let Some((mut future, waker)) = self.tasks.borrow_mut().take_future(h) else {
             return; // a stale wake of a finished task
         };
-        let waker = Waker::from(h.clone());
         let mut cx = Context::from_waker(&waker);
-        self.stats.borrow_mut().polls += 1;
+        self.stats.polls.set(self.stats.polls.get() + 1);
         match future.as_mut().poll(&mut cx) {
             Poll::Pending => self.tasks.borrow_mut().put_back(h, future),
             Poll::Ready(()) => {
@@ -262,7 +261,7 @@ impl Core {
     /// of a CQE, a remote wake, a pool result or the next timer, then
     /// dispatch every CQE, fire due timers and take in remote wakes.
     fn turn(&self, busy: bool) {
-        self.stats.borrow_mut().turns += 1;
+        self.stats.turns.set(self.stats.turns.get() + 1);
         // Slots freed by tasks that took their results since the last turn.
         let busy = self.wake_room_waiters() || busy;
         if self.rearm_eventfd.replace(false) {
@@ -293,7 +292,7 @@ impl Core {
                 None => enter_nowait(&mut ring),
             };
             self.remote.wakes.awake();
-            self.stats.borrow_mut().enters += 1;
+            self.stats.enters.set(self.stats.enters.get() + 1);
             if let Err(e) = r {
                 match e.raw_os_error() {
                     Some(libc::EINTR | libc::EAGAIN | libc::EBUSY | libc::ETIME) => {}

@@ -130,12 +130,12 @@ impl Runtime {
 
     /// Counters.
     pub fn stats(&self) -> RuntimeStats {
-        let c = self.core.stats.borrow().clone();
+        let c = &self.core.stats;
         let lp = self.core.lp.borrow();
         RuntimeStats {
-            turns: c.turns,
-            enters: c.enters,
-            polls: c.polls,
+            turns: c.turns.get(),
+            enters: c.enters.get(),
+            polls: c.polls.get(),
             tasks: self.core.live_tasks(),
             operations: self.core.ops.borrow().live(),
             timers: self.core.timers.borrow().len(),

@@ -80,6 +80,9 @@ pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = ()>>>;
 /// One spawned task in the runtime's table.
 pub(crate) struct Task {
     pub(crate) header: Arc<Header>,
+    /// Its waker, made once; a poll borrows it through a cheap `Rc` clone
+    /// instead of an atomic reference count per poll.
+    pub(crate) waker: Rc<Waker>,
     /// `None` while it is being polled.
     pub(crate) future: Option<BoxFuture>,
 }
@@ -104,6 +107,7 @@ impl Tasks {
         let header = Header::new(index, remote.clone());
         self.slots[index as usize] = Some(Task {
             header: header.clone(),
+            waker: Rc::new(Waker::from(header.clone())),
             future: Some(future),
         });
         self.live += 1;
@@ -112,12 +116,12 @@ impl Tasks {
 
     /// Takes the future of the task `header` names out to be polled, if it
     /// is still that task (a stale wake names a finished one).
-    pub(crate) fn take_future(&mut self, header: &Arc<Header>) -> Option<BoxFuture> {
+    pub(crate) fn take_future(&mut self, header: &Arc<Header>) -> Option<(BoxFuture, Rc<Waker>)> {
         let task = self.slots.get_mut(header.index as usize)?.as_mut()?;
         if !Arc::ptr_eq(&task.header, header) {
             return None;
         }
-        task.future.take()
+        Some((task.future.take()?, task.waker.clone()))
     }
 
     /// Puts a pending task's future back.
