@@ -155,8 +155,18 @@ RESULTS="$TMP/results"
 : >"$RESULTS"
 record() { echo "$1|$2|$3|$4|$5|$6|$7|$8" >>"$RESULTS"; }
 
+# Progress on stderr: runs done of the runs planned, and the time left.
+RUN_NO=0
+progress() { # contender scenario
+    RUN_NO=$((RUN_NO + 1))
+    local total=$(( ${#CONTENDERS[@]} * RUNS_PER_CONTENDER ))
+    local left=$(( (total - RUN_NO + 1) * (SECS + 1) ))
+    printf '[http] [%d/%d, ~%ds left] %s: %s\n' "$RUN_NO" "$total" "$left" "$1" "$2" >&2
+}
+
 run_wrk() { # contender scenario path method bytes literal pin
     local name=$1 scen=$2 path=$3 pin=$7 pre post out
+    progress "$name" "$scen"
     local gen=(taskset -c 0); [[ $pin == 0 ]] && gen=()
     pre=$(cpu_ticks)
     out=$(WRK_METHOD=$4 WRK_BODY_BYTES=$5 WRK_BODY=$6 "${gen[@]}" wrk -t1 -c"$CONNS" \
@@ -186,6 +196,7 @@ h2_summary() { # name scen logfile ticks secs
 
 run_h2() { # contender scenario rate
     local name=$1 scen=$2 rate=$3 pre post
+    progress "$name" "$scen"
     local per=$(( (rate + H2_CLIENTS - 1) / H2_CLIENTS ))
     rm -f "$TMP/h2.log"
     pre=$(cpu_ticks)
@@ -197,6 +208,15 @@ run_h2() { # contender scenario rate
 }
 
 # ---- runs --------------------------------------------------------------------------
+RUNS_PER_CONTENDER=0
+if [[ $SMOKE == 1 ]]; then
+    RUNS_PER_CONTENDER=2
+else
+    want closed && RUNS_PER_CONTENDER=$((RUNS_PER_CONTENDER + 4))
+    want open && RUNS_PER_CONTENDER=$((RUNS_PER_CONTENDER + $(wc -w <<<"$RATES")))
+    want isolation && RUNS_PER_CONTENDER=$((RUNS_PER_CONTENDER + 2))
+    want unpinned && RUNS_PER_CONTENDER=$((RUNS_PER_CONTENDER + 1))
+fi
 i=0
 for c in "${CONTENDERS[@]}"; do
     name="${c%%|*}"; cmd="${c#*|}"
