@@ -29,7 +29,8 @@ unsafe impl GlobalAlloc for Counting {
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         ALLOCS.fetch_add(1, Relaxed);
-        // SAFETY: as for `dealloc`, and the caller's contract for `realloc` is `System`'s.
+        // SAFETY: `ptr` came from `System` with `layout` (every allocation goes
+        // there), and the caller's contract for `realloc` is `System`'s.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }

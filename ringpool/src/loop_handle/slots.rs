@@ -162,7 +162,8 @@ impl<R> Slots<R> {
                 // is done), and the slot held the cell for its task, which
                 // gives it up: taken back exactly once (`held` cleared).
                 let job = unsafe { JobRef::from_raw(cell.as_ptr() as usize as u64) };
-                // SAFETY: as above, the worker is done with the cell, and
+                // SAFETY: the cell's final state was published and seen
+                // (the slot held it as done), so the worker is done with it;
                 // this is the loop that owns the slab.
                 unsafe { job.discard() };
             }

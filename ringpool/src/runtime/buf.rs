@@ -91,8 +91,9 @@ unsafe impl IoBuf for Vec<u8> {
     }
 }
 
-// SAFETY: as for `IoBuf`; `set_len` only grows to what was written, within
-// the capacity.
+// SAFETY: a Vec's heap buffer does not move when the Vec does, and its
+// `capacity` bytes are writable; `set_len` only grows to what was written,
+// within the capacity.
 unsafe impl IoBufMut for Vec<u8> {
     fn stable_mut_ptr(&mut self) -> *mut u8 {
         self.as_mut_ptr()
@@ -120,7 +121,8 @@ unsafe impl IoBuf for Box<[u8]> {
     }
 }
 
-// SAFETY: as for `IoBuf`; every byte is always initialised.
+// SAFETY: a boxed slice's heap memory does not move with the box, all of
+// it is writable, and every byte is always initialised.
 unsafe impl IoBufMut for Box<[u8]> {
     fn stable_mut_ptr(&mut self) -> *mut u8 {
         self.as_mut_ptr()
@@ -196,10 +198,12 @@ unsafe impl<B: IoBuf> IoBuf for Slice<B> {
     }
 }
 
-// SAFETY: as for `IoBuf`; `set_init` forwards the written prefix, offset.
+// SAFETY: a sub-range of `B`'s stable, writable memory (`B: IoBufMut`);
+// `set_init` forwards the written prefix, offset by `begin`.
 unsafe impl<B: IoBufMut> IoBufMut for Slice<B> {
     fn stable_mut_ptr(&mut self) -> *mut u8 {
-        // SAFETY: as in `stable_ptr`.
+        // SAFETY: `begin <= bytes_total` of the buffer (checked in `slice`),
+        // so the offset stays inside its writable memory.
         unsafe { self.buf.stable_mut_ptr().add(self.begin) }
     }
     unsafe fn set_init(&mut self, pos: usize) {

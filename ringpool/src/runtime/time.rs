@@ -251,7 +251,8 @@ impl<F: Future> Future for Timeout<F> {
         // SAFETY: `future` is structurally pinned: never moved out of the
         // pinned `Timeout`; `sleep` is Unpin.
         let this = unsafe { self.get_unchecked_mut() };
-        // SAFETY: see above.
+        // SAFETY: `this.future` lives inside the pinned `Timeout` and is never
+        // moved out of it.
         let fut = unsafe { Pin::new_unchecked(&mut this.future) };
         if let Poll::Ready(v) = fut.poll(cx) {
             return Poll::Ready(Ok(v));

@@ -53,7 +53,8 @@ impl RawAddr {
                     },
                     sin6_scope_id: a.scope_id(),
                 };
-                // SAFETY: as above, for a sockaddr_in6.
+                // SAFETY: a sockaddr_in6 fits in a sockaddr_storage, which is
+                // aligned for every sockaddr type.
                 unsafe {
                     std::ptr::write(&mut raw.storage as *mut _ as *mut libc::sockaddr_in6, sin6)
                 };
@@ -76,7 +77,8 @@ impl RawAddr {
                 )))
             }
             libc::AF_INET6 if self.len as usize >= size_of::<libc::sockaddr_in6>() => {
-                // SAFETY: as above, for a sockaddr_in6.
+                // SAFETY: the family says the storage holds a sockaddr_in6,
+                // and it is long enough (checked by the match arm).
                 let sin6 = unsafe { &*(&self.storage as *const _ as *const libc::sockaddr_in6) };
                 Ok(SocketAddr::V6(SocketAddrV6::new(
                     Ipv6Addr::from(sin6.sin6_addr.s6_addr),
@@ -162,7 +164,8 @@ pub(crate) fn local_addr(fd: RawFd) -> io::Result<SocketAddr> {
 /// The address `fd` is connected to.
 pub(crate) fn peer_addr(fd: RawFd) -> io::Result<SocketAddr> {
     let mut raw = RawAddr::empty();
-    // SAFETY: as in `local_addr`.
+    // SAFETY: `raw` has room for any address, its length in `raw.len`,
+    // which the kernel updates.
     cvt(unsafe { libc::getpeername(fd, &mut raw.storage as *mut _ as *mut _, &mut raw.len) })?;
     raw.to_std()
 }
