@@ -17,11 +17,36 @@ pub mod loop_handle;
 pub mod ringpool_runtime;
 pub mod tokio_blocking;
 
+use super::cpu::CpuSnap;
 use super::engine::EngineCfg;
 use super::missing::{Missing, Skipped};
 use super::results::Results;
 use serde::Serialize;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// Runs `measure` on a thread of its own named `bench-loop`, pinned to
+/// `setup.loop_cpu` (the loop's CPU in every contender).
+///
+/// # Errors
+///
+/// The thread cannot start or panicked (as text), or `measure`'s error.
+pub fn on_loop_thread<T: Send + 'static>(
+    setup: &OffloadSetup,
+    measure: impl FnOnce(&OffloadSetup) -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    let setup = setup.clone();
+    std::thread::Builder::new()
+        .name("bench-loop".into())
+        .spawn(move || {
+            if let Some(cpu) = setup.loop_cpu {
+                let _ = ringpool::affinity::pin_current_thread(cpu);
+            }
+            measure(&setup)
+        })
+        .map_err(|e| format!("spawn loop thread: {e}"))?
+        .join()
+        .map_err(|_| "the loop thread panicked".to_string())?
+}
 
 /// The offload contenders.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -129,7 +154,35 @@ pub struct OffloadFigure {
     pub jobs_per_s_reps: Vec<f64>,
 }
 
+/// A window boundary: jobs completed so far, the process's CPU counters, the time.
+pub type Mark = (u64, CpuSnap, Instant);
+
 impl OffloadFigure {
+    /// The figure of one window, from its two boundaries.
+    pub fn window(
+        contender: &str,
+        workers: usize,
+        tasks: usize,
+        at: &Mark,
+        end: &Mark,
+    ) -> OffloadFigure {
+        let jobs = end.0 - at.0;
+        let secs = end.2.duration_since(at.2).as_secs_f64();
+        let cpu = end.1.since(&at.1);
+        let n = jobs.max(1) as f64;
+        OffloadFigure {
+            contender: contender.into(),
+            workers,
+            tasks,
+            jobs,
+            secs,
+            jobs_per_s: jobs as f64 / secs,
+            cpu_ns_per_job: (cpu.loop_cpu + cpu.other_cpu).as_nanos() as f64 / n,
+            vcsw_per_job: cpu.process_vcsw as f64 / n,
+            jobs_per_s_reps: vec![],
+        }
+    }
+
     /// The figure of the window with the median jobs/s, with every
     /// window's jobs/s in `jobs_per_s_reps`.
     ///

@@ -3,7 +3,7 @@
 //!
 //! `tokio_blocking.rs` is the same measurement on tokio.
 
-use super::{OffloadFigure, OffloadSetup};
+use super::{on_loop_thread, OffloadFigure, OffloadSetup};
 use crate::bench::cpu::CpuSnap;
 use crate::bench::missing::Missing;
 use crate::bench::work::burn;
@@ -32,19 +32,7 @@ use std::time::Instant;
 ///
 /// [`Missing::Failed`] if the runtime cannot be built or a job failed.
 pub fn offload_ringpool_runtime(setup: &OffloadSetup) -> Result<OffloadFigure, Missing> {
-    let setup = setup.clone();
-    std::thread::Builder::new()
-        .name("bench-loop".into())
-        .spawn(move || {
-            if let Some(cpu) = setup.loop_cpu {
-                let _ = ringpool::affinity::pin_current_thread(cpu);
-            }
-            measure(&setup)
-        })
-        .map_err(|e| Missing::Failed(format!("spawn loop thread: {e}")))?
-        .join()
-        .map_err(|_| Missing::Failed("the loop thread panicked".into()))?
-        .map_err(Missing::Failed)
+    on_loop_thread(setup, measure).map_err(Missing::Failed)
 }
 
 fn measure(setup: &OffloadSetup) -> Result<OffloadFigure, String> {
@@ -80,21 +68,13 @@ fn measure(setup: &OffloadSetup) -> Result<OffloadFigure, String> {
         for _ in 0..reps {
             sleep(window).await;
             let end = (done.get(), CpuSnap::now(), Instant::now());
-            let jobs = end.0 - at.0;
-            let secs = end.2.duration_since(at.2).as_secs_f64();
-            let cpu = end.1.since(&at.1);
-            let n = jobs.max(1) as f64;
-            windows.push(OffloadFigure {
-                contender: "ringpool-runtime".into(),
+            windows.push(OffloadFigure::window(
+                "ringpool-runtime",
                 workers,
                 tasks,
-                jobs,
-                secs,
-                jobs_per_s: jobs as f64 / secs,
-                cpu_ns_per_job: (cpu.loop_cpu + cpu.other_cpu).as_nanos() as f64 / n,
-                vcsw_per_job: cpu.process_vcsw as f64 / n,
-                jobs_per_s_reps: vec![],
-            });
+                &at,
+                &end,
+            ));
             at = end;
         }
         stop.set(true);

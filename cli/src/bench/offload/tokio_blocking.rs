@@ -3,7 +3,7 @@
 //! blocking pool capped at the worker count and its threads pinned like
 //! workers.
 
-use super::{OffloadFigure, OffloadSetup};
+use super::{on_loop_thread, OffloadFigure, OffloadSetup};
 use crate::bench::cpu::CpuSnap;
 use crate::bench::work::burn;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -16,18 +16,7 @@ use std::time::Instant;
 ///
 /// The runtime cannot be built, a thread cannot start, or a task failed.
 pub fn offload_tokio(setup: &OffloadSetup) -> Result<OffloadFigure, String> {
-    let setup = setup.clone();
-    std::thread::Builder::new()
-        .name("bench-loop".into())
-        .spawn(move || {
-            if let Some(cpu) = setup.loop_cpu {
-                let _ = ringpool::affinity::pin_current_thread(cpu);
-            }
-            measure(&setup)
-        })
-        .map_err(|e| format!("spawn loop thread: {e}"))?
-        .join()
-        .map_err(|_| "the loop thread panicked".to_string())?
+    on_loop_thread(setup, measure)
 }
 
 fn measure(setup: &OffloadSetup) -> Result<OffloadFigure, String> {
@@ -62,21 +51,13 @@ fn measure(setup: &OffloadSetup) -> Result<OffloadFigure, String> {
         for _ in 0..reps {
             tokio::time::sleep(window).await;
             let end = (done.load(Ordering::Relaxed), CpuSnap::now(), Instant::now());
-            let jobs = end.0 - at.0;
-            let secs = end.2.duration_since(at.2).as_secs_f64();
-            let cpu = end.1.since(&at.1);
-            let n = jobs.max(1) as f64;
-            windows.push(OffloadFigure {
-                contender: "tokio-spawn-blocking".into(),
+            windows.push(OffloadFigure::window(
+                "tokio-spawn-blocking",
                 workers,
                 tasks,
-                jobs,
-                secs,
-                jobs_per_s: jobs as f64 / secs,
-                cpu_ns_per_job: (cpu.loop_cpu + cpu.other_cpu).as_nanos() as f64 / n,
-                vcsw_per_job: cpu.process_vcsw as f64 / n,
-                jobs_per_s_reps: vec![],
-            });
+                &at,
+                &end,
+            ));
             at = end;
         }
         stop.store(true, Ordering::Relaxed);
