@@ -172,15 +172,10 @@ impl<R> LoopHandle<R> {
     /// bounded wait: results may arrive without an announcement then).
     /// `false` if the ring refused (a disabled ring): the caller backs off.
     fn wait_briefly(&mut self, ring: &mut IoUring) -> bool {
-        let ts = types::Timespec::new().nsec(1_000_000);
-        let args = types::SubmitArgs::new().timespec(&ts);
         self.stats.enters += 1;
-        match ring.submitter().submit_with_args(1, &args) {
+        let deadline = Instant::now() + Duration::from_millis(1);
+        match super::submit_until(ring, 1, Some(deadline)) {
             Ok(_) => {
-                self.submitted();
-                true
-            }
-            Err(e) if e.raw_os_error() == Some(libc::ETIME) => {
                 self.submitted();
                 true
             }

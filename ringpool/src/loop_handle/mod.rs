@@ -13,6 +13,7 @@ mod wait;
 
 pub use completions::{Completion, Completions, JobId};
 pub(crate) use tasks::TaskJob;
+pub(crate) use wait::submit_until;
 
 use crate::config::Announce;
 use crate::error::{Error, ErrorKind};

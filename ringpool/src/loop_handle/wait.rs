@@ -11,6 +11,25 @@ use std::time::Instant;
 /// `IORING_ENTER_GETEVENTS` from `include/uapi/linux/io_uring.h` (v5.1).
 const IORING_ENTER_GETEVENTS: u32 = 1;
 
+/// Submits and waits for `want` CQEs, or until `deadline` (passed to the
+/// kernel as the wait's timeout, `IORING_FEAT_EXT_ARG`); a wait that times
+/// out returns `Ok(0)`.
+pub(crate) fn submit_until(
+    ring: &mut IoUring,
+    want: usize,
+    deadline: Option<Instant>,
+) -> io::Result<usize> {
+    let Some(d) = deadline else {
+        return ring.submit_and_wait(want);
+    };
+    let ts = types::Timespec::from(d.saturating_duration_since(Instant::now()));
+    let args = types::SubmitArgs::new().timespec(&ts);
+    match ring.submitter().submit_with_args(want, &args) {
+        Err(e) if e.raw_os_error() == Some(libc::ETIME) => Ok(0),
+        r => r,
+    }
+}
+
 impl<R> LoopHandle<R> {
     /// How a loop that makes its own `io_uring_enter` must wait for this
     /// pool's results; [`submit_and_wait`](LoopHandle::submit_and_wait)
@@ -154,18 +173,7 @@ impl<R> LoopHandle<R> {
         }
         self.stats.enters += 1;
         self.stats.waits += 1;
-        let n = match deadline {
-            None => ring.submit_and_wait(want)?,
-            Some(d) => {
-                let ts = types::Timespec::from(d.saturating_duration_since(Instant::now()));
-                let args = types::SubmitArgs::new().timespec(&ts);
-                match ring.submitter().submit_with_args(want, &args) {
-                    Ok(n) => n,
-                    Err(e) if e.raw_os_error() == Some(libc::ETIME) => 0,
-                    Err(e) => return Err(e),
-                }
-            }
-        };
+        let n = submit_until(ring, want, deadline)?;
         self.submitted();
         Ok(n)
     }

@@ -8,7 +8,7 @@ use super::op::{self, Action, Ops, CANCEL_USER_DATA};
 use super::remote::{Remote, Signal, WAKE_USER_DATA};
 use super::task::{self, Header, JoinHandle, Tasks, MAIN};
 use super::time::Timers;
-use crate::loop_handle::LoopHandle;
+use crate::loop_handle::{submit_until, LoopHandle};
 use crate::sys;
 use crate::Pool;
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
@@ -288,7 +288,7 @@ impl Core {
                     lp.park(&mut ring, deadline, &woken)
                 }
                 Some(lp) => lp.flush(&mut ring).and_then(|_| enter_nowait(&mut ring)),
-                None if sleep => wait_ring(&mut ring, deadline),
+                None if sleep => submit_until(&mut ring, 1, deadline),
                 None => enter_nowait(&mut ring),
             };
             self.remote.wakes.awake();
@@ -404,7 +404,11 @@ impl Core {
             }
             let r = {
                 let mut ring = self.ring.borrow_mut();
-                wait_ring(&mut ring, Some(Instant::now() + Duration::from_millis(10)))
+                submit_until(
+                    &mut ring,
+                    1,
+                    Some(Instant::now() + Duration::from_millis(10)),
+                )
             };
             if r.is_err_and(|e| !matches!(e.raw_os_error(), Some(libc::EINTR | libc::ETIME))) {
                 // The ring refuses: nothing more will complete. Leak.
@@ -450,20 +454,5 @@ fn enter_nowait(ring: &mut IoUring) -> io::Result<usize> {
     unsafe {
         ring.submitter()
             .enter::<libc::sigset_t>(n as u32, 0, IORING_ENTER_GETEVENTS, None)
-    }
-}
-
-/// Waits for one CQE, or until `deadline`.
-fn wait_ring(ring: &mut IoUring, deadline: Option<Instant>) -> io::Result<usize> {
-    match deadline {
-        None => ring.submit_and_wait(1),
-        Some(d) => {
-            let ts = types::Timespec::from(d.saturating_duration_since(Instant::now()));
-            let args = types::SubmitArgs::new().timespec(&ts);
-            match ring.submitter().submit_with_args(1, &args) {
-                Err(e) if e.raw_os_error() == Some(libc::ETIME) => Ok(0),
-                r => r,
-            }
-        }
     }
 }
