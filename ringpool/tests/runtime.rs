@@ -21,6 +21,16 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use util::Watchdog;
 
+/// Counts its drops: what a test hands to tasks and jobs must be dropped
+/// exactly once, whatever happens to them.
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
 fn rt() -> Runtime {
     Runtime::builder().workers(2).build().expect("runtime")
 }
@@ -270,12 +280,6 @@ fn block_on_plain<F: Future>(f: F) -> F::Output {
 /// never leaked, whether the job had finished or not.
 #[test]
 fn dropped_offload_results_are_dropped_not_leaked() {
-    struct Counted(Arc<AtomicUsize>);
-    impl Drop for Counted {
-        fn drop(&mut self) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
     let drops = Arc::new(AtomicUsize::new(0));
     let rt = rt();
     rt.block_on(async {
@@ -557,12 +561,6 @@ impl Future for &mut OneRx {
 #[test]
 fn dropped_with_everything_in_flight() {
     let _w = watchdog("dropped_with_everything_in_flight");
-    struct Counted(Arc<AtomicUsize>);
-    impl Drop for Counted {
-        fn drop(&mut self) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
     for multishot in [true, false] {
         let drops = Arc::new(AtomicUsize::new(0));
         let (closures, results) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
@@ -853,12 +851,6 @@ fn misuse_is_an_error_not_a_hang() {
 /// dropped.
 #[test]
 fn staged_jobs_at_shutdown_are_dropped() {
-    struct Counted(Arc<AtomicUsize>);
-    impl Drop for Counted {
-        fn drop(&mut self) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
     let drops = Arc::new(AtomicUsize::new(0));
     let rt = rt();
     rt.block_on(async {

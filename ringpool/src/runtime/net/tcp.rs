@@ -80,7 +80,11 @@ impl TcpListener {
         let core = core()?;
         let addr = resolve(addr)?;
         let fd = sys::listen(&addr, reuse_port, 1024)?;
-        Ok(TcpListener {
+        Ok(TcpListener::from_fd(core, fd))
+    }
+
+    fn from_fd(core: Rc<Core>, fd: OwnedFd) -> TcpListener {
+        TcpListener {
             inner: Rc::new(ListenerInner {
                 fd: Rc::new(fd),
                 core,
@@ -92,7 +96,7 @@ impl TcpListener {
                     waker: None,
                 }),
             }),
-        })
+        }
     }
 
     /// Takes over a listening std socket (bound and listening already, e.g.
@@ -102,19 +106,7 @@ impl TcpListener {
         let core = core()?;
         // Blocking mode: the ring does the waiting.
         listener.set_nonblocking(false)?;
-        Ok(TcpListener {
-            inner: Rc::new(ListenerInner {
-                fd: Rc::new(OwnedFd::from(listener)),
-                core,
-                accepted: RefCell::new(Accepted {
-                    conns: VecDeque::new(),
-                    armed: None,
-                    pausing: false,
-                    orphans: 0,
-                    waker: None,
-                }),
-            }),
-        })
+        Ok(TcpListener::from_fd(core, OwnedFd::from(listener)))
     }
 
     /// The address it is bound to.
