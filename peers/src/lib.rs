@@ -283,11 +283,7 @@ async fn run(shared: &Shared, job: Job, body: Bytes) -> Output {
             shared.stats.job_started();
             let output = tokio::task::spawn_blocking(move || job.run(&body)).await;
             shared.stats.job_completed();
-            output.unwrap_or_else(|_| Output {
-                status: 500,
-                content_type: "text/plain",
-                body: b"Internal Server Error\n".to_vec(),
-            })
+            output.unwrap_or_else(|_| Output::internal_error())
         }
     }
 }

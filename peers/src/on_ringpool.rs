@@ -132,11 +132,7 @@ async fn run(shared: &Shared, job: Job, body: Bytes) -> Output {
     shared.stats.job_started();
     let out = offload(move || job.run(&body)).await;
     shared.stats.job_completed();
-    out.unwrap_or_else(|_| Output {
-        status: 500,
-        content_type: "text/plain",
-        body: b"Internal Server Error\n".to_vec(),
-    })
+    out.unwrap_or_else(|_| Output::internal_error())
 }
 
 /// Binds `addr` on a ringpool runtime (one ring thread, `config.workers`

@@ -48,6 +48,17 @@ pub struct Output {
     pub body: Vec<u8>,
 }
 
+impl Output {
+    /// The 500 answer: the work failed, or its job panicked or never ran.
+    pub fn internal_error() -> Output {
+        Output {
+            status: 500,
+            content_type: "text/plain",
+            body: b"Internal Server Error\n".to_vec(),
+        }
+    }
+}
+
 impl Job {
     /// Runs the job on a request body.
     pub fn run(self, body: &[u8]) -> Output {
@@ -63,11 +74,7 @@ impl Job {
                     content_type: "application/zstd",
                     body,
                 },
-                Err(_) => Output {
-                    status: 500,
-                    content_type: "text/plain",
-                    body: b"Internal Server Error\n".to_vec(),
-                },
+                Err(_) => Output::internal_error(),
             },
             Job::Verify => Output {
                 status: 200,

@@ -5,7 +5,6 @@ use super::Shared;
 use ringpool::runtime::net::TcpStream;
 use ringpool::runtime::offload;
 use ringpool::runtime::time::timeout;
-use ringpool::JobError;
 use ringpool_server::http::{response, Conn, Event, ResponseMode};
 use ringpool_server::routes::{respond_inline, route, Route};
 use ringpool_server::work::Output;
@@ -71,17 +70,14 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
                     shared.stats.job_started();
                     let done = offload(move || job.run(&body)).await;
                     shared.stats.job_completed();
-                    let (status, ctype, body) = match done {
-                        Ok(Output {
-                            status,
-                            content_type,
-                            body,
-                        }) => (status, content_type, body),
-                        Err(JobError::Panicked(_)) | Err(JobError::Cancelled(_)) => {
-                            (500, "text/plain", b"Internal Server Error\n".to_vec())
-                        }
-                    };
-                    response::write(&mut out, status, mode, ctype, &body);
+                    // A panicked job, or one that never ran (the pool shut
+                    // down): 500.
+                    let Output {
+                        status,
+                        content_type,
+                        body,
+                    } = done.unwrap_or_else(|_| Output::internal_error());
+                    response::write(&mut out, status, mode, content_type, &body);
                     shared.stats.record_status(status);
                     if mode.close {
                         break true;
