@@ -214,16 +214,11 @@ impl Core {
         let waker = Waker::from(main.clone());
         let mut cx = Context::from_waker(&waker);
         let mut future = pin!(future);
-        let mut main_ready = main.schedule();
+        // `future` is polled first, before the tasks already queued.
+        main.schedule();
+        self.ready.borrow_mut().push_front(main.clone());
         loop {
             self.remote.wakes.awake();
-            if main_ready {
-                main_ready = false;
-                main.unschedule();
-                if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
-                    return v;
-                }
-            }
             for _ in 0..TASK_BUDGET {
                 let next = self.ready.borrow_mut().pop_front();
                 let Some(h) = next else { break };
