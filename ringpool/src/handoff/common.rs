@@ -1,6 +1,8 @@
 //! Pieces several backends share: the lock-free job lanes and result queues, the
 //! worker's spin-then-park loop, futex wakes, and result delivery with a
-//! doorbell.
+//! doorbell. Jobs move in batches: a loop publishes its lane once per flush,
+//! a worker claims several jobs with one CAS and hands all their results
+//! back with one reservation and one doorbell check.
 
 use super::caps::Capabilities;
 use super::dispatch::{BackendConfig, MailboxOps, PoolCqe, PoolSideOps, Sink, WorkerOps};
@@ -10,26 +12,28 @@ use crate::error::Error;
 use crate::pool::job::JobRef;
 use crate::pool::loop_shared::LoopShared;
 use crate::pool::workers::{bump, WorkerStats, Workers};
-use crate::protocol::park;
+use crate::protocol::{park, rings};
 use crate::stats::LoopStats;
 use crate::sync::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use crate::sync::{lock, AtomicPtr, AtomicU32, AtomicUsize, Mutex};
 use crate::sys;
 use crate::tag::{self, Kind};
-use crossbeam_queue::ArrayQueue;
 use io_uring::{squeue, IoUring};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::marker::PhantomData;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 /// The pool's job queue for every backend but `pipe` and `condvar`: one
-/// bounded lock-free *lane* per registered loop (a
-/// `crossbeam_queue::ArrayQueue` of capacity `max_in_flight`, which a loop's
-/// pushes can never fill), in a table the workers scan. Nothing is allocated
-/// per job: a lane is made when a loop registers and no free lane is left,
-/// and kept (for the next loop) when its loop closes.
+/// bounded lock-free *lane* per registered loop (a single-producer,
+/// multi-consumer [`rings::Lane`] with room for `max_in_flight` jobs, which
+/// a loop's pushes can never fill), in a table the workers scan. The loop
+/// pushes jobs unpublished and publishes them once per batch
+/// ([`JobQueue::publish`], at its flush); a worker claims up to its share
+/// of a lane's jobs with one CAS ([`JobQueue::claim`]). Nothing is
+/// allocated per job: a lane is made when a loop registers and no free lane
+/// is left, and kept (for the next loop) when its loop closes.
 ///
 /// # Lifetimes
 ///
@@ -49,8 +53,9 @@ use std::time::{Duration, Instant};
 /// increment and the `fence(SeqCst)` of `Sleepers::prepare`, and loads
 /// `len` and then each lane's head and tail. A loop's lane was published by
 /// a `SeqCst` store of `len` at `register` (on the loop's thread), before
-/// any of its pushes (a CAS on the lane's tail), which precede the
-/// `fence(SeqCst)` of `Sleepers::claim` and its read of the count. The two
+/// any of its publishes (a `Release` store of the lane's tail), which
+/// precede the `fence(SeqCst)` of `Sleepers::claim` and its read of the
+/// count. The two
 /// fences are totally ordered: if the worker's is first, the loop's count
 /// read sees the worker's increment (it wakes the sleeper); if the loop's is
 /// first, the worker's loads see the new `len` and the pushed tail (it does
@@ -70,8 +75,8 @@ pub(crate) struct JobQueue {
     capacity: usize,
 }
 
-/// One loop's queued jobs.
-type Lane = ArrayQueue<JobRef>;
+/// One loop's queued jobs: job pointers ([`JobRef::into_addr`]).
+type Lane = rings::Lane;
 
 /// Chunks of lanes: room for `2^CHUNKS - 1` lanes, more than the 65536
 /// loop handles a process can have.
@@ -134,7 +139,7 @@ impl JobQueue {
             chunk = Box::leak(fresh).as_mut_ptr();
             self.chunks[k].store(chunk, Release);
         }
-        let lane = Box::into_raw(Box::new(ArrayQueue::new(self.capacity)));
+        let lane = Box::into_raw(Box::new(Lane::new(self.capacity)));
         // SAFETY: `j < 2^k`, the chunk's length; the chunk lives until drop.
         unsafe { (*chunk.add(j)).store(lane, Release) };
         // Publishes the lane to the workers (see "The park protocol").
@@ -149,33 +154,34 @@ impl JobQueue {
         lock(&self.free).push(lane);
     }
 
-    /// Queues `job` on its loop's lane.
+    /// Queues `job` on its loop's lane, unpublished until the loop's next
+    /// [`JobQueue::publish`] (its flush).
     #[inline]
     pub(crate) fn push(&self, job: JobRef) {
         // SAFETY: the job's cell lives in its home's slab, so its home is
         // alive while the job is (and this is its loop's thread, pushing).
         let home = unsafe { job.header().home.as_ref() };
         let lane = home.lane.expect("a loop of a lane mechanism has a lane");
-        let lane = self.lane(lane as usize);
-        if let Err(job) = lane.push(job) {
-            // Unreachable: pushes are bounded by the loop's slots. Keep the
-            // job rather than lose it, by waiting until there is room.
-            let mut job = job;
-            loop {
-                std::thread::yield_now();
-                match lane.push(job) {
-                    Ok(()) => break,
-                    Err(j) => job = j,
-                }
-            }
-        }
+        // The lane's only producer is its loop, on this thread.
+        self.lane(lane as usize).push(job.into_addr());
     }
 
-    /// Takes a queued job from any lane, scanning from lane `*cursor` and
-    /// leaving `*cursor` just past the lane it took from (round robin, so
-    /// that no loop's jobs wait behind another's).
+    /// Makes every job pushed on `lane` visible to the workers: one
+    /// `Release` store. The loop calls it before it decides which sleeping
+    /// workers to wake (the park protocol's order).
     #[inline]
-    pub(crate) fn pop(&self, cursor: &mut usize) -> Option<JobRef> {
+    pub(crate) fn publish(&self, lane: u32) {
+        self.lane(lane as usize).publish();
+    }
+
+    /// Claims up to [`rings::CLAIM_MAX`] published jobs of one lane, and at
+    /// most a `1/share` part of what it holds (so that a burst spreads over
+    /// `share` workers), scanning from lane `*cursor` and leaving `*cursor`
+    /// just past the lane it took from (round robin, so that no loop's jobs
+    /// wait behind another's). The jobs go to `out`, all of one loop.
+    /// Returns `false` if no lane had a job.
+    #[inline]
+    pub(crate) fn claim(&self, cursor: &mut usize, share: usize, out: &mut Vec<JobRef>) -> bool {
         let n = self.len();
         let mut i = if *cursor < n { *cursor } else { 0 };
         for _ in 0..n {
@@ -184,26 +190,54 @@ impl JobQueue {
             if i == n {
                 i = 0;
             }
-            if let Some(job) = lane.pop() {
+            let took = lane.claim(rings::CLAIM_MAX, share, |a| {
+                // SAFETY: every entry of a lane is a `JobRef::into_addr`
+                // pushed once by its loop, and a successful claim hands
+                // each entry to exactly one claimer: ownership arrives
+                // exactly once.
+                out.push(unsafe { JobRef::from_addr(a) })
+            });
+            if took > 0 {
                 *cursor = i;
-                return Some(job);
+                return true;
             }
         }
-        None
+        false
     }
 
-    /// No lane holds a job (`SeqCst` loads throughout: the park protocol's
-    /// re-check).
+    /// Takes one published job from any lane (cold paths).
+    pub(crate) fn pop(&self) -> Option<JobRef> {
+        let mut one = Vec::with_capacity(rings::CLAIM_MAX);
+        let mut cursor = 0;
+        // `share` so large that a claim takes one job.
+        if !self.claim(&mut cursor, usize::MAX, &mut one) {
+            return None;
+        }
+        let job = one.pop();
+        debug_assert!(one.is_empty());
+        job
+    }
+
+    /// No lane holds a published job (`SeqCst` loads throughout: the park
+    /// protocol's re-check).
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         (0..self.len()).all(|i| self.lane(i).is_empty())
     }
 
-    /// Takes every job queued on `lane` (a closing loop's own: only its loop
-    /// pushes there).
+    /// Takes every job pushed on `lane`, published or not (a closing loop's
+    /// own: only its loop pushes there, and this is its thread).
     pub(crate) fn take_lane(&self, lane: u32) -> Vec<JobRef> {
         let lane = self.lane(lane as usize);
-        std::iter::from_fn(|| lane.pop()).collect()
+        lane.publish();
+        let mut jobs = Vec::new();
+        while lane.claim(usize::MAX, 1, |a| {
+            // SAFETY: each entry is a `JobRef::into_addr` its loop pushed
+            // once, and the claim hands it to this caller alone.
+            jobs.push(unsafe { JobRef::from_addr(a) })
+        }) > 0
+        {}
+        jobs
     }
 }
 
@@ -231,21 +265,24 @@ impl Drop for JobQueue {
     }
 }
 
-/// A worker's view of the job queue for [`park::next_job`], with its scan
-/// cursor.
+/// A worker's view of the job queue for [`park::next_job`]: its scan
+/// cursor, its share of a burst, and where its claims go.
 struct Scan<'a> {
     jobs: &'a JobQueue,
     cursor: Cell<usize>,
+    share: usize,
+    out: RefCell<&'a mut Vec<JobRef>>,
 }
 
 impl park::Queue for Scan<'_> {
-    type Job = JobRef;
+    /// A claim put jobs into the worker's batch.
+    type Job = ();
 
-    fn pop(&self) -> Option<JobRef> {
+    fn pop(&self) -> Option<()> {
         let mut c = self.cursor.get();
-        let job = self.jobs.pop(&mut c);
+        let took = self.jobs.claim(&mut c, self.share, &mut self.out.borrow_mut());
         self.cursor.set(c);
-        job
+        took.then_some(())
     }
 
     fn is_empty(&self) -> bool {
@@ -253,34 +290,38 @@ impl park::Queue for Scan<'_> {
     }
 }
 
-/// A loop's result queue: a bounded lock-free queue used MPSC. Its capacity
-/// is the loop's in-flight limit, so a push can never find it full.
-pub(crate) struct ResultQueue(ArrayQueue<JobRef>);
+/// A loop's result queue: a [`rings::ResultRing`] (multi-producer: the
+/// workers; single consumer: the loop) with room for the loop's in-flight
+/// limit, so a push never finds it full. A worker pushes a whole batch with
+/// one reservation.
+pub(crate) struct ResultQueue(rings::ResultRing);
 
 impl ResultQueue {
     pub(crate) fn new(capacity: usize) -> ResultQueue {
-        ResultQueue(ArrayQueue::new(capacity.max(1)))
+        ResultQueue(rings::ResultRing::new(capacity))
     }
 
+    /// Worker side: queues every job of `jobs` (all of this queue's loop,
+    /// their final states published) and empties `jobs`.
     #[inline]
-    pub(crate) fn push(&self, job: JobRef) {
-        if let Err(job) = self.0.push(job) {
-            // Unreachable: pushes are bounded by the loop's slots. Keep the
-            // job rather than lose it, by waiting until there is room.
-            let mut job = job;
-            loop {
-                std::thread::yield_now();
-                match self.0.push(job) {
-                    Ok(()) => break,
-                    Err(j) => job = j,
-                }
+    pub(crate) fn push_all(&self, jobs: &mut Vec<JobRef>) {
+        let mut addrs = [0usize; rings::CLAIM_MAX];
+        for chunk in jobs.chunks(rings::CLAIM_MAX) {
+            for (a, job) in addrs.iter_mut().zip(chunk) {
+                *a = job.addr();
             }
+            self.0.push_all(&addrs[..chunk.len()]);
         }
+        // The refs moved into the ring (a `JobRef` has nothing to drop).
+        jobs.clear();
     }
 
+    /// Loop side: the next result, if it is there.
     #[inline]
     pub(crate) fn pop(&self) -> Option<JobRef> {
-        self.0.pop()
+        // SAFETY: every entry is a `JobRef` a worker moved in with
+        // `push_all`, and the ring hands each entry out once, to the loop.
+        self.0.pop().map(|a| unsafe { JobRef::from_addr(a) })
     }
 
     #[inline]
@@ -308,26 +349,30 @@ pub(crate) fn spin_for(budget: Duration, seen: impl Fn() -> bool) -> bool {
     }
 }
 
-/// A worker's wait for its next job, for the backends whose workers park
+/// A worker's wait for its next jobs, for the backends whose workers park
 /// (`msg-ring`, `msg-ring-sync`, `eventfd`, `futex`): the park protocol's
 /// loop ([`park::next_job`]), spinning for the pool's budget first, with
 /// `wait` as the primitive that blocks until the state word may have
 /// changed. `cursor` is the worker's own scan position in the queue's lanes.
-/// `None` once the pool exits with the queue empty.
-pub(crate) fn next_job_parked(
+/// The claimed jobs (all of one loop) go to `out`; `false` once the pool
+/// exits with the queue empty.
+pub(crate) fn next_batch_parked(
     jobs: &JobQueue,
     cursor: &mut usize,
     workers: &Workers,
     idx: usize,
+    out: &mut Vec<JobRef>,
     mut wait: impl FnMut(&AtomicU32) -> io::Result<()>,
-) -> Option<JobRef> {
+) -> bool {
     let me = &*workers.slots[idx].state;
     let stats = &workers.slots[idx].stats;
     let scan = Scan {
         jobs,
         cursor: Cell::new(*cursor),
+        share: workers.slots.len(),
+        out: RefCell::new(out),
     };
-    let job = park::next_job(
+    let got = park::next_job(
         &scan,
         &workers.sleepers,
         me,
@@ -344,7 +389,7 @@ pub(crate) fn next_job_parked(
         || bump(&stats.parks),
     );
     *cursor = scan.cursor.get();
-    job
+    got.is_some()
 }
 
 /// Sleeps on the worker's own state word with futex(2).
@@ -361,18 +406,19 @@ pub(crate) fn wake_futex(workers: &Workers, idx: usize) {
     }
 }
 
-/// Worker side, batched announcements: queue the result, then announce with
-/// `send` only if this worker flipped the doorbell (at most one announcement
-/// in flight per loop; see `protocol::doorbell`).
+/// Worker side, batched announcements: queue the results (all of `home`'s),
+/// then announce with `send` only if this worker flipped the doorbell (at
+/// most one announcement in flight per loop; see `protocol::doorbell`): one
+/// reservation and one doorbell check per batch.
 #[inline]
 pub(crate) fn deliver_batched(
     results: &ResultQueue,
     home: &LoopShared,
-    job: JobRef,
+    jobs: &mut Vec<JobRef>,
     stats: &WorkerStats,
     mut send: impl FnMut(u64) -> io::Result<()>,
 ) {
-    results.push(job);
+    results.push_all(jobs);
     if !home.closing.load(Acquire) && home.doorbell.should_ring() {
         let ud = tag::encode(Kind::Doorbell, home.reg, 0);
         bump(&stats.doorbells);
@@ -384,18 +430,22 @@ pub(crate) fn deliver_batched(
     }
 }
 
-/// Worker side, `Announce::PerJob`: one CQE naming the job's slot. The job's
-/// final state is already published; a closing loop polls it, so no message
-/// is sent then.
+/// Worker side, `Announce::PerJob`: one CQE per job naming its slot. The
+/// jobs' final states are already published; a closing loop polls them, so
+/// no message is sent then.
 pub(crate) fn deliver_per_job(
     home: &LoopShared,
-    slot: u32,
+    jobs: &mut Vec<JobRef>,
     stats: &WorkerStats,
     mut send: impl FnMut(u64) -> io::Result<()>,
 ) {
-    let ud = tag::encode(Kind::Result, home.reg, slot);
-    if !home.closing.load(Acquire) {
-        send_with_retry(home, stats, || send(ud));
+    for job in jobs.drain(..) {
+        // `slot` never changes, and the slab is alive while this worker
+        // delivers (`senders`), even if the loop already reused the cell.
+        let ud = tag::encode(Kind::Result, home.reg, job.header().slot);
+        if !home.closing.load(Acquire) {
+            send_with_retry(home, stats, || send(ud));
+        }
     }
 }
 
@@ -492,7 +542,7 @@ impl<M: QueueMechanism> PoolSideOps for QueuePool<M> {
     }
 
     fn pop(&self) -> Option<JobRef> {
-        self.jobs.pop(&mut 0)
+        self.jobs.pop()
     }
 
     fn is_empty(&self) -> bool {
@@ -531,8 +581,14 @@ impl<M: QueueMechanism> WorkerOps for FutexWorker<M> {
         })
     }
 
-    fn next_job(&mut self, pool: &QueuePool<M>, workers: &Workers, idx: usize) -> Option<JobRef> {
-        next_job_parked(&pool.jobs, &mut self.cursor, workers, idx, futex_wait)
+    fn next_batch(
+        &mut self,
+        pool: &QueuePool<M>,
+        workers: &Workers,
+        idx: usize,
+        out: &mut Vec<JobRef>,
+    ) -> bool {
+        next_batch_parked(&pool.jobs, &mut self.cursor, workers, idx, out, futex_wait)
     }
 }
 
@@ -571,23 +627,15 @@ impl<W> MsgMailbox<W> {
 impl<W: MsgSender> MailboxOps for MsgMailbox<W> {
     type Worker = W;
 
-    fn deliver(
-        &self,
-        home: &LoopShared,
-        worker: &mut W,
-        job: JobRef,
-        slot: u32,
-        stats: &WorkerStats,
-    ) {
+    fn deliver(&self, home: &LoopShared, worker: &mut W, jobs: &mut Vec<JobRef>, stats: &WorkerStats) {
         let ring = home.ring.as_raw_fd();
         let send = |ud| worker.send_msg(ring, ud);
         if self.per_job {
-            // The job's final state is published; the loop finds the cell
-            // through the slot the message names.
-            let _ = job;
-            deliver_per_job(home, slot, stats, send)
+            // The jobs' final states are published; the loop finds each
+            // cell through the slot its message names.
+            deliver_per_job(home, jobs, stats, send)
         } else {
-            deliver_batched(&self.results, home, job, stats, send)
+            deliver_batched(&self.results, home, jobs, stats, send)
         }
     }
 

@@ -81,19 +81,28 @@ impl WorkerOps for Worker {
         Ok(Worker)
     }
 
-    fn next_job(&mut self, pool: &PoolSide, workers: &Workers, _idx: usize) -> Option<JobRef> {
+    /// One job at a time, from the shared queue (the question's design).
+    fn next_batch(
+        &mut self,
+        pool: &PoolSide,
+        workers: &Workers,
+        _idx: usize,
+        out: &mut Vec<JobRef>,
+    ) -> bool {
         if let Some(job) = pool.pop() {
-            return Some(job);
+            out.push(job);
+            return true;
         }
         spin_for(workers.spin, || !pool.is_empty());
         // Block until a job arrives, or the pool exits with the queue empty.
         let mut jobs = lock(&pool.jobs);
         loop {
             if let Some(job) = jobs.pop_front() {
-                return Some(job);
+                out.push(job);
+                return true;
             }
             if workers.exiting() {
-                return None;
+                return false;
             }
             jobs = match pool.ready.wait(jobs) {
                 Ok(g) => g,
@@ -110,8 +119,8 @@ pub(crate) struct Mailbox {
 impl MailboxOps for Mailbox {
     type Worker = Worker;
 
-    fn deliver(&self, _: &LoopShared, _: &mut Worker, job: JobRef, _: u32, _: &WorkerStats) {
-        lock(&self.results).push_back(job)
+    fn deliver(&self, _: &LoopShared, _: &mut Worker, jobs: &mut Vec<JobRef>, _: &WorkerStats) {
+        lock(&self.results).extend(jobs.drain(..))
     }
 
     fn pop(&self) -> Option<JobRef> {

@@ -106,6 +106,16 @@ pub(crate) trait PoolSideOps: Sized {
         None
     }
 
+    /// Makes the jobs `home`'s loop queued since its last call visible to
+    /// the workers (a lane's batch publish); the loop calls it at every
+    /// flush, before it decides which sleeping workers to wake. Mechanisms
+    /// that queue each job at once have nothing to do.
+    fn publish(&self, home: &LoopShared) {
+        if let (Some(q), Some(lane)) = (self.job_queue(), home.lane) {
+            q.publish(lane);
+        }
+    }
+
     /// Takes every queued job whose loop is `home` (a loop closing under
     /// `Shutdown::Cancel` cancels them itself): with a lane per loop
     /// (`common::JobQueue`), what its lane holds; other loops' jobs are not
@@ -145,9 +155,16 @@ pub(crate) trait WorkerOps: Sized {
     /// Runs on the worker's thread before its first job.
     fn new(pool: &Self::Pool, idx: usize) -> io::Result<Self>;
 
-    /// Blocks until there is a job for this worker (`Some`) or the pool
-    /// exits with nothing left for it (`None`).
-    fn next_job(&mut self, pool: &Self::Pool, workers: &Workers, idx: usize) -> Option<JobRef>;
+    /// Blocks until there are jobs for this worker, and moves them into
+    /// `out` (empty on entry; every job in it of one loop): `true`; or the
+    /// pool exits with nothing left for it: `false`.
+    fn next_batch(
+        &mut self,
+        pool: &Self::Pool,
+        workers: &Workers,
+        idx: usize,
+        out: &mut Vec<JobRef>,
+    ) -> bool;
 
     /// Runs on the worker's thread after its last job.
     fn retire(&mut self, _pool: &Self::Pool, _idx: usize) {}
@@ -157,14 +174,15 @@ pub(crate) trait WorkerOps: Sized {
 pub(crate) trait MailboxOps {
     type Worker: WorkerOps;
 
-    /// Hands a finished (or cancelled) job back to `home`'s loop. `slot` is
-    /// the job's slot, read before the job ran: the cell is the loop's now.
+    /// Hands finished (or cancelled) jobs back to `home`'s loop, emptying
+    /// `jobs` (every one of `home`'s, its final state published: each cell
+    /// may be the loop's again already, so only its fixed `slot` may be
+    /// read).
     fn deliver(
         &self,
         home: &LoopShared,
         worker: &mut Self::Worker,
-        job: JobRef,
-        slot: u32,
+        jobs: &mut Vec<JobRef>,
         stats: &WorkerStats,
     );
 
@@ -380,6 +398,11 @@ macro_rules! backends {
                 match self { $(PoolSide::$variant(p) => if let Some(q) = p.job_queue() { q.detach(lane) }),* }
             }
 
+            #[inline]
+            pub(crate) fn publish(&self, home: &LoopShared) {
+                match self { $(PoolSide::$variant(p) => p.publish(home)),* }
+            }
+
             pub(crate) fn take_jobs_of(&self, home: &LoopShared) -> Vec<JobRef> {
                 match self { $(PoolSide::$variant(p) => p.take_jobs_of(home)),* }
             }
@@ -395,9 +418,9 @@ macro_rules! backends {
             }
 
             #[inline]
-            pub(crate) fn next_job(&mut self, pool: &PoolSide, workers: &Workers, idx: usize) -> Option<JobRef> {
+            pub(crate) fn next_batch(&mut self, pool: &PoolSide, workers: &Workers, idx: usize, out: &mut Vec<JobRef>) -> bool {
                 match (self, pool) {
-                    $((Worker::$variant(w), PoolSide::$variant(p)) => w.next_job(p, workers, idx),)*
+                    $((Worker::$variant(w), PoolSide::$variant(p)) => w.next_batch(p, workers, idx, out),)*
                     #[allow(unreachable_patterns)]
                     _ => unreachable!("a worker runs its own pool's mechanism"),
                 }
@@ -414,9 +437,9 @@ macro_rules! backends {
 
         impl Mailbox {
             #[inline]
-            pub(crate) fn deliver(&self, home: &LoopShared, worker: &mut Worker, job: JobRef, slot: u32, stats: &WorkerStats) {
+            pub(crate) fn deliver(&self, home: &LoopShared, worker: &mut Worker, jobs: &mut Vec<JobRef>, stats: &WorkerStats) {
                 match (self, worker) {
-                    $((Mailbox::$variant(m), Worker::$variant(w)) => m.deliver(home, w, job, slot, stats),)*
+                    $((Mailbox::$variant(m), Worker::$variant(w)) => m.deliver(home, w, jobs, stats),)*
                     #[allow(unreachable_patterns)]
                     _ => unreachable!("a loop registers with its own pool's mechanism"),
                 }

@@ -48,8 +48,8 @@ pub(crate) struct Mailbox {
 impl MailboxOps for Mailbox {
     type Worker = Worker;
 
-    fn deliver(&self, home: &LoopShared, _: &mut Worker, job: JobRef, _: u32, stats: &WorkerStats) {
-        common::deliver_batched(&self.results, home, job, stats, |_| {
+    fn deliver(&self, home: &LoopShared, _: &mut Worker, jobs: &mut Vec<JobRef>, stats: &WorkerStats) {
+        common::deliver_batched(&self.results, home, jobs, stats, |_| {
             sys::eventfd::notify(&self.eventfd)
         })
     }

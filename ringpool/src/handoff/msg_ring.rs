@@ -82,7 +82,7 @@ impl PoolSideOps for PoolSide {
     }
 
     fn pop(&self) -> Option<JobRef> {
-        self.jobs.pop(&mut 0)
+        self.jobs.pop()
     }
 
     fn is_empty(&self) -> bool {
@@ -182,9 +182,15 @@ impl WorkerOps for Worker {
         Ok(Worker { ring, cursor: 0 })
     }
 
-    fn next_job(&mut self, pool: &PoolSide, workers: &Workers, idx: usize) -> Option<JobRef> {
+    fn next_batch(
+        &mut self,
+        pool: &PoolSide,
+        workers: &Workers,
+        idx: usize,
+        out: &mut Vec<JobRef>,
+    ) -> bool {
         let ring = &mut self.ring;
-        common::next_job_parked(&pool.jobs, &mut self.cursor, workers, idx, |_| {
+        common::next_batch_parked(&pool.jobs, &mut self.cursor, workers, idx, out, |_| {
             sys::fault::check(Site::WorkerEnter)?;
             ring.submit_and_wait(1)?;
             ring.completion().for_each(drop);

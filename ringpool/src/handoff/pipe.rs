@@ -99,7 +99,15 @@ impl WorkerOps for Worker {
         Ok(Worker)
     }
 
-    fn next_job(&mut self, pool: &PoolSide, workers: &Workers, idx: usize) -> Option<JobRef> {
+    /// One job per 8-byte message, one message per read (the question's
+    /// design).
+    fn next_batch(
+        &mut self,
+        pool: &PoolSide,
+        workers: &Workers,
+        idx: usize,
+        out: &mut Vec<JobRef>,
+    ) -> bool {
         loop {
             match sys::pipe::read_u64(&pool.rx) {
                 Ok(Some(raw)) => {
@@ -110,9 +118,10 @@ impl WorkerOps for Worker {
                     // (The pipe orders the hand-off, and ThreadSanitizer sees
                     // it: it models a pipe's write and read as release and
                     // acquire.)
-                    return Some(unsafe { JobRef::from_raw(raw) });
+                    out.push(unsafe { JobRef::from_raw(raw) });
+                    return true;
                 }
-                Ok(None) => return None, // every write end closed: the pool is gone
+                Ok(None) => return false, // every write end closed: the pool is gone
                 Err(_) => {
                     bump(&workers.slots[idx].stats.wait_errors);
                     std::thread::sleep(Duration::from_micros(50));
@@ -131,20 +140,17 @@ pub(crate) struct Mailbox {
 impl MailboxOps for Mailbox {
     type Worker = Worker;
 
-    fn deliver(
-        &self,
-        _: &LoopShared,
-        _: &mut Worker,
-        _job: JobRef,
-        slot: u32,
-        stats: &WorkerStats,
-    ) {
-        // The job's final state is published; the loop finds the cell
-        // through the slot the message names.
-        let mut backoff = Backoff::new();
-        while sys::pipe::write_u64(&self.tx, u64::from(slot)).is_err() {
-            bump(&stats.send_errors);
-            backoff.snooze();
+    fn deliver(&self, _: &LoopShared, _: &mut Worker, jobs: &mut Vec<JobRef>, stats: &WorkerStats) {
+        for job in jobs.drain(..) {
+            // The job's final state is published; the loop finds the cell
+            // through the slot the message names (fixed, so readable even
+            // if the loop reused the cell already).
+            let slot = job.header().slot;
+            let mut backoff = Backoff::new();
+            while sys::pipe::write_u64(&self.tx, u64::from(slot)).is_err() {
+                bump(&stats.send_errors);
+                backoff.snooze();
+            }
         }
     }
 

@@ -41,11 +41,18 @@ impl WorkerOps for Worker {
         Ok(Worker { cursor: 0 })
     }
 
-    fn next_job(&mut self, pool: &PoolSide, workers: &Workers, _idx: usize) -> Option<JobRef> {
+    fn next_batch(
+        &mut self,
+        pool: &PoolSide,
+        workers: &Workers,
+        _idx: usize,
+        out: &mut Vec<JobRef>,
+    ) -> bool {
+        let share = workers.slots.len();
         loop {
             let jobs = pool.jobs();
-            if let Some(job) = jobs.pop(&mut self.cursor) {
-                return Some(job);
+            if jobs.claim(&mut self.cursor, share, out) {
+                return true;
             }
             let seen = (0..256).any(|_| {
                 std::hint::spin_loop();
@@ -55,7 +62,7 @@ impl WorkerOps for Worker {
                 continue;
             }
             if workers.exiting() && jobs.is_empty() {
-                return None;
+                return false;
             }
             std::thread::yield_now();
         }
@@ -69,8 +76,8 @@ pub(crate) struct Mailbox {
 impl MailboxOps for Mailbox {
     type Worker = Worker;
 
-    fn deliver(&self, _: &LoopShared, _: &mut Worker, job: JobRef, _: u32, _: &WorkerStats) {
-        self.results.push(job)
+    fn deliver(&self, _: &LoopShared, _: &mut Worker, jobs: &mut Vec<JobRef>, _: &WorkerStats) {
+        self.results.push_all(jobs)
     }
 
     fn pop(&self) -> Option<JobRef> {

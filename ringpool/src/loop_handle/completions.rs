@@ -111,8 +111,10 @@ impl<R> LoopHandle<R> {
         Completions { lp: self }
     }
 
-    /// Moves every result queued in the mailbox into the ready list.
+    /// Publishes the jobs queued since the last publish (see `try_submit`),
+    /// and moves every result queued in the mailbox into the ready list.
     pub(super) fn drain_results(&mut self) {
+        self.owner.shared.backend.publish(&self.shared);
         while let Some(job) = self.shared.mailbox.pop() {
             self.slots.complete(job);
         }

@@ -12,9 +12,12 @@ use std::io;
 impl<R: Send + 'static> LoopHandle<R> {
     /// Hands `job` to the pool without blocking.
     ///
-    /// The job is queued at once; a sleeping worker is woken at the next
-    /// [`flush`](LoopHandle::flush) (which `submit_and_wait` does), so that
-    /// several submissions share one wake.
+    /// The job is queued at once and published to the workers in a batch
+    /// with the others at the next [`flush`](LoopHandle::flush) (which
+    /// `submit_and_wait` does), [`reap`](LoopHandle::reap) or
+    /// [`completions`](LoopHandle::completions); a sleeping worker is woken
+    /// at the next flush, so that several submissions share one publish and
+    /// one wake.
     ///
     /// # Errors
     ///
@@ -64,13 +67,16 @@ impl<R: Send + 'static> LoopHandle<R> {
 }
 
 impl<R> LoopHandle<R> {
-    /// Puts the staged task jobs into the pool's queue.
+    /// Puts the staged task jobs into the pool's queue, and publishes every
+    /// job queued since the last publish (a lane's one store per batch).
     pub(super) fn publish_staged(&mut self) {
-        for job in std::mem::take(&mut self.staged) {
-            if self.side.enqueue(&self.owner.shared.backend, job) {
+        let backend = &self.owner.shared.backend;
+        for job in self.staged.drain(..) {
+            if self.side.enqueue(backend, job) {
                 self.pending_wake += 1;
             }
         }
+        backend.publish(&self.shared);
     }
 
     /// Queues `job` (of any result type `T`) for the pool in a free slot

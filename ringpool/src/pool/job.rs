@@ -258,6 +258,30 @@ impl JobRef {
         JobRef(unsafe { NonNull::new_unchecked(raw as usize as *mut Header) })
     }
 
+    /// The pointer as a non-zero address, for carrying in a lock-free ring
+    /// (`protocol::rings`); ownership moves with it.
+    pub(crate) fn into_addr(self) -> usize {
+        self.addr()
+    }
+
+    /// The pointer as an address, without giving up the ref (a ring push
+    /// that moves a whole batch; the caller then forgets the refs).
+    pub(crate) fn addr(&self) -> usize {
+        self.0.as_ptr() as usize
+    }
+
+    /// Rebuilds a ref from [`JobRef::into_addr`] or [`JobRef::addr`].
+    ///
+    /// # Safety
+    ///
+    /// `addr` must come from a ref whose ownership was given up with it and
+    /// that has not been rebuilt since (ownership is transferred back
+    /// exactly once); so it is not zero.
+    pub(crate) unsafe fn from_addr(addr: usize) -> JobRef {
+        // SAFETY: a ref's address is never zero (caller's obligation).
+        JobRef(unsafe { NonNull::new_unchecked(addr as *mut Header) })
+    }
+
     /// The cell's pointer (with the provenance of the whole cell, unlike
     /// `NonNull::from(self.header())`).
     pub(crate) fn as_ptr(&self) -> NonNull<Header> {

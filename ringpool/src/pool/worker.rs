@@ -1,5 +1,6 @@
-//! The worker thread: take a job, run it, hand its result back, and wait
-//! when there is nothing to do (how it waits is the mechanism's).
+//! The worker thread: claim a batch of jobs, run them, hand their results
+//! back together, and wait when there is nothing to do (how it waits is the
+//! mechanism's).
 
 use super::job::JobRef;
 use super::loop_shared::LoopShared;
@@ -39,31 +40,40 @@ pub(crate) fn main(
     };
     let _ = ready.send(Ok(()));
     drop(ready);
-    while let Some(job) = worker.next_job(&pool.backend, &pool.workers, idx) {
-        run(&pool, &mut worker, idx, job);
+    // Allocated once: a claim takes at most `CLAIM_MAX` jobs.
+    let mut batch = Vec::with_capacity(crate::protocol::rings::CLAIM_MAX);
+    while worker.next_batch(&pool.backend, &pool.workers, idx, &mut batch) {
+        run(&pool, &mut worker, idx, &mut batch);
     }
     worker.retire(&pool.backend, idx);
     drop(worker); // closes the worker's own kernel objects, on its thread
 }
 
-/// Runs (or cancels) one job and hands its result back to its loop.
-fn run(pool: &PoolShared, worker: &mut Worker, idx: usize, job: JobRef) {
-    let h = job.header();
-    let slot = h.slot;
-    // SAFETY: `home` stays valid while this job is in flight, and from the
-    // `senders` increment below until the matching decrement (LoopShared's
-    // lifetime contract): the loop waits for both before freeing it.
-    let home: &LoopShared = unsafe { h.home.as_ref() };
+/// Runs (or cancels) a batch of jobs, all of one loop, and hands their
+/// results back to it together (emptying `batch`).
+fn run(pool: &PoolShared, worker: &mut Worker, idx: usize, batch: &mut Vec<JobRef>) {
+    let Some(first) = batch.first() else {
+        return;
+    };
+    // SAFETY: `home` stays valid while any job of the batch is in flight,
+    // and from the `senders` increment below until the matching decrement
+    // (LoopShared's lifetime contract): the loop waits for both before
+    // freeing it. Every job of a batch has the same home (one lane's).
+    let home: &LoopShared = unsafe { first.header().home.as_ref() };
     home.senders.fetch_add(1, Relaxed);
     let stats = &pool.workers.slots[idx].stats;
-    if pool.cancel_queued && home.closing.load(Acquire) {
-        job.cancel();
-        bump(&stats.cancelled);
-    } else {
-        job.execute();
-        bump(&stats.jobs);
+    for job in batch.iter() {
+        debug_assert!(std::ptr::eq(job.header().home.as_ptr(), home));
+        if pool.cancel_queued && home.closing.load(Acquire) {
+            job.cancel();
+            bump(&stats.cancelled);
+        } else {
+            job.execute();
+            bump(&stats.jobs);
+        }
     }
-    // From here on the cell belongs to the loop; only `home` may be touched.
-    home.mailbox.deliver(home, worker, job, slot, stats);
+    // From here on the cells belong to the loop; only `home` may be touched.
+    home.mailbox.deliver(home, worker, batch, stats);
+    batch.clear();
     home.senders.fetch_sub(1, Release);
 }

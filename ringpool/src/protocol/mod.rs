@@ -1,7 +1,8 @@
 //! The wake protocols: how a worker goes to sleep without missing a job
 //! ([`park`]), and how workers tell a loop that results wait without ever
 //! having more than one announcement in flight ([`doorbell`]), and how
-//! other threads wake the async runtime's loop ([`remote`]).
+//! other threads wake the async runtime's loop ([`remote`]); and the
+//! bounded rings that carry jobs and results in batches ([`rings`]).
 //!
 //! None makes a kernel call: they decide *who* must wake *whom*, and the
 //! handoff backends carry the wake (a futex, a MSG_RING, an eventfd write).
@@ -11,3 +12,4 @@
 pub(crate) mod doorbell;
 pub(crate) mod park;
 pub(crate) mod remote;
+pub(crate) mod rings;
