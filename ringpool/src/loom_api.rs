@@ -3,7 +3,7 @@
 //! around the crate-private code in `protocol::park` and `protocol::doorbell`, which
 //! is compiled unchanged against loom's atomics (`crate::sync`).
 
-use crate::protocol::{doorbell, park, remote};
+use crate::protocol::{doorbell, park, remote, rings};
 use crate::sync::{AtomicBool, AtomicU32};
 
 /// [`park::AWAKE`].
@@ -175,5 +175,60 @@ impl RemoteWakes {
     /// Loop side: the queued tasks.
     pub fn drain(&self, f: impl FnMut(usize)) {
         self.0.drain(f)
+    }
+}
+
+/// A loop's job lane (`rings::Lane`): one producer, many claimers.
+pub struct Lane(rings::Lane);
+
+impl Lane {
+    /// Empty, with room for at least `capacity` entries.
+    pub fn new(capacity: usize) -> Lane {
+        Lane(rings::Lane::new(capacity))
+    }
+
+    /// Producer side: `Lane::push` (unpublished).
+    pub fn push(&self, v: usize) {
+        self.0.push(v)
+    }
+
+    /// Producer side: `Lane::publish`.
+    pub fn publish(&self) {
+        self.0.publish()
+    }
+
+    /// Claimer side: `Lane::claim`.
+    pub fn claim(&self, max: usize, share: usize, take: impl FnMut(usize)) -> usize {
+        self.0.claim(max, share, take)
+    }
+
+    /// `Lane::is_empty`.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// A loop's result ring (`rings::ResultRing`): many producers, one consumer.
+pub struct ResultRing(rings::ResultRing);
+
+impl ResultRing {
+    /// Empty, for at most `capacity` outstanding entries.
+    pub fn new(capacity: usize) -> ResultRing {
+        ResultRing(rings::ResultRing::new(capacity))
+    }
+
+    /// Producer side: `ResultRing::push_all`.
+    pub fn push_all(&self, vals: &[usize]) {
+        self.0.push_all(vals)
+    }
+
+    /// Consumer side: `ResultRing::pop`.
+    pub fn pop(&self) -> Option<usize> {
+        self.0.pop()
+    }
+
+    /// Consumer side: `ResultRing::is_empty`.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }

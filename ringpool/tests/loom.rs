@@ -18,9 +18,9 @@
 
 use loom::cell::UnsafeCell;
 use loom::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicUsize};
-use loom::sync::{Arc, Condvar, Mutex};
+use loom::sync::{Arc, Condvar, Mutex, Notify};
 use loom::thread;
-use ringpool::__loom::{next_job, Doorbell, Prepared, Queue, Sleepers};
+use ringpool::__loom::{next_job, Doorbell, Lane, Prepared, Queue, ResultRing, Sleepers};
 use ringpool::__loom::{AWAKE, SLEEPING};
 use std::sync::atomic::Ordering::{Acquire, Release, SeqCst};
 
@@ -30,6 +30,17 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
     if b.preemption_bound.is_none() {
         b.preemption_bound = Some(3);
     }
+    b.check(f);
+}
+
+/// [`model`] for models whose threads spin (`yield_now`) while they wait
+/// for each other, which makes each interleaving's path long.
+fn model_spinning(f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    if b.preemption_bound.is_none() {
+        b.preemption_bound = Some(3);
+    }
+    b.max_branches = 100_000;
     b.check(f);
 }
 
@@ -114,7 +125,7 @@ enum WorkerKernel {
 
 /// The pool side of the park model: a job queue (a counter, with the
 /// `SeqCst` emptiness check of the real queue's lanes, each a
-/// `crossbeam_queue::ArrayQueue`; [`Lanes`] models the table of lanes), per-worker
+/// `rings::Lane`; [`Lanes`] models the table of real lanes), per-worker
 /// state words, the sleeper count, the exit flag and the wake channels.
 struct Pool {
     jobs: AtomicUsize,
@@ -223,7 +234,7 @@ impl Pool {
 }
 
 /// The model's job queue: a counter, with the `SeqCst` emptiness check
-/// `crossbeam_queue::ArrayQueue` (a lane of the real queue) uses.
+/// a lane of the real queue (`rings::Lane::is_empty`) uses.
 impl Queue for Pool {
     type Job = ();
 
@@ -353,14 +364,15 @@ fn park_either_sees_the_other() {
 /// The job queue as `handoff::common::JobQueue` builds it: one lane per
 /// loop, in a table the workers scan up to `len`. Lane 0 exists (another
 /// loop's); a new loop publishes lane 1 (`len = 2`, SeqCst, at `register`)
-/// and only then pushes on it. No `fence` is added here: the real queue's
+/// and only then pushes on it and publishes its batch (the real
+/// `rings::Lane`, whose publish is a `Release` store). No `fence` is added here: the real queue's
 /// re-check has none of its own, and relies on the fences of `prepare` and
 /// `claim` (whichever comes first in their total order, the worker's loads
 /// after its fence see the loop's stores before its fence, or the loop's
 /// count read sees the worker's increment).
 struct Lanes {
     len: AtomicUsize,
-    lanes: [AtomicUsize; 2],
+    lanes: [Lane; 2],
     ran: AtomicUsize,
     exit: AtomicBool,
     exited: AtomicUsize,
@@ -374,21 +386,15 @@ impl Queue for Lanes {
 
     fn pop(&self) -> Option<()> {
         let n = self.len.load(SeqCst);
-        for lane in &self.lanes[..n] {
-            let mut k = lane.load(SeqCst);
-            while k > 0 {
-                match lane.compare_exchange(k, k - 1, SeqCst, SeqCst) {
-                    Ok(_) => return Some(()),
-                    Err(now) => k = now,
-                }
-            }
-        }
-        None
+        self.lanes[..n]
+            .iter()
+            .any(|lane| lane.claim(32, 1, |_| {}) > 0)
+            .then_some(())
     }
 
     fn is_empty(&self) -> bool {
         let n = self.len.load(SeqCst);
-        self.lanes[..n].iter().all(|l| l.load(SeqCst) == 0)
+        self.lanes[..n].iter().all(|l| l.is_empty())
     }
 }
 
@@ -420,7 +426,7 @@ fn park_sees_a_new_lane() {
     model(|| {
         let pool = Arc::new(Lanes {
             len: AtomicUsize::new(1),
-            lanes: [AtomicUsize::new(0), AtomicUsize::new(0)],
+            lanes: [Lane::new(1), Lane::new(1)],
             ran: AtomicUsize::new(0),
             exit: AtomicBool::new(false),
             exited: AtomicUsize::new(0),
@@ -432,9 +438,11 @@ fn park_sees_a_new_lane() {
             let pool = pool.clone();
             thread::spawn(move || pool.worker(0))
         };
-        // register: publish the lane; try_submit: push on it; flush: claim.
+        // register: publish the lane; try_submit: push on it; flush:
+        // publish the lane's batch (a Release store), then claim.
         pool.len.store(2, SeqCst);
-        pool.lanes[1].fetch_add(1, SeqCst);
+        pool.lanes[1].push(1);
+        pool.lanes[1].publish();
         pool.sleepers
             .claim(pool.states.iter(), 1, |i| pool.futexes[i].wake());
         pool.stop();
@@ -702,4 +710,136 @@ fn remote_wake_two_tasks() {
 #[test]
 fn remote_wake_one_task_twice() {
     remote_wake(true);
+}
+
+// ---------------------------------------------------------------------------
+// rings.rs: the job lane and the result ring
+// ---------------------------------------------------------------------------
+
+/// The loop pushes two jobs through a lane of room 1, publishing after
+/// each, so the second push laps the first and must wait for a claim. One
+/// claimer takes jobs until it has seen both or the other claimer took one;
+/// the other makes a single claim, which may read the entry before its CAS
+/// and race with the loop's overwrite: such a claim must fail its CAS, never
+/// hand the entry out. Every job is claimed exactly once, with its payload
+/// visible.
+#[test]
+fn lane_two_claimers_take_each_once() {
+    model_spinning(|| {
+        struct S {
+            lane: Lane,
+            payload: [UnsafeCell<usize>; 3],
+            taken: [AtomicUsize; 3],
+        }
+        impl S {
+            fn claim(&self) -> usize {
+                self.lane.claim(32, 1, |v| {
+                    // SAFETY (model): the claim owns `v`'s payload.
+                    let p = self.payload[v].with(|p| unsafe { *p });
+                    assert_eq!(p, v * 10, "payload of job {v}");
+                    self.taken[v].fetch_add(1, SeqCst);
+                })
+            }
+            fn total(&self) -> usize {
+                self.taken.iter().map(|t| t.load(SeqCst)).sum()
+            }
+        }
+        let s = Arc::new(S {
+            lane: Lane::new(1),
+            payload: std::array::from_fn(|_| UnsafeCell::new(0)),
+            taken: std::array::from_fn(|_| AtomicUsize::new(0)),
+        });
+        let once = {
+            let s = s.clone();
+            thread::spawn(move || {
+                s.claim();
+            })
+        };
+        let looping = {
+            let s = s.clone();
+            thread::spawn(move || {
+                // Until the lane's first job is gone, so that the loop's
+                // second push can go in; then whatever is left.
+                while s.total() == 0 {
+                    if s.claim() == 0 {
+                        thread::yield_now();
+                    }
+                }
+            })
+        };
+        for v in 1..=2 {
+            // SAFETY (model): the payload is the loop's until pushed.
+            s.payload[v].with_mut(|p| unsafe { *p = v * 10 });
+            s.lane.push(v);
+            s.lane.publish();
+        }
+        once.join().unwrap();
+        looping.join().unwrap();
+        while s.total() < 2 {
+            assert_eq!(s.claim(), 1, "the rest is still in the lane");
+        }
+        assert_eq!(s.taken[1].load(SeqCst), 1, "job 1 claimed once");
+        assert_eq!(s.taken[2].load(SeqCst), 1, "job 2 claimed once");
+        assert!(s.lane.is_empty());
+    });
+}
+
+/// A ring of room 1 (a loop with one slot): worker A's result, then worker
+/// B's for the job the loop submitted in the same slot after it took A's.
+/// B's entry laps A's with no room check. The loop gets both, with their
+/// payloads visible. The waits are loom `Notify`s (the doorbell, and the
+/// job's hand-off), so that the model stays small.
+#[test]
+fn result_ring_laps_behind_the_loop() {
+    model(|| {
+        struct S {
+            ring: ResultRing,
+            payload: [UnsafeCell<usize>; 3],
+            doorbell: Notify,
+            submitted_b: AtomicBool,
+            submit_b: Notify,
+        }
+        let s = Arc::new(S {
+            ring: ResultRing::new(1),
+            payload: std::array::from_fn(|_| UnsafeCell::new(0)),
+            doorbell: Notify::new(),
+            submitted_b: AtomicBool::new(false),
+            submit_b: Notify::new(),
+        });
+        let worker = |v: usize, wait: bool| {
+            let s = s.clone();
+            thread::spawn(move || {
+                // (A `Notify` may wake spuriously: the flag says.)
+                while wait && !s.submitted_b.load(Acquire) {
+                    s.submit_b.wait();
+                }
+                // SAFETY (model): the job is this worker's until pushed.
+                s.payload[v].with_mut(|p| unsafe { *p = v * 10 + 1 });
+                s.ring.push_all(&[v]);
+                s.doorbell.notify();
+            })
+        };
+        let a = worker(1, false);
+        let b = worker(2, true);
+        for want in 1..=2 {
+            let v = loop {
+                match s.ring.pop() {
+                    Some(v) => break v,
+                    None => s.doorbell.wait(),
+                }
+            };
+            assert_eq!(v, want, "results in order");
+            // SAFETY (model): the popped result is the loop's.
+            let p = s.payload[v].with(|p| unsafe { *p });
+            assert_eq!(p, v * 10 + 1, "payload of result {v}");
+            if want == 1 {
+                // The slot is free: its next job goes to worker B.
+                s.submitted_b.store(true, Release);
+                s.submit_b.notify();
+            }
+        }
+        a.join().unwrap();
+        b.join().unwrap();
+        assert!(s.ring.is_empty());
+    });
 }

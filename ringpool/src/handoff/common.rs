@@ -280,7 +280,9 @@ impl park::Queue for Scan<'_> {
 
     fn pop(&self) -> Option<()> {
         let mut c = self.cursor.get();
-        let took = self.jobs.claim(&mut c, self.share, &mut self.out.borrow_mut());
+        let took = self
+            .jobs
+            .claim(&mut c, self.share, &mut self.out.borrow_mut());
         self.cursor.set(c);
         took.then_some(())
     }
@@ -627,7 +629,13 @@ impl<W> MsgMailbox<W> {
 impl<W: MsgSender> MailboxOps for MsgMailbox<W> {
     type Worker = W;
 
-    fn deliver(&self, home: &LoopShared, worker: &mut W, jobs: &mut Vec<JobRef>, stats: &WorkerStats) {
+    fn deliver(
+        &self,
+        home: &LoopShared,
+        worker: &mut W,
+        jobs: &mut Vec<JobRef>,
+        stats: &WorkerStats,
+    ) {
         let ring = home.ring.as_raw_fd();
         let send = |ud| worker.send_msg(ring, ud);
         if self.per_job {

@@ -42,8 +42,8 @@
 //! in `tail`'s modification order, synchronizes with it (`AcqRel`
 //! read-modify-writes: one release sequence).
 
-use crate::sync::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
 use crate::sync::AtomicUsize;
+use crate::sync::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
 use crossbeam_utils::CachePadded;
 
 /// `capacity` rounded up to a power of two (at least 1), and its mask.
@@ -264,9 +264,17 @@ mod tests {
             lane.push(v);
         }
         let mut got = Vec::new();
-        assert_eq!(lane.claim(32, 1, |v| got.push(v)), 0, "nothing published yet");
+        assert_eq!(
+            lane.claim(32, 1, |v| got.push(v)),
+            0,
+            "nothing published yet"
+        );
         lane.publish();
-        assert_eq!(lane.claim(32, 2, |v| got.push(v)), 3, "half of six, rounded up");
+        assert_eq!(
+            lane.claim(32, 2, |v| got.push(v)),
+            3,
+            "half of six, rounded up"
+        );
         assert_eq!(lane.claim(2, 1, |v| got.push(v)), 2, "capped by max");
         assert_eq!(lane.claim(32, 4, |v| got.push(v)), 1);
         assert!(lane.is_empty());
@@ -284,7 +292,9 @@ mod tests {
             lane.publish();
             while lane.claim(32, 1, |v| got.push(v)) > 0 {}
         }
-        let want: Vec<usize> = (0..10).flat_map(|r| (1..=3).map(move |v| r * 10 + v)).collect();
+        let want: Vec<usize> = (0..10)
+            .flat_map(|r| (1..=3).map(move |v| r * 10 + v))
+            .collect();
         assert_eq!(got, want);
     }
 
