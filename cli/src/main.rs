@@ -1,7 +1,8 @@
 //! `ringpool`: probe the kernel, benchmark every handoff mechanism
 //! against the peers users pick today, and serve HTTP on the runtime.
 //!
-//! With no arguments it runs the quick benchmark (about 100 s on two cores).
+//! With no arguments it runs the quick benchmark (about two minutes on two
+//! cores, its http section about 20 s of them).
 
 mod bench;
 mod probe;
@@ -31,6 +32,10 @@ enum Cmd {
     /// One echo server, for `ringpool bench`'s echo section (internal).
     #[command(hide = true)]
     EchoServer(bench::echo::ServerArgs),
+    /// One HTTP server (`ringpool serve` or a tokio + hyper peer), for
+    /// `ringpool bench`'s http section (internal).
+    #[command(hide = true)]
+    HttpServer(bench::http::ServerArgs),
 }
 
 fn main() {
@@ -40,6 +45,7 @@ fn main() {
         Some(Cmd::Bench(args)) => bench::run(args),
         Some(Cmd::Serve(args)) => serve::run(args),
         Some(Cmd::EchoServer(args)) => std::process::exit(bench::echo::server::run(args)),
+        Some(Cmd::HttpServer(args)) => std::process::exit(bench::http::server::run(args)),
         None => bench::run(bench::BenchArgs::quick()),
     };
     if let Err(e) = r {

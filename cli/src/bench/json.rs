@@ -32,7 +32,7 @@ pub struct Document<'a> {
     pub contenders: Vec<ContenderInfo>,
     /// Every figure (latencies in ns, CPU in ns per job; schema 3 adds
     /// `echo`, `offload` and `skipped`, and the plan's `sections`, `echo`
-    /// and `offload`).
+    /// and `offload`; schema 4 adds `http` and the plan's `http`).
     pub results: &'a Results,
     /// The targets and their verdicts (`pass: null` = not measurable).
     pub targets: &'a [Target],
@@ -48,7 +48,7 @@ pub fn document<'a>(
     elapsed: Duration,
 ) -> Document<'a> {
     Document {
-        schema: 3,
+        schema: 4,
         header,
         plan,
         elapsed_s: elapsed.as_secs_f64(),

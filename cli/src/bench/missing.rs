@@ -1,4 +1,4 @@
-//! Why a contender of the runtime benchmarks (echo, offload) produced no
+//! Why a contender of the runtime benchmarks (echo, offload, http) produced no
 //! figure: it is not built yet (a slot waiting for `ringpool::runtime`), or
 //! it failed. The report lists both; a target that needs the figure says
 //! "not measured", never passes.
@@ -33,7 +33,7 @@ impl From<String> for Missing {
 /// A contender left out of a section, as listed in the report and the JSON.
 #[derive(Clone, Debug, Serialize)]
 pub struct Skipped {
-    /// `echo` or `offload`.
+    /// `echo`, `offload` or `http`.
     pub section: &'static str,
     /// Contender name.
     pub contender: String,

@@ -1,9 +1,11 @@
 //! `ringpool bench`: every handoff mechanism, the answer's design, the peers
 //! and the floors, on the same workloads in the same process run; then the
-//! benchmarks of issue 9 (the async runtime): TCP echo and offload.
+//! benchmarks of issue 9 (the async runtime): TCP echo and offload; then a
+//! short HTTP run of issue 10 (`ringpool serve` against tokio + hyper).
 //!
 //! Sections (`--section`, or a section name in `--only`): `handoff` (the
-//! figures below), `echo` ([`echo`]), `offload` ([`offload`]).
+//! figures below), `echo` ([`echo`]), `offload` ([`offload`]), `http`
+//! ([`http`]).
 //!
 //! Modules, one job each:
 //! * [`engine`]: the interface the contenders implement and the types they share;
@@ -17,7 +19,8 @@
 //! * [`header`]: machine, kernel, commit, date;
 //! * [`echo`], [`offload`]: the benchmarks of issue 9, with their slots for
 //!   ringpool's runtime; [`missing`]: why a contender has no figure;
-//!   [`runtime_report`], [`runtime_targets`]: their tables and targets.
+//!   [`runtime_report`], [`runtime_targets`]: their tables and targets;
+//! * [`http`]: the HTTP section, with its servers, client, table and targets.
 
 mod answer;
 mod charts;
@@ -27,6 +30,7 @@ pub mod echo;
 mod engine;
 mod floors;
 mod header;
+pub mod http;
 mod json;
 mod missing;
 mod offload;
@@ -54,7 +58,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 /// Benchmark options. With neither `--full` nor `--smoke` it runs the quick
-/// configuration (about 100 s on two cores).
+/// configuration (about two minutes on two cores).
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct BenchArgs {
     /// Run everything: depths 1, 8, 64, 256; job costs 0, 1, 10, 100 µs;
@@ -66,12 +70,14 @@ pub struct BenchArgs {
     pub smoke: bool,
     /// Only these contenders of the handoff section (comma-separated names;
     /// see `--list`), or only these sections (`handoff`, `echo`, `offload`,
-    /// as `--section`). Contender names alone run the handoff section only.
+    /// `http`, as `--section`). Contender names alone run the handoff
+    /// section only.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Only these sections (comma-separated): `handoff` (ping-pong,
     /// throughput, idle cost of every handoff), `echo` (TCP echo, issue 9),
-    /// `offload` (offload from 64 tasks, issue 9). Default: all.
+    /// `offload` (offload from 64 tasks, issue 9), `http` (`ringpool serve`
+    /// against tokio + hyper, issue 10). Default: all.
     #[arg(long, value_delimiter = ',', value_enum)]
     pub section: Vec<Section>,
     /// List the contenders and exit.
@@ -111,11 +117,18 @@ pub enum Section {
     Echo,
     /// Offload from 64 tasks (issue 9).
     Offload,
+    /// `ringpool serve` against tokio + hyper on /health and /hash (issue 10).
+    Http,
 }
 
 impl Section {
     /// Every section, in run order.
-    pub const ALL: [Section; 3] = [Section::Handoff, Section::Echo, Section::Offload];
+    pub const ALL: [Section; 4] = [
+        Section::Handoff,
+        Section::Echo,
+        Section::Offload,
+        Section::Http,
+    ];
 
     /// The name used by `--section`, `--only` and the report.
     pub fn name(self) -> &'static str {
@@ -123,6 +136,7 @@ impl Section {
             Section::Handoff => "handoff",
             Section::Echo => "echo",
             Section::Offload => "offload",
+            Section::Http => "http",
         }
     }
 
@@ -168,8 +182,10 @@ fn selected_contenders(args: &BenchArgs) -> Result<Vec<Contender>, Box<dyn Error
     let names: Vec<String> = all.iter().map(|c| c.name()).collect();
     for n in &only {
         if !names.iter().any(|x| x == n) {
+            let sections: Vec<&str> = Section::ALL.iter().map(|s| s.name()).collect();
             return Err(format!(
-                "unknown contender or section {n:?}; sections: handoff, echo, offload; contenders: {}",
+                "unknown contender or section {n:?}; sections: {}; contenders: {}",
+                sections.join(", "),
                 names.join(", ")
             )
             .into());
@@ -224,6 +240,10 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
         println!("offload section (--section offload):");
         for o in offload::OffloadImpl::ALL {
             println!("  {:<20} {}", o.name(), o.describe());
+        }
+        println!("http section (--section http):");
+        for s in http::HttpServer::ALL {
+            println!("  {:<20} {}", s.name(), s.describe());
         }
         return Ok(());
     }
@@ -311,8 +331,13 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
     } else {
         0
     };
+    let http_steps = if runs(Section::Http) {
+        plan.http.steps()
+    } else {
+        0
+    };
     let bar = ProgressBar::with_draw_target(
-        Some((steps.len() + echo_steps + offload_steps) as u64),
+        Some((steps.len() + echo_steps + offload_steps + http_steps) as u64),
         ProgressDrawTarget::stderr(),
     );
     bar.set_style(
@@ -343,7 +368,7 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
         }
         bar.inc(1);
     }
-    // The echo and offload sections tick the bar before each step.
+    // The echo, offload and http sections tick the bar before each step.
     let mut ticks = 0usize;
     let mut tick = |label: &str| {
         if ticks > 0 {
@@ -353,20 +378,7 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
         bar.set_message(label.to_string());
     };
     if runs(Section::Echo) {
-        // Server on the second CPU, a client thread on each of the others
-        // (two cores: the client on the first; one core: shared).
-        let server = cpus.get(1).copied().unwrap_or(cpus[0]);
-        let client: Vec<usize> = cpus.iter().copied().filter(|&c| c != server).collect();
-        let echo_cpus = echo::EchoCpus {
-            server: pin.then_some(server),
-            client: if !pin {
-                vec![None]
-            } else if client.is_empty() {
-                vec![Some(server)]
-            } else {
-                client.into_iter().map(Some).collect()
-            },
-        };
+        let echo_cpus = echo::EchoCpus::split(&cpus, pin);
         echo::run(&plan.echo, &echo_cpus, &mut tick, &mut measured);
     }
     if runs(Section::Offload) {
@@ -388,6 +400,10 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
         };
         offload::run(&plan.offload, &setup_for, &mut tick, &mut measured);
     }
+    if runs(Section::Http) {
+        let http_cpus = http::HttpCpus::new(&cpus, pin);
+        http::run(&plan.http, &http_cpus, &mut tick, &mut measured);
+    }
     bar.finish_and_clear();
     let elapsed = started.elapsed();
     run_header.foreign_load_pct = cpu::MachineSnap::now().foreign_pct_since(&machine_at_start);
@@ -402,6 +418,9 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
     }
     if runs(Section::Offload) {
         targets.extend(runtime_targets::offload(&measured));
+    }
+    if runs(Section::Http) {
+        targets.extend(http::targets::evaluate(&measured));
     }
     let text = report::render(
         &run_header,

@@ -3,6 +3,7 @@
 
 use super::contenders::Contender;
 use super::echo::{EchoSpec, ServerImpl};
+use super::http::{Endpoint, HttpServer, HttpSpec};
 use super::offload::OffloadSpec;
 use super::results::Results;
 use super::scenarios::{self, IdleSpec, LoopSetup, PingPongSpec, ThroughputSpec, Variant};
@@ -13,8 +14,8 @@ use std::time::Duration;
 /// Which configuration runs.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Mode {
-    /// The default: about 100 s on two cores (the handoff section 70 to
-    /// 80 s, echo and offload about 30 s).
+    /// The default: about two minutes on two cores (the handoff section 70
+    /// to 80 s, echo and offload about 30 s, http about 20 s).
     Quick,
     /// `--full`: every depth, cost and worker count, longer windows.
     Full,
@@ -49,12 +50,14 @@ pub struct Plan {
     pub idle: IdleSpec,
     /// Worker scaling: throughput of a few contenders at more worker counts.
     pub scaling: ScalingSpec,
-    /// The sections that run (`handoff`, `echo`, `offload`).
+    /// The sections that run (`handoff`, `echo`, `offload`, `http`).
     pub sections: Vec<&'static str>,
     /// The TCP echo benchmark (issue 9).
     pub echo: EchoSpec,
     /// The offload benchmark (issue 9).
     pub offload: OffloadSpec,
+    /// The http section (issue 10).
+    pub http: HttpSpec,
 }
 
 /// Worker scaling: jobs/s of ringpool's default and the main peers at 1, 2
@@ -128,7 +131,16 @@ impl Plan {
             window,
             reps,
         };
-        let sections = vec!["handoff", "echo", "offload"];
+        let http = |warmup, window, reps| HttpSpec {
+            servers: HttpServer::ALL.to_vec(),
+            endpoints: Endpoint::ALL.to_vec(),
+            connections: 64,
+            workers: 2,
+            warmup,
+            window,
+            reps,
+        };
+        let sections = vec!["handoff", "echo", "offload", "http"];
         match mode {
             Mode::Smoke => Plan {
                 mode: "smoke",
@@ -148,6 +160,7 @@ impl Plan {
                 sections,
                 echo: echo(ms(20), ms(50), 2, 1_000, ms(5_000), ms(50)),
                 offload: offload(vec![1], ms(10), ms(50), 2),
+                http: http(ms(20), ms(100), 2),
             },
             Mode::Full => Plan {
                 mode: "full",
@@ -166,6 +179,7 @@ impl Plan {
                 sections,
                 echo: echo(ms(500), ms(1_000), 5, 10_000, ms(60_000), ms(500)),
                 offload: offload(workers.clone(), ms(200), ms(600), 5),
+                http: http(ms(1_000), ms(2_000), 5),
                 workers,
             },
             Mode::Quick => Plan {
@@ -186,6 +200,7 @@ impl Plan {
                 sections,
                 echo: echo(ms(200), ms(500), 3, 10_000, ms(30_000), ms(300)),
                 offload: offload(vec![1], ms(100), ms(300), 3),
+                http: http(ms(300), ms(800), 3),
             },
         }
     }

@@ -96,6 +96,11 @@ pub(super) fn rate(x: f64) -> String {
     }
 }
 
+/// Rates of several windows, as [`rate`]s separated by spaces.
+pub(super) fn rates(xs: &[f64]) -> String {
+    xs.iter().map(|&x| rate(x)).collect::<Vec<_>>().join(" ")
+}
+
 /// ns as µs, three significant digits.
 pub(super) fn us(ns: f64) -> String {
     sig3(ns / 1e3)

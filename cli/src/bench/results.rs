@@ -2,6 +2,7 @@
 //! and the JSON document read.
 
 use super::echo::EchoResults;
+use super::http::HttpResults;
 use super::missing::Skipped;
 use super::offload::OffloadFigure;
 use super::scenarios::{Idle, PingPong, Throughput, Variant};
@@ -20,8 +21,10 @@ pub struct Results {
     pub echo: EchoResults,
     /// The offload benchmark (issue 9).
     pub offload: Vec<OffloadFigure>,
-    /// Contenders of the echo and offload benchmarks left out: not built
-    /// yet, or failed.
+    /// The http section (issue 10).
+    pub http: HttpResults,
+    /// Contenders of the echo, offload and http sections left out: not
+    /// built yet, or failed.
     pub skipped: Vec<Skipped>,
     /// Measurements that failed, with the reason.
     pub errors: Vec<String>,

@@ -1,19 +1,23 @@
 //! The terminal tables of the issue 9 benchmarks: echo cells, idle
-//! connections, offload, and the contenders left out. `vs ct` is the figure
+//! connections, offload; then the http table of issue 10
+//! ([`super::http::report`]) and the contenders left out. `vs ct` is the figure
 //! divided by tokio `current_thread`'s; `vs tok` / `vs raw` by tokio
 //! `spawn_blocking`'s / the raw `LoopHandle`'s.
 
+use super::echo::client::WindowFigures;
 use super::plan::Plan;
-use super::report::{rate, ratio, sig3, us, Table};
+use super::report::{rate, rates, ratio, sig3, us, Table};
 use super::results::Results;
 use std::fmt::Write;
 
-/// Appends the echo and offload tables (those that have figures) to `out`.
+/// Appends the echo, offload and http tables (those that have figures) to
+/// `out`.
 pub fn render(out: &mut String, plan: &Plan, results: &Results) {
     render_echo(out, plan, results);
     render_offload(out, plan, results);
+    super::http::report::render(out, &plan.http, &results.http);
     if !results.skipped.is_empty() {
-        let _ = writeln!(out, "\nnot measured (echo / offload)");
+        let _ = writeln!(out, "\nnot measured (echo / offload / http)");
         for s in &results.skipped {
             let kind = if s.not_built { "not built" } else { "failed" };
             let _ = writeln!(
@@ -22,6 +26,29 @@ pub fn render(out: &mut String, plan: &Plan, results: &Results) {
                 s.section, s.contender, s.what, s.reason
             );
         }
+    }
+}
+
+/// The p50 and p99 columns of a closed-loop cell, µs, each followed by its
+/// ratio to the baseline's (`base`).
+pub(super) fn latencies(w: &WindowFigures, base: Option<&WindowFigures>) -> [String; 4] {
+    let p50 = w.p50_ns as f64;
+    let p99 = w.p99_ns as f64;
+    [
+        us(p50),
+        ratio(p50, base.map(|b| b.p50_ns as f64)),
+        us(p99),
+        ratio(p99, base.map(|b| b.p99_ns as f64)),
+    ]
+}
+
+/// The `other %` column: the share of the machine other processes used in
+/// the reported window, and whether it was the cell's second run.
+pub(super) fn other_pct(pct: f64, attempts: u32) -> String {
+    if attempts > 1 {
+        format!("{pct:.1} (2nd run)")
+    } else {
+        format!("{pct:.1}")
     }
 }
 
@@ -53,34 +80,26 @@ fn render_echo(out: &mut String, plan: &Plan, results: &Results) {
                 let Some(c) = echo.find(imp.name(), conns, size) else {
                     continue;
                 };
-                table.rows.push(vec![
+                let mut row = vec![
                     c.server.clone(),
                     conns.to_string(),
                     size.to_string(),
                     rate(c.rtt_per_s),
                     ratio(c.rtt_per_s, ct.map(|t| t.rtt_per_s)),
-                    us(c.p50_ns as f64),
-                    ratio(c.p50_ns as f64, ct.map(|t| t.p50_ns as f64)),
-                    us(c.p99_ns as f64),
-                    ratio(c.p99_ns as f64, ct.map(|t| t.p99_ns as f64)),
+                ];
+                row.extend(latencies(&c.window, ct.map(|t| &t.window)));
+                row.extend([
                     us(c.server_cpu_ns_per_rt),
                     ratio(c.server_cpu_ns_per_rt, ct.map(|t| t.server_cpu_ns_per_rt)),
-                    format!("{:.0}", c.server_pct_of_core),
+                    format!("{:.0}", c.window.server_pct_of_core),
                     sig3(c.server_vcsw_per_rt),
-                    c.server_threads.to_string(),
-                    c.client_threads.to_string(),
-                    format!("{:.0}", c.client_pct_of_core),
-                    if c.attempts > 1 {
-                        format!("{:.1} (2nd run)", c.other_load_pct)
-                    } else {
-                        format!("{:.1}", c.other_load_pct)
-                    },
-                    c.rtt_per_s_reps
-                        .iter()
-                        .map(|&x| rate(x))
-                        .collect::<Vec<_>>()
-                        .join(" "),
+                    c.window.server_threads.to_string(),
+                    c.window.client_threads.to_string(),
+                    format!("{:.0}", c.window.client_pct_of_core),
+                    other_pct(c.window.other_load_pct, c.attempts),
+                    rates(&c.rtt_per_s_reps),
                 ]);
+                table.rows.push(row);
             }
         }
     }
@@ -155,11 +174,7 @@ fn render_offload(out: &mut String, plan: &Plan, results: &Results) {
                 us(f.cpu_ns_per_job),
                 sig3(f.vcsw_per_job),
                 f.jobs.to_string(),
-                f.jobs_per_s_reps
-                    .iter()
-                    .map(|&x| rate(x))
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                rates(&f.jobs_per_s_reps),
             ]);
         }
     }

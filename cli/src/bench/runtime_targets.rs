@@ -9,6 +9,7 @@
 //! While the runtime's contender is missing, its targets say "not measured"
 //! with the reason and the peers' figures, and never pass.
 
+use super::echo::client::WindowFigures;
 use super::echo::{EchoCell, EchoIdle};
 use super::offload::OffloadFigure;
 use super::results::Results;
@@ -22,7 +23,13 @@ const TOKIO_CT: &str = "tokio-ct";
 const RUNTIME: &str = "ringpool-runtime";
 
 /// "not measured: ..." for `contender` of `section`, which has no figure.
-fn not_measured(r: &Results, section: &str, contender: &str, rule: &str, peers: String) -> Target {
+pub(super) fn not_measured(
+    r: &Results,
+    section: &str,
+    contender: &str,
+    rule: &str,
+    peers: String,
+) -> Target {
     let why = match r
         .skipped
         .iter()
@@ -40,7 +47,7 @@ fn not_measured(r: &Results, section: &str, contender: &str, rule: &str, peers: 
 }
 
 /// A target that lacks the baseline's figure.
-fn no_baseline(rule: &str, needs: &str) -> Target {
+pub(super) fn no_baseline(rule: &str, needs: &str) -> Target {
     Target {
         rule: rule.into(),
         measured: format!("n/a: needs {needs}"),
@@ -48,7 +55,7 @@ fn no_baseline(rule: &str, needs: &str) -> Target {
     }
 }
 
-fn us(ns: f64) -> String {
+pub(super) fn us(ns: f64) -> String {
     format!("{:.1} µs", ns / 1e3)
 }
 
@@ -57,28 +64,30 @@ fn us(ns: f64) -> String {
 /// been run twice).
 const DISTURBED_PCT: f64 = super::echo::RETRY_ABOVE_PCT;
 
-/// "tokio-ct 123k rt/s, p99 45.0 µs, CPU 4.5 µs/rt", with a warning when
-/// the client threads were busy all the time (the client, not the server,
-/// may have set the rate) and when other processes disturbed the window.
+/// "tokio-ct 123k rt/s, p99 45.0 µs, CPU 4.5 µs/rt", with its [`caveats`].
 fn cell_text(c: &EchoCell) -> String {
-    let mut text = format!(
+    let text = format!(
         "{} {:.0}k rt/s, p99 {}, CPU {}/rt",
         c.server,
         c.rtt_per_s / 1e3,
-        us(c.p99_ns as f64),
+        us(c.window.p99_ns as f64),
         us(c.server_cpu_ns_per_rt)
     );
-    if c.client_pct_of_core >= 95.0 * c.client_threads as f64 {
-        text += &format!(
-            " (client-bound: client at {:.0}% of its CPU)",
-            c.client_pct_of_core
-        );
+    text + &caveats(&c.window)
+}
+
+/// The warnings a closed-loop cell's figures carry: the client threads were
+/// busy all the time (the client, not the server, may have set the rate),
+/// or other processes disturbed the window. Empty if neither.
+pub(super) fn caveats(w: &WindowFigures) -> String {
+    let mut text = String::new();
+    if w.client_pct_of_core >= 95.0 * w.client_threads as f64 {
+        let pct = w.client_pct_of_core;
+        text += &format!(" (client-bound: client at {pct:.0}% of its CPU)");
     }
-    if c.other_load_pct > DISTURBED_PCT {
-        text += &format!(
-            " (disturbed: other processes used {:.0}% of the machine)",
-            c.other_load_pct
-        );
+    if w.other_load_pct > DISTURBED_PCT {
+        let pct = w.other_load_pct;
+        text += &format!(" (disturbed: other processes used {pct:.0}% of the machine)");
     }
     text
 }
@@ -103,7 +112,7 @@ pub fn echo(r: &Results) -> Vec<Target> {
                         measured: format!("{}; {}: {ratio:.2}x", cell_text(a), cell_text(t)),
                         pass: Some(
                             ratio >= 1.1
-                                && a.p99_ns < t.p99_ns
+                                && a.window.p99_ns < t.window.p99_ns
                                 && a.server_cpu_ns_per_rt < t.server_cpu_ns_per_rt,
                         ),
                     }
@@ -230,18 +239,10 @@ mod tests {
             connections,
             size,
             round_trips: 1000,
-            secs: 1.0,
             rtt_per_s: rate,
-            p50_ns: p99 / 2,
-            p99_ns: p99,
-            p999_ns: p99,
             server_cpu_ns_per_rt: cpu,
-            server_pct_of_core: 50.0,
             server_vcsw_per_rt: 0.0,
-            server_threads: 2,
-            client_threads: 1,
-            client_pct_of_core: 50.0,
-            other_load_pct: 0.0,
+            window: WindowFigures::with_p99(p99),
             rtt_per_s_reps: vec![rate],
             attempts: 1,
         }

@@ -147,6 +147,35 @@ pub struct EchoCpus {
     pub client: Vec<Option<usize>>,
 }
 
+impl EchoCpus {
+    /// With `pin`: the server on the second of `cpus` (the only one, if
+    /// there is one), a client thread on each of the others (two cores:
+    /// the client on the first; one core: shared with the server). Without:
+    /// one client thread, nothing pinned.
+    pub fn split(cpus: &[usize], pin: bool) -> EchoCpus {
+        let Some(&server) = cpus.get(1).or(cpus.first()).filter(|_| pin) else {
+            return EchoCpus {
+                server: None,
+                client: vec![None],
+            };
+        };
+        let client: Vec<Option<usize>> = cpus
+            .iter()
+            .copied()
+            .filter(|&c| c != server)
+            .map(Some)
+            .collect();
+        EchoCpus {
+            server: Some(server),
+            client: if client.is_empty() {
+                vec![Some(server)]
+            } else {
+                client
+            },
+        }
+    }
+}
+
 /// One cell: a server, a connection count, a message size.
 #[derive(Clone, Debug, Serialize)]
 pub struct EchoCell {
@@ -158,31 +187,15 @@ pub struct EchoCell {
     pub size: usize,
     /// Round trips completed in the window.
     pub round_trips: u64,
-    /// Window, s.
-    pub secs: f64,
     /// Round trips per second, all connections together.
     pub rtt_per_s: f64,
-    /// Median round trip, ns.
-    pub p50_ns: u64,
-    /// 99th percentile round trip, ns.
-    pub p99_ns: u64,
-    /// 99.9th percentile round trip, ns.
-    pub p999_ns: u64,
     /// Server CPU (utime + stime, every thread) per round trip, ns.
     pub server_cpu_ns_per_rt: f64,
-    /// Server CPU over the window, % of one core.
-    pub server_pct_of_core: f64,
     /// Server voluntary context switches (all live threads) per round trip.
     pub server_vcsw_per_rt: f64,
-    /// Server threads.
-    pub server_threads: usize,
-    /// Client threads (one per client CPU, at most one per connection).
-    pub client_threads: usize,
-    /// CPU of all client threads over the window, % of one core.
-    pub client_pct_of_core: f64,
-    /// CPU used by processes other than the bench and this server over the
-    /// window, % of the machine.
-    pub other_load_pct: f64,
+    /// The window's latencies, CPU shares and threads.
+    #[serde(flatten)]
+    pub window: client::WindowFigures,
     /// Round trips/s of every window (the median one is reported).
     pub rtt_per_s_reps: Vec<f64>,
     /// 1, or 2 if the first run was disturbed by other processes (more than
@@ -194,6 +207,29 @@ pub struct EchoCell {
 /// A cell whose median window saw other processes use more than this share
 /// of the machine (%) runs once more.
 pub const RETRY_ABOVE_PCT: f64 = 10.0;
+
+/// Measures a figure with `measure`; if other processes disturbed its
+/// window (`other(&figure)`, % of the machine, above [`RETRY_ABOVE_PCT`])
+/// and `again` allows, measures it once more and keeps the less disturbed
+/// of the two. Returns the figure and the attempts (1 or 2).
+///
+/// # Errors
+///
+/// The first measurement's error (a failed second one keeps the first).
+pub fn less_disturbed<T, E>(
+    mut measure: impl FnMut() -> Result<T, E>,
+    other: fn(&T) -> f64,
+    again: bool,
+) -> Result<(T, u32), E> {
+    let first = measure()?;
+    if !again || other(&first) <= RETRY_ABOVE_PCT {
+        return Ok((first, 1));
+    }
+    match measure() {
+        Ok(second) if other(&second) < other(&first) => Ok((second, 2)),
+        _ => Ok((first, 2)),
+    }
+}
 
 /// The idle-connections figure of one server.
 #[derive(Clone, Debug, Serialize)]
@@ -259,20 +295,12 @@ pub fn run(spec: &EchoSpec, cpus: &EchoCpus, tick: &mut dyn FnMut(&str), results
                 if not_built.contains(&imp) {
                     continue;
                 }
-                // A cell that other processes disturbed runs once more; the
-                // less disturbed of the two is kept.
-                let measured = cell(spec, cpus, imp, connections, size).map(|c| {
-                    if c.other_load_pct <= RETRY_ABOVE_PCT {
-                        return c;
-                    }
-                    match cell(spec, cpus, imp, connections, size) {
-                        Ok(mut again) if again.other_load_pct < c.other_load_pct => {
-                            again.attempts = 2;
-                            again
-                        }
-                        _ => EchoCell { attempts: 2, ..c },
-                    }
-                });
+                let measured = less_disturbed(
+                    || cell(spec, cpus, imp, connections, size),
+                    |c| c.window.other_load_pct,
+                    true,
+                )
+                .map(|(c, attempts)| EchoCell { attempts, ..c });
                 match measured {
                     Ok(c) => results.echo.cells.push(c),
                     Err(m) => {
@@ -321,39 +349,22 @@ fn cell(
     let server = ServerProcess::start(imp, cpus.server)?;
     let load = client::Load {
         connections,
-        size,
         warmup: spec.warmup,
         window: spec.window,
         reps: spec.reps,
     };
-    let mut windows = client::run(server.addr, server.pid, load, &cpus.client)?;
-    let rate = |w: &client::Window| w.round_trips as f64 / w.secs;
-    let reps: Vec<f64> = windows.iter().map(rate).collect();
-    windows.sort_by(|a, b| rate(a).total_cmp(&rate(b)));
-    let w = windows.swap_remove(windows.len() / 2);
-    let n = w.round_trips.max(1) as f64;
-    let (s0, s1) = w.server;
-    let cpu_ns = s1.cpu_ns.saturating_sub(s0.cpu_ns);
+    let echo = client::Echo::new(size);
+    let windows = client::run(server.addr, server.pid, &echo, load, &cpus.client)?;
+    let (w, reps) = client::median(windows);
     Ok(EchoCell {
         server: imp.name().into(),
         connections,
         size,
         round_trips: w.round_trips,
-        secs: w.secs,
-        rtt_per_s: rate(&w),
-        p50_ns: w.hist.value_at_quantile(0.5),
-        p99_ns: w.hist.value_at_quantile(0.99),
-        p999_ns: w.hist.value_at_quantile(0.999),
-        server_cpu_ns_per_rt: cpu_ns as f64 / n,
-        server_pct_of_core: 100.0 * cpu_ns as f64 / 1e9 / w.secs,
-        server_vcsw_per_rt: s1.vcsw.saturating_sub(s0.vcsw) as f64 / n,
-        server_threads: s1.threads,
-        client_threads: w.client_threads,
-        client_pct_of_core: 100.0 * w.client_cpu.as_secs_f64() / w.secs,
-        other_load_pct: w
-            .machine
-            .1
-            .foreign_pct_besides(&w.machine.0, Duration::from_nanos(cpu_ns)),
+        rtt_per_s: w.rate(),
+        server_cpu_ns_per_rt: w.server_cpu_ns_per_rt(),
+        server_vcsw_per_rt: w.server_vcsw_per_rt(),
+        window: client::WindowFigures::of(&w),
         rtt_per_s_reps: reps,
         attempts: 1,
     })

@@ -1,5 +1,6 @@
 //! The server side as the harness sees it: a child process started as
-//! `ringpool echo-server`, and what `/proc/<pid>` says about it.
+//! `ringpool echo-server` (or the http section's `ringpool http-server`,
+//! which keeps the same protocol), and what `/proc/<pid>` says about it.
 //!
 //! * CPU: `utime + stime` of `/proc/<pid>/stat` (every thread of the
 //!   process, exited ones included), in clock ticks converted to ns; the
@@ -21,11 +22,13 @@ use std::time::{Duration, Instant};
 /// How long a server may take to print its `listening` line.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A running echo server; dropping it stops it (closes its stdin, then
-/// kills it if it has not exited within a second).
+/// A running server; dropping it stops it (closes its stdin, then kills it
+/// if it has not exited within a second).
 pub struct ServerProcess {
     child: Child,
     stdin: Option<ChildStdin>,
+    /// The subcommand that runs it, for error messages.
+    subcommand: &'static str,
     /// Where it listens.
     pub addr: SocketAddr,
     /// Its process id.
@@ -38,38 +41,56 @@ impl ServerProcess {
     ///
     /// # Errors
     ///
+    /// As [`spawn`](Self::spawn).
+    pub fn start(imp: ServerImpl, cpu: Option<usize>) -> Result<ServerProcess, Missing> {
+        let mut args = ["--impl", imp.name(), "--addr", "127.0.0.1:0"]
+            .map(String::from)
+            .to_vec();
+        if let Some(cpu) = cpu {
+            args.extend(["--cpu".to_string(), cpu.to_string()]);
+        }
+        ServerProcess::spawn("echo-server", &args)
+    }
+
+    /// Starts `ringpool <subcommand> <args>`, a server that follows the
+    /// protocol of [`super::server`], and waits for its `listening <addr>`
+    /// line (other lines before it are passed over; its stdout is drained
+    /// to the end, so later lines never block it).
+    ///
+    /// # Errors
+    ///
     /// [`Missing::NotBuilt`] with the server's own message if it exits with
     /// [`EXIT_NOT_BUILT`]; [`Missing::Failed`] for anything else.
-    pub fn start(imp: ServerImpl, cpu: Option<usize>) -> Result<ServerProcess, Missing> {
+    pub fn spawn(subcommand: &'static str, args: &[String]) -> Result<ServerProcess, Missing> {
         let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-        let mut cmd = Command::new(exe);
-        cmd.args(["echo-server", "--impl", imp.name(), "--addr", "127.0.0.1:0"]);
-        if let Some(cpu) = cpu {
-            cmd.args(["--cpu", &cpu.to_string()]);
-        }
-        let mut child = cmd
+        let mut child = Command::new(exe)
+            .arg(subcommand)
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("spawn echo-server: {e}"))?;
+            .map_err(|e| format!("spawn {subcommand}: {e}"))?;
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().ok_or("no stdout".to_string())?;
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
-            let mut line = String::new();
-            let r = BufReader::new(stdout).read_line(&mut line).map(|_| line);
-            let _ = tx.send(r);
+            let mut lines = BufReader::new(stdout).lines();
+            let addr = lines.by_ref().map_while(Result::ok).find_map(|l| {
+                l.trim()
+                    .strip_prefix("listening ")?
+                    .parse::<SocketAddr>()
+                    .ok()
+            });
+            let _ = tx.send(addr);
+            lines.for_each(drop);
         });
-        let line = rx.recv_timeout(START_TIMEOUT);
-        let addr = line
-            .ok()
-            .and_then(Result::ok)
-            .and_then(|l| l.trim().strip_prefix("listening ")?.parse().ok());
+        let addr = rx.recv_timeout(START_TIMEOUT).ok().flatten();
         let mut server = ServerProcess {
             pid: child.id(),
             child,
             stdin,
+            subcommand,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         };
         match addr {
@@ -85,6 +106,11 @@ impl ServerProcess {
     fn failure(&mut self) -> Missing {
         self.stdin.take();
         let status = wait_timeout(&mut self.child, Duration::from_secs(2));
+        if status.is_none() {
+            // Hung: stop it, or its stderr would never end.
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
         let mut err = String::new();
         if let Some(mut e) = self.child.stderr.take() {
             let _ = e.read_to_string(&mut err);
@@ -92,9 +118,10 @@ impl ServerProcess {
         let err = err.trim().to_string();
         match status {
             Some(s) if s.code() == Some(EXIT_NOT_BUILT) => Missing::NotBuilt(err),
-            Some(s) => Missing::Failed(format!("echo-server exited ({s}): {err}")),
+            Some(s) => Missing::Failed(format!("{} exited ({s}): {err}", self.subcommand)),
             None => Missing::Failed(format!(
-                "echo-server printed no `listening` line within {} s",
+                "{} printed no `listening` line within {} s",
+                self.subcommand,
                 START_TIMEOUT.as_secs()
             )),
         }

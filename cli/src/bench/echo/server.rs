@@ -94,37 +94,51 @@ pub fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     Ok(TcpListener::from(fd))
 }
 
+/// Tells the harness that the server listens on `addr`: starts the stdin
+/// watchdog (the process exits when the harness closes its stdin; watched
+/// only from now on, so a server that fails first still reports why,
+/// whatever happens to stdin), then prints `listening <addr>` on stdout.
+/// The http section's `ringpool http-server` follows the same protocol.
+pub fn announce(addr: SocketAddr) {
+    let watchdog = std::thread::Builder::new()
+        .name("stdin-watch".into())
+        .spawn(|| {
+            let mut sink = [0u8; 64];
+            let mut stdin = io::stdin();
+            while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+            std::process::exit(0);
+        });
+    if let Err(e) = watchdog {
+        eprintln!("cannot start the stdin watchdog: {e}");
+        std::process::exit(1);
+    }
+    let mut out = io::stdout().lock();
+    let _ = writeln!(out, "listening {addr}");
+    let _ = out.flush();
+}
+
+/// Pins the calling thread to `cpu`; called by the main thread before it
+/// starts any other, so the whole process runs there.
+///
+/// # Errors
+///
+/// Why `sched_setaffinity(2)` refused, as text.
+pub fn pin_process(cpu: usize) -> Result<(), String> {
+    ringpool::affinity::pin_current_thread(cpu).map_err(|e| format!("cannot pin to CPU {cpu}: {e}"))
+}
+
 /// Runs the server `args` describe; returns the process's exit status.
 pub fn run(args: ServerArgs) -> i32 {
     if let Some(cpu) = args.cpu {
-        if let Err(e) = ringpool::affinity::pin_current_thread(cpu) {
-            eprintln!("echo-server: cannot pin to CPU {cpu}: {e}");
+        if let Err(e) = pin_process(cpu) {
+            eprintln!("echo-server: {e}");
             return 1;
         }
     }
     if let Err(e) = raise_nofile() {
         eprintln!("echo-server: cannot raise RLIMIT_NOFILE: {e}");
     }
-    // Once listening, the server stops when the harness closes its stdin
-    // (watched only from then on, so a server that fails first still
-    // reports why, whatever happens to stdin).
-    let mut ready = |addr: SocketAddr| {
-        let watchdog = std::thread::Builder::new()
-            .name("stdin-watch".into())
-            .spawn(|| {
-                let mut sink = [0u8; 64];
-                let mut stdin = io::stdin();
-                while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
-                std::process::exit(0);
-            });
-        if let Err(e) = watchdog {
-            eprintln!("echo-server: cannot start the stdin watchdog: {e}");
-            std::process::exit(1);
-        }
-        let mut out = io::stdout().lock();
-        let _ = writeln!(out, "listening {addr}");
-        let _ = out.flush();
-    };
+    let mut ready = announce;
     let served = match args.imp {
         ServerImpl::Ringpool => {
             ringpool_server::echo_server_ringpool(args.addr, args.cpu, &mut ready)
