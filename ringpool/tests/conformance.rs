@@ -7,8 +7,8 @@
 //! many trivial jobs with correct results; several workers really running at
 //! once; jobs interleaved with real I/O on the same ring (a DEFER_TASKRUN
 //! ring), with the order of events checked; panicking jobs; closing and
-//! dropping with jobs in flight (drop counters prove every captured state is
-//! dropped exactly once); a tiny CQ under a flood; and the per-job announce
+//! dropping with jobs in flight, flushed or never flushed (drop counters
+//! prove every captured state is dropped exactly once); a tiny CQ under a flood; and the per-job announce
 //! mode where it exists. `auto` fallback through the environment overrides
 //! is tested in child processes with a clean environment.
 
@@ -580,6 +580,17 @@ impl Drop for Counted {
 /// Close (with the ring) and drop (without) while jobs are queued and
 /// running: every job ends exactly once, every capture is dropped once.
 fn shutdown_with_jobs_in_flight(h: Handoff, policy: Shutdown, with_ring: bool) {
+    shutdown_with_jobs(h, policy, with_ring, true)
+}
+
+/// The same, but nothing was ever flushed: the jobs were queued and never
+/// published to the workers (lanes publish at the flush), or (`pipe`) never
+/// written. `close` and `Drop` must still run or cancel every one of them.
+fn shutdown_with_unflushed_jobs(h: Handoff, policy: Shutdown, with_ring: bool) {
+    shutdown_with_jobs(h, policy, with_ring, false)
+}
+
+fn shutdown_with_jobs(h: Handoff, policy: Shutdown, with_ring: bool, flush_first: bool) {
     const N: usize = 200;
     let Some(pool) = pool("shutdown_with_jobs_in_flight", h, 2, |b| b.shutdown(policy)) else {
         return;
@@ -599,10 +610,12 @@ fn shutdown_with_jobs_in_flight(h: Handoff, policy: Shutdown, with_ring: bool) {
         })
         .unwrap();
     }
-    // Let the workers start some of them.
-    lp.flush(&mut ring).unwrap();
-    ring.submit().unwrap();
-    std::thread::sleep(Duration::from_millis(2));
+    if flush_first {
+        // Let the workers start some of them.
+        lp.flush(&mut ring).unwrap();
+        ring.submit().unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
     if with_ring {
         let rest = lp.close(&mut ring, |c| panic!("foreign CQE {c:?}"));
         let (mut done, mut cancelled) = (0, 0);
@@ -882,6 +895,10 @@ macro_rules! conformance {
             #[test] fn close_drain() { super::shutdown_with_jobs_in_flight($h, Shutdown::Drain, true) }
             #[test] fn drop_cancel() { super::shutdown_with_jobs_in_flight($h, Shutdown::Cancel, false) }
             #[test] fn drop_drain() { super::shutdown_with_jobs_in_flight($h, Shutdown::Drain, false) }
+            #[test] fn close_unflushed_cancel() { super::shutdown_with_unflushed_jobs($h, Shutdown::Cancel, true) }
+            #[test] fn close_unflushed_drain() { super::shutdown_with_unflushed_jobs($h, Shutdown::Drain, true) }
+            #[test] fn drop_unflushed_cancel() { super::shutdown_with_unflushed_jobs($h, Shutdown::Cancel, false) }
+            #[test] fn drop_unflushed_drain() { super::shutdown_with_unflushed_jobs($h, Shutdown::Drain, false) }
             #[test] fn tiny_cq() { super::tiny_cq($h, Announce::Batch) }
             #[test] fn blocking_submit() { super::blocking_submit_waits_by_reaping($h) }
             #[test] fn payload_sizes() { super::payload_sizes($h) }
