@@ -51,7 +51,7 @@ BIN="$CARGO_TARGET_DIR/release"
 TMP="$(mktemp -d /tmp/ringpool-http.XXXXXX)"
 CLK_TCK="$(getconf CLK_TCK)"
 
-log() { printf '[http] %s\n' "$*" >&2; }
+log() { [[ -t 2 ]] && printf '\r\033[K' >&2; printf '[http] %s\n' "$*" >&2; }
 [[ -n "$OUT" ]] && exec > >(tee "$OUT")
 
 # ---- tools -------------------------------------------------------------------------
@@ -155,14 +155,26 @@ RESULTS="$TMP/results"
 : >"$RESULTS"
 record() { echo "$1|$2|$3|$4|$5|$6|$7|$8" >>"$RESULTS"; }
 
-# Progress on stderr: runs done of the runs planned, and the time left.
+# Progress on stderr: a bar of the runs done of the runs planned, the time
+# left, and the run starting. On a terminal the bar redraws in place (one
+# line); otherwise (CI logs, a pipe) each run gets its own line.
 RUN_NO=0
 progress() { # contender scenario
     RUN_NO=$((RUN_NO + 1))
     local total=$(( ${#CONTENDERS[@]} * RUNS_PER_CONTENDER ))
     local left=$(( (total - RUN_NO + 1) * (SECS + 1) ))
-    printf '[http] [%d/%d, ~%ds left] %s: %s\n' "$RUN_NO" "$total" "$left" "$1" "$2" >&2
+    local width=24 done_cols bar
+    done_cols=$(( (RUN_NO - 1) * width / (total > 0 ? total : 1) ))
+    bar="$(printf '%*s' "$done_cols" '' | tr ' ' '#')$(printf '%*s' $((width - done_cols)) '' | tr ' ' '.')"
+    if [[ -t 2 ]]; then
+        printf '\r\033[K[http] [%s] %d/%d ~%dm%02ds left  %s: %s' "$bar" "$RUN_NO" "$total" \
+            $((left / 60)) $((left % 60)) "$1" "$2" >&2
+    else
+        printf '[http] [%s] %d/%d ~%ds left  %s: %s\n' "$bar" "$RUN_NO" "$total" "$left" "$1" "$2" >&2
+    fi
 }
+# Ends the redrawn bar's line before the report (a terminal only).
+progress_done() { [[ -t 2 && $RUN_NO -gt 0 ]] && printf '\r\033[K[http] done: %d runs\n' "$RUN_NO" >&2; return 0; }
 
 run_wrk() { # contender scenario path method bytes literal pin
     local name=$1 scen=$2 path=$3 pin=$7 pre post out
@@ -268,6 +280,7 @@ for c in "${CONTENDERS[@]}"; do
 done
 
 # ---- report ------------------------------------------------------------------------
+progress_done
 echo "# ringpool HTTP load test, $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "# $(nproc) CPUs, $(uname -r); ${SECS}s a run, wrk -c$CONNS, h2load --h1 -c$H2_CLIENTS;"
 echo "# server on CPU 1, load on CPU 0 (but 'unpinned'); --workers $WORKERS --threads $THREADS"
