@@ -5,6 +5,8 @@
 //! The HTTP framing, routes and work are `ringpool-server` (sans-io); this
 //! module is the driver: sockets, timeouts, the connection limit, shutdown.
 
+#[cfg(test)]
+mod alloc_free;
 mod conn;
 
 use clap::Args;
