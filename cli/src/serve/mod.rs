@@ -5,6 +5,8 @@
 //! The HTTP framing, routes and work are `ringpool-server` (sans-io); this
 //! module is the driver: sockets, timeouts, the connection limit, shutdown.
 
+#[cfg(test)]
+mod alloc_free;
 mod conn;
 
 use clap::Args;
@@ -83,6 +85,27 @@ pub(crate) struct Shared {
     pub(crate) panic_route: bool,
 }
 
+impl Shared {
+    /// The shared state for `args`, offloading to `pool`.
+    pub(crate) fn new(args: &ServeArgs, pool: Pool) -> Shared {
+        Shared {
+            limits: Limits {
+                max_head: args.max_head,
+                max_body: args.max_body,
+            },
+            stats: Stats::new(pool.handoff().name()),
+            conns: AtomicUsize::new(0),
+            max_conns: args.max_conns,
+            idle: Duration::from_secs_f64(args.idle_timeout),
+            request: Duration::from_secs_f64(args.request_timeout),
+            pool,
+            stopping: AtomicBool::new(false),
+            panic_route: args.panic_route,
+        }
+    }
+}
+
+/// Set by SIGINT and SIGTERM: every ring stops accepting and drains.
 static STOP: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: libc::c_int) {
@@ -107,31 +130,8 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
     runtime::raise_fd_limit()?;
-    let mut pb = Pool::builder()
-        .handoff(args.handoff)
-        .worker_nice(args.worker_nice);
-    if args.announce == "per-job" {
-        // The runtime's CQ has 4 x 256 entries; leave room for its I/O.
-        pb = pb.announce(ringpool::Announce::PerJob).max_in_flight(512);
-    }
-    if let Some(w) = args.workers {
-        pb = pb.workers(w);
-    }
-    let pool = pb.build()?;
-    let shared = Arc::new(Shared {
-        limits: Limits {
-            max_head: args.max_head,
-            max_body: args.max_body,
-        },
-        stats: Stats::new(pool.handoff().name()),
-        conns: AtomicUsize::new(0),
-        max_conns: args.max_conns,
-        idle: Duration::from_secs_f64(args.idle_timeout),
-        request: Duration::from_secs_f64(args.request_timeout),
-        pool: pool.clone(),
-        stopping: AtomicBool::new(false),
-        panic_route: args.panic_route,
-    });
+    let pool = build_pool(&args)?;
+    let shared = Arc::new(Shared::new(&args, pool.clone()));
     // Bind once here, so that a bad address is an error before any thread starts.
     drop(std::net::TcpListener::bind(args.addr)?);
     tracing_line(&args, &pool);
@@ -148,6 +148,21 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
+/// The pool `args` ask for (handoff, announce, workers, their nice value).
+pub(crate) fn build_pool(args: &ServeArgs) -> Result<Pool, ringpool::Error> {
+    let mut pb = Pool::builder()
+        .handoff(args.handoff)
+        .worker_nice(args.worker_nice);
+    if args.announce == "per-job" {
+        // The runtime's CQ has 4 x 256 entries; leave room for its I/O.
+        pb = pb.announce(ringpool::Announce::PerJob).max_in_flight(512);
+    }
+    if let Some(w) = args.workers {
+        pb = pb.workers(w);
+    }
+    pb.build()
+}
+
 fn tracing_line(args: &ServeArgs, pool: &Pool) {
     tracing::info!(
         addr = %args.addr,
@@ -160,10 +175,23 @@ fn tracing_line(args: &ServeArgs, pool: &Pool) {
     );
 }
 
-/// One ring thread: accept, serve, and on a signal stop accepting and
-/// drain (in-flight requests finish; idle connections close).
+/// One ring thread: binds its `SO_REUSEPORT` listener on `addr`, then
+/// [`serve_on`] it until SIGINT or SIGTERM.
 async fn ring_main(ring: usize, addr: SocketAddr, shared: Arc<Shared>) -> std::io::Result<()> {
     let listener = TcpListener::bind_reuseport(addr)?;
+    serve_on(ring, listener, shared, &STOP).await
+}
+
+/// Accepts on `listener` and serves every connection until `stop` is set
+/// (polled every 50 ms), then stops accepting and drains: in-flight
+/// requests finish, idle connections close, and it returns once every
+/// connection is gone (or the request timeout, at least 1 s, has passed).
+pub(crate) async fn serve_on(
+    ring: usize,
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    stop: &AtomicBool,
+) -> std::io::Result<()> {
     let accept = {
         let shared = shared.clone();
         runtime::spawn(async move {
@@ -182,7 +210,7 @@ async fn ring_main(ring: usize, addr: SocketAddr, shared: Arc<Shared>) -> std::i
             Ok::<(), std::io::Error>(())
         })
     };
-    while !STOP.load(Ordering::SeqCst) {
+    while !stop.load(Ordering::SeqCst) {
         sleep(Duration::from_millis(50)).await;
     }
     shared.stopping.store(true, Ordering::SeqCst);
