@@ -16,46 +16,50 @@ struct Server {
 
 impl Server {
     fn start(extra: &[&str]) -> Server {
-        // A free port: bind, read it, release (the server binds it at once).
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        // Port 0: the server binds a free port itself and names it in its
+        // start-up line, so parallel tests (and other processes) never race
+        // for a port.
         let mut child = Command::new(env!("CARGO_BIN_EXE_ringpool"))
             .args([
                 "serve",
                 "--addr",
-                &addr.to_string(),
+                "127.0.0.1:0",
                 "--workers",
                 "1",
                 "--panic-route",
             ])
             .args(extra)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "warn,ringpool::serve=info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let t0 = Instant::now();
-        while TcpStream::connect(addr).is_err() {
-            if let Some(status) = child.try_wait().unwrap() {
-                let mut err = String::new();
-                child
-                    .stderr
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut err)
-                    .unwrap();
-                panic!("ringpool serve exited {status}: {err}");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        // Reads the log to its end (a full pipe would block the server),
+        // handing over the address, then everything read if it never came.
+        std::thread::spawn(move || {
+            let mut seen = String::new();
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !sent {
+                    if let Some(addr) = listening_addr(&line) {
+                        let _ = tx.send(Ok(addr));
+                        sent = true;
+                    }
+                    seen.push_str(&line);
+                    seen.push('\n');
+                }
             }
-            assert!(
-                t0.elapsed() < Duration::from_secs(20),
-                "server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            if !sent {
+                let _ = tx.send(Err(seen));
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(Ok(addr)) => addr,
+            Ok(Err(log)) => panic!("ringpool serve exited before listening: {log}"),
+            Err(_) => panic!("ringpool serve did not start within 20 s"),
+        };
         Server { child, addr }
     }
 
@@ -85,6 +89,13 @@ impl Server {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// The address in `ringpool serve`'s start-up line
+/// ("... listening on http://ADDR (...)"), if `line` is it.
+fn listening_addr(line: &str) -> Option<SocketAddr> {
+    let rest = line.split("listening on http://").nth(1)?;
+    rest.split_whitespace().next()?.parse().ok()
 }
 
 impl Drop for Server {

@@ -25,7 +25,8 @@ use std::time::{Duration, Instant};
 /// `ringpool serve` options.
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
-    /// Address to listen on.
+    /// Address to listen on (port 0: a free port, which every ring shares
+    /// and the start-up line names).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
     /// Ring threads (one runtime each, SO_REUSEPORT listeners, one shared pool).
@@ -119,6 +120,8 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours on a terminal only: logs in a file or a pipe stay plain.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
     if args.rings == 0 {
         return Err("--rings must be at least 1".into());
@@ -132,15 +135,20 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
     runtime::raise_fd_limit()?;
     let pool = build_pool(&args)?;
     let shared = Arc::new(Shared::new(&args, pool.clone()));
-    // Bind once here, so that a bad address is an error before any thread starts.
-    drop(std::net::TcpListener::bind(args.addr)?);
-    tracing_line(&args, &pool);
-    let addr = args.addr;
+    // Bind ring 0's listener here, so that a bad address is an error before
+    // any thread starts, and port 0 resolves to one port every ring shares.
+    let first = reuseport_listener(args.addr)?;
+    let addr = first.local_addr()?;
+    tracing_line(&args, addr, &pool);
+    let first = Arc::new(std::sync::Mutex::new(Some(first)));
     let threads = runtime::per_core(
         args.rings,
         args.pin,
         Runtime::builder().pool(pool),
-        move |ring| ring_main(ring, addr, shared.clone()),
+        move |ring| {
+            let first = first.lock().unwrap_or_else(|e| e.into_inner()).take();
+            ring_main(ring, addr, first, shared.clone())
+        },
     )?;
     for r in threads.join() {
         r??;
@@ -163,22 +171,51 @@ pub(crate) fn build_pool(args: &ServeArgs) -> Result<Pool, ringpool::Error> {
     pb.build()
 }
 
-fn tracing_line(args: &ServeArgs, pool: &Pool) {
+/// The start-up line, with the address the listeners are bound to (port 0
+/// resolved).
+fn tracing_line(args: &ServeArgs, addr: SocketAddr, pool: &Pool) {
     tracing::info!(
-        addr = %args.addr,
+        addr = %addr,
         rings = args.rings,
         workers = pool.workers(),
         handoff = %pool.handoff(),
         "ringpool serve: listening on http://{} ({})",
-        args.addr,
+        addr,
         pool.selection(),
     );
 }
 
-/// One ring thread: binds its `SO_REUSEPORT` listener on `addr`, then
-/// [`serve_on`] it until SIGINT or SIGTERM.
-async fn ring_main(ring: usize, addr: SocketAddr, shared: Arc<Shared>) -> std::io::Result<()> {
-    let listener = TcpListener::bind_reuseport(addr)?;
+/// A listening `SO_REUSEPORT` socket on `addr` (backlog 1024), made before
+/// any runtime exists: the first ring's listener, whose port the others
+/// bind (so `--addr 127.0.0.1:0` works with several rings).
+fn reuseport_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use rustix::net::{sockopt, AddressFamily, SocketType};
+    let family = if addr.is_ipv4() {
+        AddressFamily::INET
+    } else {
+        AddressFamily::INET6
+    };
+    let fd = rustix::net::socket(family, SocketType::STREAM, None)?;
+    sockopt::set_socket_reuseaddr(&fd, true)?;
+    sockopt::set_socket_reuseport(&fd, true)?;
+    rustix::net::bind(&fd, &addr)?;
+    rustix::net::listen(&fd, 1024)?;
+    Ok(std::net::TcpListener::from(fd))
+}
+
+/// One ring thread: takes over `first` (ring 0's listener, made by `run`)
+/// or binds its own `SO_REUSEPORT` listener on `addr`, then [`serve_on`]
+/// it until SIGINT or SIGTERM.
+async fn ring_main(
+    ring: usize,
+    addr: SocketAddr,
+    first: Option<std::net::TcpListener>,
+    shared: Arc<Shared>,
+) -> std::io::Result<()> {
+    let listener = match first {
+        Some(l) => TcpListener::from_std(l)?,
+        None => TcpListener::bind_reuseport(addr)?,
+    };
     serve_on(ring, listener, shared, &STOP).await
 }
 
