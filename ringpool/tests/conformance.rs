@@ -883,6 +883,56 @@ fn blocking_submit_waits_by_reaping(h: Handoff) {
     ));
 }
 
+/// Long jobs go back one by one: with one worker, a job that takes a while
+/// is followed by one that waits until the loop has seen the first one's
+/// result. A worker that held results until its whole batch was done would
+/// never hand the first back, and the second would give up waiting (30 s).
+/// (Pacing: a worker claims one job at a time once its jobs are slow; the
+/// warm-up jobs make them so.)
+fn long_jobs_go_back_one_by_one(h: Handoff) {
+    let Some(pool) = pool("long_jobs_go_back_one_by_one", h, 1, |b| b) else {
+        return;
+    };
+    let mut ring = IoUring::new(64).unwrap();
+    let mut lp = pool.register::<bool>(&mut ring).unwrap();
+    for _ in 0..4 {
+        run_one(&mut lp, &mut ring, || {
+            std::thread::sleep(Duration::from_millis(2));
+            true
+        });
+    }
+    let (release, gate) = std::sync::mpsc::channel::<()>();
+    let first = lp
+        .try_submit(|| {
+            std::thread::sleep(Duration::from_millis(5));
+            true
+        })
+        .unwrap();
+    let second = lp
+        .try_submit(move || gate.recv_timeout(Duration::from_secs(30)).is_ok())
+        .unwrap();
+    let mut release = Some(release);
+    let mut second_ok = None;
+    drive(&mut lp, &mut ring, |_| {}, |lp| {
+        for c in lp.completions() {
+            if c.id == first {
+                // The first is back while the second still runs: let it end.
+                let _ = release.take().expect("one first result").send(());
+            } else {
+                assert_eq!(c.id, second);
+                second_ok = Some(c.result.expect("no panic"));
+            }
+        }
+        second_ok.is_some()
+    });
+    assert!(release.is_none(), "the first job's result came back");
+    assert_eq!(
+        second_ok,
+        Some(true),
+        "the second job was released by the first one's result, not by its 30 s timeout"
+    );
+}
+
 macro_rules! conformance {
     ($($m:ident => $h:expr),* $(,)?) => {$(
         mod $m {
@@ -903,6 +953,7 @@ macro_rules! conformance {
             #[test] fn blocking_submit() { super::blocking_submit_waits_by_reaping($h) }
             #[test] fn payload_sizes() { super::payload_sizes($h) }
             #[test] fn loops_come_and_go() { super::loops_come_and_go($h) }
+            #[test] fn long_jobs_go_back_one_by_one() { super::long_jobs_go_back_one_by_one($h) }
         }
     )*};
 }

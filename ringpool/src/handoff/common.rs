@@ -174,14 +174,20 @@ impl JobQueue {
         self.lane(lane as usize).publish();
     }
 
-    /// Claims up to [`rings::CLAIM_MAX`] published jobs of one lane, and at
-    /// most a `1/share` part of what it holds (so that a burst spreads over
-    /// `share` workers), scanning from lane `*cursor` and leaving `*cursor`
-    /// just past the lane it took from (round robin, so that no loop's jobs
-    /// wait behind another's). The jobs go to `out`, all of one loop.
-    /// Returns `false` if no lane had a job.
+    /// Claims up to `limit` (capped at [`rings::CLAIM_MAX`]) published jobs
+    /// of one lane, and at most a `1/share` part of what it holds (so that a
+    /// burst spreads over `share` workers), scanning from lane `*cursor` and
+    /// leaving `*cursor` just past the lane it took from (round robin, so
+    /// that no loop's jobs wait behind another's). The jobs go to `out`, all
+    /// of one loop. Returns `false` if no lane had a job.
     #[inline]
-    pub(crate) fn claim(&self, cursor: &mut usize, share: usize, out: &mut Vec<JobRef>) -> bool {
+    pub(crate) fn claim(
+        &self,
+        cursor: &mut usize,
+        limit: usize,
+        share: usize,
+        out: &mut Vec<JobRef>,
+    ) -> bool {
         let n = self.len();
         let mut i = if *cursor < n { *cursor } else { 0 };
         for _ in 0..n {
@@ -190,7 +196,7 @@ impl JobQueue {
             if i == n {
                 i = 0;
             }
-            let took = lane.claim(rings::CLAIM_MAX, share, |a| {
+            let took = lane.claim(limit.min(rings::CLAIM_MAX), share, |a| {
                 // SAFETY: every entry of a lane is a `JobRef::into_addr`
                 // pushed once by its loop, and a successful claim hands
                 // each entry to exactly one claimer: ownership arrives
@@ -209,8 +215,7 @@ impl JobQueue {
     pub(crate) fn pop(&self) -> Option<JobRef> {
         let mut one = Vec::with_capacity(rings::CLAIM_MAX);
         let mut cursor = 0;
-        // `share` so large that a claim takes one job.
-        if !self.claim(&mut cursor, usize::MAX, &mut one) {
+        if !self.claim(&mut cursor, 1, 1, &mut one) {
             return None;
         }
         let job = one.pop();
@@ -270,6 +275,7 @@ impl Drop for JobQueue {
 struct Scan<'a> {
     jobs: &'a JobQueue,
     cursor: Cell<usize>,
+    limit: usize,
     share: usize,
     out: RefCell<&'a mut Vec<JobRef>>,
 }
@@ -282,7 +288,7 @@ impl park::Queue for Scan<'_> {
         let mut c = self.cursor.get();
         let took = self
             .jobs
-            .claim(&mut c, self.share, &mut self.out.borrow_mut());
+            .claim(&mut c, self.limit, self.share, &mut self.out.borrow_mut());
         self.cursor.set(c);
         took.then_some(())
     }
@@ -356,13 +362,14 @@ pub(crate) fn spin_for(budget: Duration, seen: impl Fn() -> bool) -> bool {
 /// loop ([`park::next_job`]), spinning for the pool's budget first, with
 /// `wait` as the primitive that blocks until the state word may have
 /// changed. `cursor` is the worker's own scan position in the queue's lanes.
-/// The claimed jobs (all of one loop) go to `out`; `false` once the pool
-/// exits with the queue empty.
+/// The claimed jobs (at most `limit`, all of one loop) go to `out`; `false`
+/// once the pool exits with the queue empty.
 pub(crate) fn next_batch_parked(
     jobs: &JobQueue,
     cursor: &mut usize,
     workers: &Workers,
     idx: usize,
+    limit: usize,
     out: &mut Vec<JobRef>,
     mut wait: impl FnMut(&AtomicU32) -> io::Result<()>,
 ) -> bool {
@@ -371,6 +378,7 @@ pub(crate) fn next_batch_parked(
     let scan = Scan {
         jobs,
         cursor: Cell::new(*cursor),
+        limit,
         share: workers.slots.len(),
         out: RefCell::new(out),
     };
@@ -588,9 +596,18 @@ impl<M: QueueMechanism> WorkerOps for FutexWorker<M> {
         pool: &QueuePool<M>,
         workers: &Workers,
         idx: usize,
+        limit: usize,
         out: &mut Vec<JobRef>,
     ) -> bool {
-        next_batch_parked(&pool.jobs, &mut self.cursor, workers, idx, out, futex_wait)
+        next_batch_parked(
+            &pool.jobs,
+            &mut self.cursor,
+            workers,
+            idx,
+            limit,
+            out,
+            futex_wait,
+        )
     }
 }
 

@@ -87,6 +87,7 @@ impl WorkerOps for Worker {
         pool: &PoolSide,
         workers: &Workers,
         _idx: usize,
+        _limit: usize,
         out: &mut Vec<JobRef>,
     ) -> bool {
         if let Some(job) = pool.pop() {

@@ -155,14 +155,16 @@ pub(crate) trait WorkerOps: Sized {
     /// Runs on the worker's thread before its first job.
     fn new(pool: &Self::Pool, idx: usize) -> io::Result<Self>;
 
-    /// Blocks until there are jobs for this worker, and moves them into
-    /// `out` (empty on entry; every job in it of one loop): `true`; or the
-    /// pool exits with nothing left for it: `false`.
+    /// Blocks until there are jobs for this worker, and moves at most
+    /// `limit` (at least one) of them into `out` (empty on entry; every job
+    /// in it of one loop): `true`; or the pool exits with nothing left for
+    /// it: `false`.
     fn next_batch(
         &mut self,
         pool: &Self::Pool,
         workers: &Workers,
         idx: usize,
+        limit: usize,
         out: &mut Vec<JobRef>,
     ) -> bool;
 
@@ -418,9 +420,9 @@ macro_rules! backends {
             }
 
             #[inline]
-            pub(crate) fn next_batch(&mut self, pool: &PoolSide, workers: &Workers, idx: usize, out: &mut Vec<JobRef>) -> bool {
+            pub(crate) fn next_batch(&mut self, pool: &PoolSide, workers: &Workers, idx: usize, limit: usize, out: &mut Vec<JobRef>) -> bool {
                 match (self, pool) {
-                    $((Worker::$variant(w), PoolSide::$variant(p)) => w.next_batch(p, workers, idx, out),)*
+                    $((Worker::$variant(w), PoolSide::$variant(p)) => w.next_batch(p, workers, idx, limit, out),)*
                     #[allow(unreachable_patterns)]
                     _ => unreachable!("a worker runs its own pool's mechanism"),
                 }

@@ -187,10 +187,11 @@ impl WorkerOps for Worker {
         pool: &PoolSide,
         workers: &Workers,
         idx: usize,
+        limit: usize,
         out: &mut Vec<JobRef>,
     ) -> bool {
         let ring = &mut self.ring;
-        common::next_batch_parked(&pool.jobs, &mut self.cursor, workers, idx, out, |_| {
+        common::next_batch_parked(&pool.jobs, &mut self.cursor, workers, idx, limit, out, |_| {
             sys::fault::check(Site::WorkerEnter)?;
             ring.submit_and_wait(1)?;
             ring.completion().for_each(drop);

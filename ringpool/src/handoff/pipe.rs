@@ -106,6 +106,7 @@ impl WorkerOps for Worker {
         pool: &PoolSide,
         workers: &Workers,
         idx: usize,
+        _limit: usize,
         out: &mut Vec<JobRef>,
     ) -> bool {
         loop {

@@ -46,12 +46,13 @@ impl WorkerOps for Worker {
         pool: &PoolSide,
         workers: &Workers,
         _idx: usize,
+        limit: usize,
         out: &mut Vec<JobRef>,
     ) -> bool {
         let share = workers.slots.len();
         loop {
             let jobs = pool.jobs();
-            if jobs.claim(&mut self.cursor, share, out) {
+            if jobs.claim(&mut self.cursor, limit, share, out) {
                 return true;
             }
             let seen = (0..256).any(|_| {

@@ -1,17 +1,43 @@
 //! The worker thread: claim a batch of jobs, run them, hand their results
 //! back together, and wait when there is nothing to do (how it waits is the
 //! mechanism's).
+//!
+//! # Pacing
+//!
+//! A batch's results go back together at its end: one reservation on the
+//! loop's result ring and one doorbell check for many jobs, and, when the
+//! loop sleeps, one wake for many results. That pays only while jobs are
+//! short: a batch's results wait for its last job, and jobs claimed by one
+//! busy worker cannot go to an idle one. So claims are paced: a worker
+//! claims one job at first and doubles its claim after each batch whose
+//! jobs took under [`SHORT_JOB`] each on average, up to [`CLAIM_MAX`]; one
+//! slower batch drops it back to one (and long jobs then go back one by
+//! one, as soon as each is done). Within a batch the worker reads the clock
+//! every [`CHECK_EVERY`] jobs, and once the batch has run for
+//! [`HAND_BACK_AFTER`] it hands back what is done before it goes on. What
+//! pacing cannot see coming is one long job after a run of short ones: the
+//! results before it in its batch (fewer than `CLAIM_MAX`) wait for it.
 
 use super::job::JobRef;
 use super::loop_shared::LoopShared;
 use super::shared::PoolShared;
 use super::workers::bump;
 use crate::handoff::Worker;
+use crate::protocol::rings::CLAIM_MAX;
 use crate::sync::Arc;
 use crate::sync::Ordering::{Acquire, Relaxed, Release};
 use crate::sys;
 use std::io;
 use std::sync::mpsc::Sender;
+use std::time::{Duration, Instant};
+
+/// A batch whose jobs took less than this each, on average, lets the next
+/// claim double.
+const SHORT_JOB: Duration = Duration::from_micros(1);
+/// Within a batch, the clock is read after every this many jobs...
+const CHECK_EVERY: usize = 8;
+/// ... and once the batch has run this long, the results so far go back.
+const HAND_BACK_AFTER: Duration = Duration::from_micros(20);
 
 /// A worker thread's body. Reports start-up (pinning, the mechanism's
 /// per-thread setup) on `ready`, then serves jobs until the pool exits.
@@ -41,28 +67,54 @@ pub(crate) fn main(
     let _ = ready.send(Ok(()));
     drop(ready);
     // Allocated once: a claim takes at most `CLAIM_MAX` jobs.
-    let mut batch = Vec::with_capacity(crate::protocol::rings::CLAIM_MAX);
-    while worker.next_batch(&pool.backend, &pool.workers, idx, &mut batch) {
+    let mut batch = Batch {
+        claimed: Vec::with_capacity(CLAIM_MAX),
+        done: Vec::with_capacity(CLAIM_MAX),
+        limit: 1,
+    };
+    while worker.next_batch(
+        &pool.backend,
+        &pool.workers,
+        idx,
+        batch.limit,
+        &mut batch.claimed,
+    ) {
         run(&pool, &mut worker, idx, &mut batch);
     }
     worker.retire(&pool.backend, idx);
     drop(worker); // closes the worker's own kernel objects, on its thread
 }
 
-/// Runs (or cancels) a batch of jobs, all of one loop, and hands their
-/// results back to it together (emptying `batch`).
-fn run(pool: &PoolShared, worker: &mut Worker, idx: usize, batch: &mut Vec<JobRef>) {
-    let Some(first) = batch.first() else {
+/// A worker's batch buffers (allocated once) and its claim limit.
+struct Batch {
+    /// Claimed and not yet run, in claim order.
+    claimed: Vec<JobRef>,
+    /// Run (or cancelled) and not yet handed back.
+    done: Vec<JobRef>,
+    /// How many jobs the next claim may take (see "Pacing").
+    limit: usize,
+}
+
+/// Runs (or cancels) the claimed jobs, all of one loop, and hands their
+/// results back (at the end, or in parts once the batch has run for
+/// [`HAND_BACK_AFTER`]); sets the next claim's limit.
+fn run(pool: &PoolShared, worker: &mut Worker, idx: usize, batch: &mut Batch) {
+    let Some(first) = batch.claimed.first() else {
         return;
     };
     // SAFETY: `home` stays valid while any job of the batch is in flight,
     // and from the `senders` increment below until the matching decrement
     // (LoopShared's lifetime contract): the loop waits for both before
-    // freeing it. Every job of a batch has the same home (one lane's).
+    // freeing it. Every job of a claim has the same home (one lane's).
     let home: &LoopShared = unsafe { first.header().home.as_ref() };
     home.senders.fetch_add(1, Relaxed);
     let stats = &pool.workers.slots[idx].stats;
-    for job in batch.iter() {
+    let n = batch.claimed.len();
+    let start = Instant::now();
+    let mut slow = false;
+    // Popped from the back: reverse first to run them in claim order.
+    batch.claimed.reverse();
+    while let Some(job) = batch.claimed.pop() {
         debug_assert!(std::ptr::eq(job.header().home.as_ptr(), home));
         if pool.cancel_queued && home.closing.load(Acquire) {
             job.cancel();
@@ -71,9 +123,22 @@ fn run(pool: &PoolShared, worker: &mut Worker, idx: usize, batch: &mut Vec<JobRe
             job.execute();
             bump(&stats.jobs);
         }
+        // From here on the job's cell belongs to the loop.
+        batch.done.push(job);
+        if batch.done.len() % CHECK_EVERY == 0
+            && !batch.claimed.is_empty()
+            && start.elapsed() >= HAND_BACK_AFTER
+        {
+            slow = true;
+            home.mailbox.deliver(home, worker, &mut batch.done, stats);
+        }
     }
-    // From here on the cells belong to the loop; only `home` may be touched.
-    home.mailbox.deliver(home, worker, batch, stats);
-    batch.clear();
+    home.mailbox.deliver(home, worker, &mut batch.done, stats);
     home.senders.fetch_sub(1, Release);
+    // Only `home`'s shared part was touched after the deliveries.
+    batch.limit = if slow || start.elapsed() >= SHORT_JOB * n as u32 {
+        1
+    } else {
+        (batch.limit * 2).min(CLAIM_MAX)
+    };
 }
