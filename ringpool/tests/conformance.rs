@@ -913,18 +913,23 @@ fn long_jobs_go_back_one_by_one(h: Handoff) {
         .unwrap();
     let mut release = Some(release);
     let mut second_ok = None;
-    drive(&mut lp, &mut ring, |_| {}, |lp| {
-        for c in lp.completions() {
-            if c.id == first {
-                // The first is back while the second still runs: let it end.
-                let _ = release.take().expect("one first result").send(());
-            } else {
-                assert_eq!(c.id, second);
-                second_ok = Some(c.result.expect("no panic"));
+    drive(
+        &mut lp,
+        &mut ring,
+        |_| {},
+        |lp| {
+            for c in lp.completions() {
+                if c.id == first {
+                    // The first is back while the second still runs: let it end.
+                    let _ = release.take().expect("one first result").send(());
+                } else {
+                    assert_eq!(c.id, second);
+                    second_ok = Some(c.result.expect("no panic"));
+                }
             }
-        }
-        second_ok.is_some()
-    });
+            second_ok.is_some()
+        },
+    );
     assert!(release.is_none(), "the first job's result came back");
     assert_eq!(
         second_ok,
