@@ -92,6 +92,11 @@ pub struct LoopHandle<R> {
     /// The mechanism's loop side: what it arms, how it reacts to its CQEs.
     side: LoopSide,
     ring_fd: RawFd,
+    /// The ring's owner is the crate (the runtime's `Core`, which keeps the
+    /// ring and this handle together for their whole lives): every ring
+    /// passed in is the registered one, so the kcmp identity check (one
+    /// system call before each blocking wait) is skipped.
+    ring_owned: bool,
     slots: Slots<R>,
     /// Jobs queued since the last wake round.
     pending_wake: usize,
@@ -190,6 +195,7 @@ impl<R: Send + 'static> LoopHandle<R> {
             shared,
             side,
             ring_fd,
+            ring_owned: false,
             slots: Slots::new(max),
             pending_wake: 0,
             urgent: false,
@@ -244,12 +250,23 @@ impl<R> LoopHandle<R> {
         Ok(())
     }
 
+    /// For the runtime, which owns both the ring and this handle and only
+    /// ever passes that ring: waits skip the kcmp identity check (the fd
+    /// number is still checked). Crate-private: a caller that could pass
+    /// another ring must not skip it.
+    pub(crate) fn ring_is_owned(&mut self) {
+        self.ring_owned = true;
+    }
+
     /// The full check, before every wait that can block and in `close`:
     /// `ring` is the very ring this handle was registered with, not a new
     /// one that reuses its fd number (`kcmp(KCMP_FILE)` against the
     /// handle's duplicate of the ring fd; one syscall, about a microsecond).
     fn check_ring_identity(&self, ring: &IoUring) -> io::Result<()> {
         self.check_ring(ring)?;
+        if self.ring_owned {
+            return Ok(());
+        }
         match sys::same_file(ring.as_raw_fd(), self.shared.ring.as_raw_fd()) {
             Ok(true) => Ok(()),
             Ok(false) => Err(wrong_ring()),

@@ -148,7 +148,10 @@ impl Builder {
             None => self.pool_builder.unwrap_or_default().build()?,
         };
         let mut ring = ring;
-        let lp = pool.register::<()>(&mut ring)?;
+        let mut lp = pool.register::<()>(&mut ring)?;
+        // `Core` keeps this ring and this handle together and passes no
+        // other ring: no kcmp before each wait.
+        lp.ring_is_owned();
         let signal = if caps.sync_msg_ring {
             let dup = sys::dup_cloexec(ring.as_raw_fd())
                 .map_err(|e| Error::io("cannot dup the ring fd", e))?;
