@@ -52,7 +52,7 @@ impl PoolSideOps for PoolSide {
     }
 
     /// Under the lock, so that other loops' jobs never leave the queue.
-    fn take_jobs_of(&self, home: &LoopShared) -> Vec<JobRef> {
+    fn take_jobs_of(&self, home: &LoopShared, _lane: Option<u32>) -> Vec<JobRef> {
         let mut jobs = lock(&self.jobs);
         let (mine, others): (VecDeque<JobRef>, VecDeque<JobRef>) = jobs
             .drain(..)

@@ -106,12 +106,14 @@ pub(crate) trait PoolSideOps: Sized {
         None
     }
 
-    /// Makes the jobs `home`'s loop queued since its last call visible to
-    /// the workers (a lane's batch publish); the loop calls it at every
-    /// flush, before it decides which sleeping workers to wake. Mechanisms
-    /// that queue each job at once have nothing to do.
-    fn publish(&self, home: &LoopShared) {
-        if let (Some(q), Some(lane)) = (self.job_queue(), home.lane) {
+    /// Makes the jobs a loop queued on `lane` since its last call visible
+    /// to the workers (a lane's batch publish); the loop calls it at every
+    /// flush, before it decides which sleeping workers to wake. `lane` is
+    /// the loop handle's own, `None` once `close` gave it back: a lane that
+    /// may be another loop's now must never be published by this one.
+    /// Mechanisms that queue each job at once have nothing to do.
+    fn publish(&self, lane: Option<u32>) {
+        if let (Some(q), Some(lane)) = (self.job_queue(), lane) {
             q.publish(lane);
         }
     }
@@ -119,10 +121,12 @@ pub(crate) trait PoolSideOps: Sized {
     /// Takes every queued job whose loop is `home` (a loop closing under
     /// `Shutdown::Cancel` cancels them itself): with a lane per loop
     /// (`common::JobQueue`), what its lane holds; other loops' jobs are not
-    /// touched. A mechanism whose jobs leave through the kernel at once
-    /// (`pipe`) has none to take.
-    fn take_jobs_of(&self, home: &LoopShared) -> Vec<JobRef> {
-        match (self.job_queue(), home.lane) {
+    /// touched. `lane` is the loop handle's own, `None` once `close` gave
+    /// it back (a close finished after an unwind must not take what may be
+    /// another loop's lane by then). A mechanism whose jobs leave through
+    /// the kernel at once (`pipe`) has none to take.
+    fn take_jobs_of(&self, _home: &LoopShared, lane: Option<u32>) -> Vec<JobRef> {
+        match (self.job_queue(), lane) {
             (Some(q), Some(lane)) => q.take_lane(lane),
             _ => Vec::new(),
         }
@@ -401,12 +405,12 @@ macro_rules! backends {
             }
 
             #[inline]
-            pub(crate) fn publish(&self, home: &LoopShared) {
-                match self { $(PoolSide::$variant(p) => p.publish(home)),* }
+            pub(crate) fn publish(&self, lane: Option<u32>) {
+                match self { $(PoolSide::$variant(p) => p.publish(lane)),* }
             }
 
-            pub(crate) fn take_jobs_of(&self, home: &LoopShared) -> Vec<JobRef> {
-                match self { $(PoolSide::$variant(p) => p.take_jobs_of(home)),* }
+            pub(crate) fn take_jobs_of(&self, home: &LoopShared, lane: Option<u32>) -> Vec<JobRef> {
+                match self { $(PoolSide::$variant(p) => p.take_jobs_of(home, lane)),* }
             }
 
             pub(crate) fn release_workers(&self) {

@@ -88,7 +88,7 @@ impl<R> LoopHandle<R> {
                 self.slots.finished(job);
                 cancelled += 1;
             }
-            for job in pool.backend.take_jobs_of(&self.shared) {
+            for job in pool.backend.take_jobs_of(&self.shared, self.lane) {
                 job.cancel();
                 self.slots.finished(job);
                 cancelled += 1;

@@ -114,7 +114,7 @@ impl<R> LoopHandle<R> {
     /// Publishes the jobs queued since the last publish (see `try_submit`),
     /// and moves every result queued in the mailbox into the ready list.
     pub(super) fn drain_results(&mut self) {
-        self.owner.shared.backend.publish(&self.shared);
+        self.owner.shared.backend.publish(self.lane);
         while let Some(job) = self.shared.mailbox.pop() {
             self.slots.complete(job);
         }

@@ -76,7 +76,7 @@ impl<R> LoopHandle<R> {
                 self.pending_wake += 1;
             }
         }
-        backend.publish(&self.shared);
+        backend.publish(self.lane);
     }
 
     /// Queues `job` (of any result type `T`) for the pool in a free slot
