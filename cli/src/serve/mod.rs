@@ -135,8 +135,9 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
     runtime::raise_fd_limit()?;
     let pool = build_pool(&args)?;
     let shared = Arc::new(Shared::new(&args, pool.clone()));
-    // Bind ring 0's listener here, so that a bad address is an error before
-    // any thread starts, and port 0 resolves to one port every ring shares.
+    // Bind the first listener here, so that a bad address is an error before
+    // any thread starts, and port 0 resolves to one port every ring shares:
+    // the first ring thread to start takes it over, the others bind its port.
     let first = reuseport_listener(args.addr)?;
     let addr = first.local_addr()?;
     tracing_line(&args, addr, &pool);
@@ -186,8 +187,8 @@ fn tracing_line(args: &ServeArgs, addr: SocketAddr, pool: &Pool) {
 }
 
 /// A listening `SO_REUSEPORT` socket on `addr` (backlog 1024), made before
-/// any runtime exists: the first ring's listener, whose port the others
-/// bind (so `--addr 127.0.0.1:0` works with several rings).
+/// any runtime exists: one ring's listener, whose port the others bind (so
+/// `--addr 127.0.0.1:0` works with several rings).
 fn reuseport_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     use rustix::net::{sockopt, AddressFamily, SocketType};
     let family = if addr.is_ipv4() {
@@ -203,9 +204,9 @@ fn reuseport_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener
     Ok(std::net::TcpListener::from(fd))
 }
 
-/// One ring thread: takes over `first` (ring 0's listener, made by `run`)
-/// or binds its own `SO_REUSEPORT` listener on `addr`, then [`serve_on`]
-/// it until SIGINT or SIGTERM.
+/// One ring thread: takes over `first` (the listener `run` made, given to
+/// the first ring thread to start) or binds its own `SO_REUSEPORT` listener
+/// on `addr`, then serves it with [`serve_on`] until SIGINT or SIGTERM.
 async fn ring_main(
     ring: usize,
     addr: SocketAddr,
