@@ -198,3 +198,28 @@ pub fn join_workers(threads: impl IntoIterator<Item = JoinHandle<()>>) {
         let _ = t.join();
     }
 }
+
+/// Runs `f` on a new thread named `bench-loop`, pinned to `cpu` if given
+/// (the loop's thread of every contender and section), and returns what it
+/// returns; a thread that cannot start or panics is an error naming `what`.
+///
+/// # Errors
+///
+/// The thread cannot start or panicked (as text), or `f`'s error.
+pub fn on_pinned_loop_thread<T: Send + 'static>(
+    cpu: Option<usize>,
+    what: &str,
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    std::thread::Builder::new()
+        .name("bench-loop".into())
+        .spawn(move || {
+            if let Some(cpu) = cpu {
+                let _ = ringpool::affinity::pin_current_thread(cpu);
+            }
+            f()
+        })
+        .map_err(|e| format!("spawn loop thread: {e}"))?
+        .join()
+        .map_err(|_| format!("{what}the loop thread panicked"))?
+}

@@ -3,7 +3,7 @@
 
 use super::contenders::Contender;
 use super::cpu::{CpuSnap, ProcessSyscalls};
-use super::engine::{Counters, Engine, EngineCfg, Job};
+use super::engine::{on_pinned_loop_thread, Counters, Engine, EngineCfg, Job};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -27,20 +27,12 @@ fn on_loop_thread<T: Send + 'static>(
     measure: impl FnOnce(&mut dyn Engine, &LoopSetup) -> Result<T, String> + Send + 'static,
 ) -> Result<T, String> {
     let setup = setup.clone();
-    std::thread::Builder::new()
-        .name("bench-loop".into())
-        .spawn(move || {
-            if let Some(cpu) = setup.loop_cpu {
-                let _ = ringpool::affinity::pin_current_thread(cpu);
-            }
-            let mut engine = c.build(&setup.cfg)?;
-            let result = measure(&mut *engine, &setup);
-            drop(engine);
-            result
-        })
-        .map_err(|e| format!("spawn loop thread: {e}"))?
-        .join()
-        .map_err(|_| format!("{c}: the loop thread panicked"))?
+    on_pinned_loop_thread(setup.loop_cpu, &format!("{c}: "), move || {
+        let mut engine = c.build(&setup.cfg)?;
+        let result = measure(&mut *engine, &setup);
+        drop(engine);
+        result
+    })
 }
 
 /// Ping-pong variants.

@@ -18,7 +18,7 @@ pub mod ringpool_runtime;
 pub mod tokio_blocking;
 
 use super::cpu::CpuSnap;
-use super::engine::EngineCfg;
+use super::engine::{on_pinned_loop_thread, EngineCfg};
 use super::missing::{Missing, Skipped};
 use super::results::Results;
 use serde::Serialize;
@@ -35,17 +35,7 @@ pub fn on_loop_thread<T: Send + 'static>(
     measure: impl FnOnce(&OffloadSetup) -> Result<T, String> + Send + 'static,
 ) -> Result<T, String> {
     let setup = setup.clone();
-    std::thread::Builder::new()
-        .name("bench-loop".into())
-        .spawn(move || {
-            if let Some(cpu) = setup.loop_cpu {
-                let _ = ringpool::affinity::pin_current_thread(cpu);
-            }
-            measure(&setup)
-        })
-        .map_err(|e| format!("spawn loop thread: {e}"))?
-        .join()
-        .map_err(|_| "the loop thread panicked".to_string())?
+    on_pinned_loop_thread(setup.loop_cpu, "", move || measure(&setup))
 }
 
 /// The offload contenders.
