@@ -211,18 +211,6 @@ impl JobQueue {
         false
     }
 
-    /// Takes one published job from any lane (cold paths).
-    pub(crate) fn pop(&self) -> Option<JobRef> {
-        let mut one = Vec::with_capacity(rings::CLAIM_MAX);
-        let mut cursor = 0;
-        if !self.claim(&mut cursor, 1, 1, &mut one) {
-            return None;
-        }
-        let job = one.pop();
-        debug_assert!(one.is_empty());
-        job
-    }
-
     /// No lane holds a published job (`SeqCst` loads throughout: the park
     /// protocol's re-check).
     #[inline]
@@ -549,14 +537,6 @@ impl<M: QueueMechanism> PoolSideOps for QueuePool<M> {
 
     fn push(&self, job: JobRef) {
         self.jobs.push(job)
-    }
-
-    fn pop(&self) -> Option<JobRef> {
-        self.jobs.pop()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.jobs.is_empty()
     }
 
     fn job_queue(&self) -> Option<&JobQueue> {

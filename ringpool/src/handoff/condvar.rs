@@ -26,6 +26,17 @@ pub(crate) struct PoolSide {
     ready: Condvar,
 }
 
+impl PoolSide {
+    /// Takes the oldest queued job, if any.
+    fn pop(&self) -> Option<JobRef> {
+        lock(&self.jobs).pop_front()
+    }
+
+    fn is_empty(&self) -> bool {
+        lock(&self.jobs).is_empty()
+    }
+}
+
 impl PoolSideOps for PoolSide {
     fn unsupported(_caps: &Capabilities) -> Option<String> {
         None
@@ -41,14 +52,6 @@ impl PoolSideOps for PoolSide {
     fn push(&self, job: JobRef) {
         lock(&self.jobs).push_back(job);
         self.ready.notify_one();
-    }
-
-    fn pop(&self) -> Option<JobRef> {
-        lock(&self.jobs).pop_front()
-    }
-
-    fn is_empty(&self) -> bool {
-        lock(&self.jobs).is_empty()
     }
 
     /// Under the lock, so that other loops' jobs never leave the queue.

@@ -95,11 +95,6 @@ pub(crate) trait PoolSideOps: Sized {
     /// travel through the loop's own SQEs).
     fn push(&self, job: JobRef);
 
-    /// Takes a queued job, if any.
-    fn pop(&self) -> Option<JobRef>;
-
-    fn is_empty(&self) -> bool;
-
     /// The pool's lane-based job queue, for the mechanisms that use one
     /// (`common::JobQueue`): each loop gets a lane of it at `register`.
     fn job_queue(&self) -> Option<&JobQueue> {

@@ -81,14 +81,6 @@ impl PoolSideOps for PoolSide {
         self.jobs.push(job)
     }
 
-    fn pop(&self) -> Option<JobRef> {
-        self.jobs.pop()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.jobs.is_empty()
-    }
-
     fn job_queue(&self) -> Option<&JobQueue> {
         Some(&self.jobs)
     }

@@ -72,14 +72,6 @@ impl PoolSideOps for PoolSide {
         unreachable!("pipe jobs travel through the loop's writes")
     }
 
-    fn pop(&self) -> Option<JobRef> {
-        None
-    }
-
-    fn is_empty(&self) -> bool {
-        true
-    }
-
     /// Pipe workers block in read(2), not through the sleeper count.
     fn wake_sleepers(&self, _workers: &Workers, _n: usize) -> usize {
         0
