@@ -154,14 +154,11 @@ impl JobQueue {
         lock(&self.free).push(lane);
     }
 
-    /// Queues `job` on its loop's lane, unpublished until the loop's next
-    /// [`JobQueue::publish`] (its flush).
+    /// Queues `job` on `lane` (its loop's), unpublished until the loop's
+    /// next [`JobQueue::publish`] (its flush).
     #[inline]
-    pub(crate) fn push(&self, job: JobRef) {
-        // SAFETY: the job's cell lives in its home's slab, so its home is
-        // alive while the job is (and this is its loop's thread, pushing).
-        let home = unsafe { job.header().home.as_ref() };
-        let lane = home.lane.expect("a loop of a lane mechanism has a lane");
+    pub(crate) fn push(&self, job: JobRef, lane: Option<u32>) {
+        let lane = lane.expect("an open loop of a lane mechanism has a lane");
         // The lane's only producer is its loop, on this thread.
         self.lane(lane as usize).push(job.into_addr());
     }
@@ -535,8 +532,8 @@ impl<M: QueueMechanism> PoolSideOps for QueuePool<M> {
         })
     }
 
-    fn push(&self, job: JobRef) {
-        self.jobs.push(job)
+    fn push(&self, job: JobRef, lane: Option<u32>) {
+        self.jobs.push(job, lane)
     }
 
     fn job_queue(&self) -> Option<&JobQueue> {

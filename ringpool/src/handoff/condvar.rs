@@ -49,7 +49,7 @@ impl PoolSideOps for PoolSide {
         })
     }
 
-    fn push(&self, job: JobRef) {
+    fn push(&self, job: JobRef, _lane: Option<u32>) {
         lock(&self.jobs).push_back(job);
         self.ready.notify_one();
     }
@@ -157,8 +157,8 @@ impl LoopSideOps for LoopSide {
     }
 
     /// The push signals the condvar itself.
-    fn enqueue(&mut self, pool: &PoolSide, job: JobRef) -> bool {
-        pool.push(job);
+    fn enqueue(&mut self, pool: &PoolSide, job: JobRef, lane: Option<u32>) -> bool {
+        pool.push(job, lane);
         false
     }
 }

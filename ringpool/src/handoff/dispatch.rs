@@ -92,8 +92,9 @@ pub(crate) trait PoolSideOps: Sized {
     fn new(cfg: &BackendConfig) -> Result<Self, Error>;
 
     /// Queues a job for the workers (every mechanism but `pipe`, whose jobs
-    /// travel through the loop's own SQEs).
-    fn push(&self, job: JobRef);
+    /// travel through the loop's own SQEs); `lane` is the loop handle's (for
+    /// the mechanisms with a `common::JobQueue`).
+    fn push(&self, job: JobRef, lane: Option<u32>);
 
     /// The pool's lane-based job queue, for the mechanisms that use one
     /// (`common::JobQueue`): each loop gets a lane of it at `register`.
@@ -213,9 +214,10 @@ pub(crate) trait LoopSideOps: Sized {
         true
     }
 
-    /// Queues `job`; `true` if a sleeping worker may need a wake for it.
-    fn enqueue(&mut self, pool: &Self::Pool, job: JobRef) -> bool {
-        pool.push(job);
+    /// Queues `job` (on `lane`, the loop handle's, where the mechanism has
+    /// lanes); `true` if a sleeping worker may need a wake for it.
+    fn enqueue(&mut self, pool: &Self::Pool, job: JobRef, lane: Option<u32>) -> bool {
+        pool.push(job, lane);
         true
     }
 
@@ -476,9 +478,9 @@ macro_rules! backends {
             }
 
             #[inline]
-            pub(crate) fn enqueue(&mut self, pool: &PoolSide, job: JobRef) -> bool {
+            pub(crate) fn enqueue(&mut self, pool: &PoolSide, job: JobRef, lane: Option<u32>) -> bool {
                 match (self, pool) {
-                    $((LoopSide::$variant(l), PoolSide::$variant(p)) => l.enqueue(p, job),)*
+                    $((LoopSide::$variant(l), PoolSide::$variant(p)) => l.enqueue(p, job, lane),)*
                     #[allow(unreachable_patterns)]
                     _ => unreachable!("a loop registers with its own pool's mechanism"),
                 }

@@ -77,8 +77,8 @@ impl PoolSideOps for PoolSide {
         })
     }
 
-    fn push(&self, job: JobRef) {
-        self.jobs.push(job)
+    fn push(&self, job: JobRef, lane: Option<u32>) {
+        self.jobs.push(job, lane)
     }
 
     fn job_queue(&self) -> Option<&JobQueue> {

@@ -68,7 +68,7 @@ impl PoolSideOps for PoolSide {
         })
     }
 
-    fn push(&self, _job: JobRef) {
+    fn push(&self, _job: JobRef, _lane: Option<u32>) {
         unreachable!("pipe jobs travel through the loop's writes")
     }
 
@@ -227,7 +227,7 @@ impl LoopSideOps for LoopSide {
         false
     }
 
-    fn enqueue(&mut self, _pool: &PoolSide, job: JobRef) -> bool {
+    fn enqueue(&mut self, _pool: &PoolSide, job: JobRef, _lane: Option<u32>) -> bool {
         self.unsent.push(job.into_raw());
         false
     }

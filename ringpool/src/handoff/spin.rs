@@ -106,8 +106,8 @@ impl LoopSideOps for LoopSide {
     }
 
     /// No worker ever sleeps, so no job needs a wake.
-    fn enqueue(&mut self, pool: &PoolSide, job: JobRef) -> bool {
-        pool.push(job);
+    fn enqueue(&mut self, pool: &PoolSide, job: JobRef, lane: Option<u32>) -> bool {
+        pool.push(job, lane);
         false
     }
 }

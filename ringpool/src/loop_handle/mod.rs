@@ -182,7 +182,6 @@ impl<R: Send + 'static> LoopHandle<R> {
                 senders: CachePadded::new(AtomicU32::new(0)),
                 closing: AtomicBool::new(false),
                 reg,
-                lane,
                 ring: dup,
                 mailbox,
                 cells: Slab::new(max, home),

@@ -72,7 +72,7 @@ impl<R> LoopHandle<R> {
     pub(super) fn publish_staged(&mut self) {
         let backend = &self.owner.shared.backend;
         for job in self.staged.drain(..) {
-            if self.side.enqueue(backend, job) {
+            if self.side.enqueue(backend, job, self.lane) {
                 self.pending_wake += 1;
             }
         }
@@ -109,7 +109,10 @@ impl<R> LoopHandle<R> {
         self.stats.submitted += 1;
         if stage {
             self.staged.push(job);
-        } else if self.side.enqueue(&self.owner.shared.backend, job) {
+        } else if self
+            .side
+            .enqueue(&self.owner.shared.backend, job, self.lane)
+        {
             self.pending_wake += 1;
         }
         Ok((slot, id))

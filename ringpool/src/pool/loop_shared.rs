@@ -23,10 +23,6 @@ pub(crate) struct LoopShared {
     pub(crate) closing: AtomicBool,
     /// The registration id carried in the loop's `user_data` tags.
     pub(crate) reg: u16,
-    /// The loop's lane in the pool's job queue (`handoff::common::JobQueue`),
-    /// for the mechanisms that have one; only the loop uses it (to push, and
-    /// to take its queued jobs back at `close`).
-    pub(crate) lane: Option<u32>,
     /// A duplicate of the loop's ring fd. It keeps the ring alive and its
     /// number unreused while workers may target it (the MSG_RING backends),
     /// and lets a handle dropped without its ring still submit and cancel.
