@@ -870,3 +870,150 @@ fn staged_jobs_at_shutdown_are_dropped() {
     drop(rt);
     assert_eq!(drops.load(Ordering::SeqCst), 15);
 }
+
+/// A waker that counts its wakes and passes them on: what a combinator
+/// that polls its children under a waker of its own looks like to them.
+struct Forward {
+    inner: std::task::Waker,
+    wakes: AtomicUsize,
+}
+
+impl std::task::Wake for Forward {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.wakes.fetch_add(1, Ordering::SeqCst);
+        self.inner.wake_by_ref();
+    }
+}
+
+/// Polls `f` under a [`Forward`] of the task's waker on the polls `foreign`
+/// picks (by poll number), and under the task's own waker on the others;
+/// returns the output and the wakes that went through the foreign waker.
+async fn poll_mixed<F: Future + Unpin>(mut f: F, foreign: fn(usize) -> bool) -> (F::Output, usize) {
+    let mut polls = 0;
+    let mut fwd: Option<Arc<Forward>> = None;
+    let out = std::future::poll_fn(|cx| {
+        let use_foreign = foreign(polls);
+        polls += 1;
+        if use_foreign {
+            let w = fwd.get_or_insert_with(|| {
+                Arc::new(Forward {
+                    inner: cx.waker().clone(),
+                    wakes: AtomicUsize::new(0),
+                })
+            });
+            let waker = std::task::Waker::from(w.clone());
+            Pin::new(&mut f).poll(&mut Context::from_waker(&waker))
+        } else {
+            Pin::new(&mut f).poll(cx)
+        }
+    })
+    .await;
+    (out, fwd.map_or(0, |w| w.wakes.load(Ordering::SeqCst)))
+}
+
+/// A job's end wakes its task by the task's own key when it was queued
+/// under the task's own waker, and through the waker otherwise; a task that
+/// changes wakers between polls is woken by the last one; two jobs of one
+/// task both wake it.
+#[test]
+fn offload_wakes_the_waker_it_was_last_polled_with() {
+    let _w = watchdog("offload_wakes_the_waker_it_was_last_polled_with");
+    let rt = rt();
+    rt.block_on(async {
+        runtime::spawn(async {
+            let slow = || {
+                std::thread::sleep(Duration::from_millis(5));
+                7u32
+            };
+            // Own waker throughout: no foreign wake.
+            let (v, foreign) = poll_mixed(offload(slow), |_| false).await;
+            assert_eq!((v.unwrap(), foreign), (7, 0));
+            // Foreign throughout: the completion goes through it.
+            let (v, foreign) = poll_mixed(offload(slow), |_| true).await;
+            assert_eq!(v.unwrap(), 7);
+            assert!(foreign >= 1, "the foreign waker was not woken");
+            // Queued under the own waker, then re-polled under a foreign one
+            // (a wake of its own makes the second poll happen first).
+            let mut f = offload(slow);
+            let mut first = true;
+            std::future::poll_fn(|cx| {
+                if first {
+                    first = false;
+                    assert!(Pin::new(&mut f).poll(cx).is_pending());
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                Poll::Ready(())
+            })
+            .await;
+            let (v, foreign) = poll_mixed(f, |_| true).await;
+            assert_eq!(v.unwrap(), 7);
+            assert!(foreign >= 1, "the last waker was not the one woken");
+            // Foreign first, own after.
+            let (v, _) = poll_mixed(offload(slow), |n| n == 0).await;
+            assert_eq!(v.unwrap(), 7);
+            // Two jobs in one task, polled together under its own waker.
+            let (mut a, mut b) = (offload(slow), offload(|| 8u32));
+            let (mut ra, mut rb) = (None, None);
+            std::future::poll_fn(|cx| {
+                if ra.is_none() {
+                    if let Poll::Ready(v) = Pin::new(&mut a).poll(cx) {
+                        ra = Some(v.unwrap());
+                    }
+                }
+                if rb.is_none() {
+                    if let Poll::Ready(v) = Pin::new(&mut b).poll(cx) {
+                        rb = Some(v.unwrap());
+                    }
+                }
+                if ra.is_some() && rb.is_some() {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
+            assert_eq!((ra, rb), (Some(7), Some(8)));
+        })
+        .await
+        .unwrap();
+    });
+}
+
+/// A task that queued a job and then forgot its future ends before the job
+/// does; the task that takes its place in the table is not woken by that
+/// job (its key's generation differs).
+#[test]
+fn a_forgotten_offload_does_not_wake_the_task_after() {
+    let _w = watchdog("a_forgotten_offload_does_not_wake_the_task_after");
+    let rt = Runtime::builder().workers(1).build().expect("runtime");
+    rt.block_on(async {
+        runtime::spawn(async {
+            let mut f = offload(|| std::thread::sleep(Duration::from_millis(30)));
+            std::future::poll_fn(|cx| {
+                assert!(Pin::new(&mut f).poll(cx).is_pending());
+                Poll::Ready(())
+            })
+            .await;
+            std::mem::forget(f);
+        })
+        .await
+        .unwrap();
+        // Takes the finished task's index.
+        let polls = Rc::new(Cell::new(0));
+        let p = polls.clone();
+        let mut timer = Box::pin(sleep(Duration::from_millis(100)));
+        runtime::spawn(std::future::poll_fn(move |cx| {
+            p.set(p.get() + 1);
+            timer.as_mut().poll(cx)
+        }))
+        .await
+        .unwrap();
+        // Its first poll, and the timer's wake: the forgotten job's end
+        // (at 30 ms) woke nobody.
+        assert_eq!(polls.get(), 2);
+    });
+}

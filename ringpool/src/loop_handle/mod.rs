@@ -12,6 +12,7 @@ mod tasks;
 mod wait;
 
 pub use completions::{Completion, Completions, JobId};
+pub(crate) use slots::Waking;
 pub(crate) use tasks::TaskJob;
 pub(crate) use wait::submit_until;
 

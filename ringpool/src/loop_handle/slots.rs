@@ -16,13 +16,46 @@ use std::collections::VecDeque;
 use std::ptr::NonNull;
 use std::task::Waker;
 
+/// How a finished job wakes the task that awaits it.
+pub(crate) enum Wake {
+    /// Nobody to wake (yet, or any more).
+    None,
+    /// A waker of any kind, woken on the loop's thread.
+    Waker(Waker),
+    /// The runtime's own task, named by a token of the runtime's: no waker
+    /// is cloned or woken; the token goes on [`Slots::local_wakes`], which
+    /// the runtime takes after every wait.
+    Local(u64),
+}
+
+/// How a task that polls its job asks to be woken: [`Wake`], borrowed.
+#[derive(Clone, Copy)]
+pub(crate) enum Waking<'a> {
+    /// By this waker (cloned if it is not the one kept already).
+    Waker(&'a Waker),
+    /// By this token on [`Slots::local_wakes`].
+    Local(u64),
+}
+
+impl Wake {
+    /// Keeps `by`, unless what is kept already wakes the same task.
+    fn keep(&mut self, by: Waking<'_>) {
+        match (&*self, by) {
+            (Wake::Waker(w), Waking::Waker(by)) if w.will_wake(by) => {}
+            (Wake::Local(t), Waking::Local(by)) if *t == by => {}
+            (_, Waking::Waker(by)) => *self = Wake::Waker(by.clone()),
+            (_, Waking::Local(by)) => *self = Wake::Local(by),
+        }
+    }
+}
+
 /// Who takes a slot's outcome.
 pub(crate) enum Owner {
     /// The ready list.
     Queue,
     /// A task: `done` once the job's final state is seen (its outcome is
-    /// still in the cell, `Slot::held`); `waker` is woken then.
-    Task { waker: Option<Waker>, done: bool },
+    /// still in the cell, `Slot::held`); `wake` is done then.
+    Task { wake: Wake, done: bool },
     /// A task that gave up its job: the outcome is dropped when it arrives.
     Abandoned,
 }
@@ -49,6 +82,9 @@ pub(crate) struct Slots<R> {
     pub(crate) completed: u64,
     /// Announcements that named no job of this table in a final state.
     pub(crate) ignored: u64,
+    /// Tokens of tasks whose jobs finished ([`Wake::Local`]), for the
+    /// runtime to take (capacity for every slot, made once).
+    local_wakes: Vec<u64>,
 }
 
 impl<R> Slots<R> {
@@ -68,6 +104,7 @@ impl<R> Slots<R> {
             next_id: 0,
             completed: 0,
             ignored: 0,
+            local_wakes: Vec::with_capacity(capacity),
         }
     }
 
@@ -87,6 +124,18 @@ impl<R> Slots<R> {
 
     pub(crate) fn ready(&self) -> usize {
         self.ready.len()
+    }
+
+    /// `true` if finished jobs named tasks that the runtime has not taken.
+    pub(crate) fn has_local_wakes(&self) -> bool {
+        !self.local_wakes.is_empty()
+    }
+
+    /// Hands each token of [`Wake::Local`] woken so far to `wake`, once.
+    pub(crate) fn take_local_wakes(&mut self, mut wake: impl FnMut(u64)) {
+        for t in self.local_wakes.drain(..) {
+            wake(t);
+        }
     }
 
     pub(crate) fn pop_ready(&mut self) -> Option<Completion<R>> {
@@ -121,8 +170,8 @@ impl<R> Slots<R> {
     }
 
     /// A task's job: `Some(job)` (the slot is free again) if its outcome is
-    /// there, else `None`, with `waker` kept to be woken when it is.
-    pub(crate) fn take_task(&mut self, slot: u32, id: u64, waker: &Waker) -> Option<JobRef> {
+    /// there, else `None`, with `by` kept to wake the task when it is.
+    pub(crate) fn take_task(&mut self, slot: u32, id: u64, by: Waking<'_>) -> Option<JobRef> {
         let s = &mut self.table[slot as usize];
         assert_eq!(s.id, id, "a task polled a slot that is not its own");
         match &mut s.owner {
@@ -136,11 +185,8 @@ impl<R> Slots<R> {
                 // `held` is cleared above.
                 Some(unsafe { JobRef::from_raw(cell.as_ptr() as usize as u64) })
             }
-            Owner::Task { waker: w, .. } => {
-                match w {
-                    Some(w) if w.will_wake(waker) => {}
-                    _ => *w = Some(waker.clone()),
-                }
+            Owner::Task { wake, .. } => {
+                wake.keep(by);
                 None
             }
             _ => unreachable!("a task polled a slot it gave up"),
@@ -195,14 +241,16 @@ impl<R> Slots<R> {
         self.completed += 1;
         match &mut s.owner {
             Owner::Queue => {}
-            Owner::Task { waker, done } => {
+            Owner::Task { wake, done } => {
                 // The outcome stays in the cell for the task to take.
                 *done = true;
                 // The ref's ownership passes to `held` (a JobRef is a plain
                 // pointer: nothing to forget).
                 s.held = Some(job.as_ptr());
-                if let Some(w) = waker.take() {
-                    w.wake();
+                match std::mem::replace(wake, Wake::None) {
+                    Wake::None => {}
+                    Wake::Waker(w) => w.wake(),
+                    Wake::Local(t) => self.local_wakes.push(t),
                 }
                 return;
             }

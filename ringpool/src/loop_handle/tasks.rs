@@ -2,10 +2,10 @@
 //! `offload(..).await`, whose result wakes its task directly, with no
 //! channel between.
 
-use super::slots::Owner;
+use super::slots::{Owner, Wake, Waking};
 use super::LoopHandle;
 use crate::error::{JobError, TrySubmitError};
-use std::task::{Poll, Waker};
+use std::task::Poll;
 
 /// A task's claim on one slot's job; see [`LoopHandle::submit_task`].
 #[derive(Debug)]
@@ -19,21 +19,22 @@ impl<R> LoopHandle<R> {
     /// the pool with the next flush, together with the other jobs of this
     /// turn), but its outcome (of its own type `T`) is kept for the caller, who takes it
     /// with [`poll_task`](LoopHandle::poll_task) or gives it up with
-    /// [`abandon_task`](LoopHandle::abandon_task); `waker` is woken when it
-    /// is there. It never appears in [`completions`](LoopHandle::completions).
+    /// [`abandon_task`](LoopHandle::abandon_task); `by` wakes the task when
+    /// it is there. It never appears in [`completions`](LoopHandle::completions).
     pub(crate) fn submit_task<F, T>(
         &mut self,
         job: F,
-        waker: &Waker,
+        by: Waking<'_>,
     ) -> Result<TaskJob, TrySubmitError<F>>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let owner = Owner::Task {
-            waker: Some(waker.clone()),
-            done: false,
+        let wake = match by {
+            Waking::Waker(w) => Wake::Waker(w.clone()),
+            Waking::Local(t) => Wake::Local(t),
         };
+        let owner = Owner::Task { wake, done: false };
         let (slot, id) = self.submit_as(job, owner, true)?;
         Ok(TaskJob { slot, id: id.get() })
     }
@@ -44,8 +45,8 @@ impl<R> LoopHandle<R> {
     }
 
     /// The outcome of `task`'s job if it is there (the claim is then used
-    /// up: do not poll or abandon it again); otherwise keeps `waker` to be
-    /// woken when it is.
+    /// up: do not poll or abandon it again); otherwise keeps `by` to wake
+    /// the task when it is.
     ///
     /// # Safety
     ///
@@ -54,13 +55,13 @@ impl<R> LoopHandle<R> {
     pub(crate) unsafe fn poll_task<T>(
         &mut self,
         task: &TaskJob,
-        waker: &Waker,
+        by: Waking<'_>,
     ) -> Poll<Result<T, JobError<T>>> {
         // No drain of the mailbox here: the loop drains it once per turn
         // (`park`, `flush`), and touching the queue the workers push to on
         // every poll would cost a cache miss per job.
         debug_assert_eq!(self.slots.id_of(task.slot), task.id);
-        match self.slots.take_task(task.slot, task.id, waker) {
+        match self.slots.take_task(task.slot, task.id, by) {
             None => Poll::Pending,
             Some(job) => {
                 let mut out = None;
@@ -72,6 +73,12 @@ impl<R> LoopHandle<R> {
                 Poll::Ready(out.expect("finish writes the outcome"))
             }
         }
+    }
+
+    /// Hands the token of every [`Waking::Local`] task whose job finished
+    /// since the last call to `wake`, once each.
+    pub(crate) fn take_local_wakes(&mut self, wake: impl FnMut(u64)) {
+        self.slots.take_local_wakes(wake);
     }
 
     /// Gives up `task`'s job: its outcome is dropped on this thread when it

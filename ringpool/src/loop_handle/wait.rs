@@ -103,7 +103,7 @@ impl<R> LoopHandle<R> {
         self.check_ring(ring)?;
         self.drain_results();
         self.send_work(ring)?;
-        if self.slots.ready() > seen || woken() || deadline.is_some_and(|d| d <= Instant::now()) {
+        if self.has_news(seen) || woken() || deadline.is_some_and(|d| d <= Instant::now()) {
             return self.enter_nowait(ring);
         }
         match self.side.wait_policy() {
@@ -144,7 +144,7 @@ impl<R> LoopHandle<R> {
             // release is followed by a drain, which sees all of them.
             self.shared.doorbell.release();
             self.drain_results();
-            if self.slots.ready() > seen || woken() {
+            if self.has_news(seen) || woken() {
                 // Adaptive: a hit restores the budget, a miss halves it (down
                 // to 1/16), so long jobs do not keep a core busy spinning
                 // next to the worker that runs them.
@@ -178,9 +178,14 @@ impl<R> LoopHandle<R> {
         Ok(n)
     }
 
-    /// More than `seen` completions are ready, or results wait to be drained.
+    /// More than `seen` completions are ready, or a task's job finished.
+    fn has_news(&self, seen: usize) -> bool {
+        self.slots.ready() > seen || self.slots.has_local_wakes()
+    }
+
+    /// `has_news`, or results wait to be drained.
     fn has_new(&self, seen: usize) -> bool {
-        self.slots.ready() > seen || !self.shared.mailbox.is_empty()
+        self.has_news(seen) || !self.shared.mailbox.is_empty()
     }
 
     fn enter_nowait(&mut self, ring: &mut IoUring) -> io::Result<usize> {

@@ -2,7 +2,7 @@
 //! `offload`, `sleep`, the sockets' constructors) and for same-thread wakes.
 
 use super::core::Core;
-use super::task::Header;
+use super::task::{Header, Ready};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -42,7 +42,9 @@ pub(crate) fn push_local(task: Arc<Header>) -> Result<(), Arc<Header>> {
     let _ = CURRENT.try_with(|c| {
         if let (Some(core), Some(t)) = (c.borrow().as_deref(), task.as_ref()) {
             if Arc::ptr_eq(&core.remote, &t.remote) {
-                core.ready.borrow_mut().extend(task.take());
+                core.ready
+                    .borrow_mut()
+                    .extend(task.take().map(Ready::Woken));
             }
         }
     });

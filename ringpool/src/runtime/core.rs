@@ -6,9 +6,9 @@ use super::bufs::BufRing;
 use super::context;
 use super::op::{self, Action, Ops, CANCEL_USER_DATA};
 use super::remote::{Remote, Signal, WAKE_USER_DATA};
-use super::task::{self, Header, JoinHandle, Tasks, MAIN};
+use super::task::{self, Header, JoinHandle, Ready, TaskKey, Tasks, MAIN};
 use super::time::Timers;
-use crate::loop_handle::{submit_until, LoopHandle};
+use crate::loop_handle::{submit_until, LoopHandle, Waking};
 use crate::sys;
 use crate::Pool;
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
@@ -46,7 +46,9 @@ pub(crate) struct Core {
     pub(crate) ops: RefCell<Ops>,
     pub(crate) timers: RefCell<Timers>,
     tasks: RefCell<Tasks>,
-    pub(crate) ready: RefCell<VecDeque<Arc<Header>>>,
+    pub(crate) ready: RefCell<VecDeque<Ready>>,
+    /// The spawned task being polled, and its own waker.
+    polling: RefCell<Option<(TaskKey, Rc<Waker>)>>,
     pub(crate) remote: Arc<Remote>,
     /// The provided buffers multishot receives use (None: plain reads).
     pub(crate) bufs: Option<Rc<BufRing>>,
@@ -88,6 +90,7 @@ impl Core {
             timers: RefCell::new(Timers::default()),
             tasks: RefCell::new(Tasks::default()),
             ready: RefCell::new(VecDeque::new()),
+            polling: RefCell::new(None),
             remote,
             bufs,
             features,
@@ -187,9 +190,21 @@ impl Core {
         let header = self.tasks.borrow_mut().insert(&self.remote, boxed);
         task::set_header(&handle, header.clone());
         if header.schedule() {
-            self.ready.borrow_mut().push_back(header);
+            self.ready.borrow_mut().push_back(Ready::Woken(header));
         }
         handle
+    }
+
+    /// How a job queued under `waker` should wake its task: by the task's
+    /// key if `waker` is the own waker of the spawned task being polled (no
+    /// waker is then cloned, and the wake is a push onto the ready queue);
+    /// through `waker` otherwise (`block_on`'s future, a combinator's
+    /// waker, another runtime's).
+    pub(crate) fn waking<'a>(&self, waker: &'a Waker) -> Waking<'a> {
+        match &*self.polling.borrow() {
+            Some((key, own)) if own.will_wake(waker) => Waking::Local(key.token()),
+            _ => Waking::Waker(waker),
+        }
     }
 
     pub(crate) fn live_tasks(&self) -> usize {
@@ -210,24 +225,33 @@ impl Core {
         }
         let _reset = Reset(&self.in_block_on);
         let _guard = context::enter(self.clone());
-        let main = Header::new(MAIN, self.remote.clone());
+        let main = Header::new(TaskKey::MAIN, self.remote.clone());
         let waker = Waker::from(main.clone());
         let mut cx = Context::from_waker(&waker);
         let mut future = pin!(future);
         // `future` is polled first, before the tasks already queued.
         main.schedule();
-        self.ready.borrow_mut().push_front(main.clone());
+        self.ready
+            .borrow_mut()
+            .push_front(Ready::Woken(main.clone()));
         loop {
             self.remote.wakes.awake();
             for _ in 0..TASK_BUDGET {
                 let next = self.ready.borrow_mut().pop_front();
-                let Some(h) = next else { break };
-                if h.index != MAIN {
-                    self.run_task(&h);
-                } else if Arc::ptr_eq(&h, &main) {
-                    main.unschedule();
-                    if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
-                        return v;
+                match next {
+                    None => break,
+                    Some(Ready::Local(key)) => self.run_task(key),
+                    Some(Ready::Woken(h)) if h.key.index != MAIN => {
+                        h.unschedule();
+                        self.run_task(h.key);
+                    }
+                    Some(Ready::Woken(h)) => {
+                        if Arc::ptr_eq(&h, &main) {
+                            main.unschedule();
+                            if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+                                return v;
+                            }
+                        }
                     }
                 }
             }
@@ -236,17 +260,21 @@ impl Core {
         }
     }
 
-    fn run_task(&self, h: &Arc<Header>) {
-        h.unschedule();
-        let Some((mut future, waker)) = self.tasks.borrow_mut().take_future(h) else {
+    fn run_task(&self, key: TaskKey) {
+        let Some((mut future, waker)) = self.tasks.borrow_mut().take_future(key) else {
             return; // a stale wake of a finished task
         };
         let mut cx = Context::from_waker(&waker);
         self.stats.polls.set(self.stats.polls.get() + 1);
-        match future.as_mut().poll(&mut cx) {
-            Poll::Pending => self.tasks.borrow_mut().put_back(h, future),
+        *self.polling.borrow_mut() = Some((key, waker.clone()));
+        // A spawned task's future catches its own panics (`task::Spawned`),
+        // so this poll returns.
+        let r = future.as_mut().poll(&mut cx);
+        *self.polling.borrow_mut() = None;
+        match r {
+            Poll::Pending => self.tasks.borrow_mut().put_back(key, future),
             Poll::Ready(()) => {
-                self.tasks.borrow_mut().remove(h);
+                self.tasks.borrow_mut().remove(key);
                 drop(future); // outside the table's borrow
             }
         }
@@ -296,9 +324,24 @@ impl Core {
             }
         }
         self.reap();
+        self.take_local_wakes();
         self.timers.borrow_mut().fire(Instant::now());
         self.take_remote();
         self.wake_room_waiters();
+    }
+
+    /// Tasks whose own jobs finished (`Waking::Local`), onto the ready queue.
+    fn take_local_wakes(&self) {
+        let mut lp = self.lp.borrow_mut();
+        let Some(lp) = lp.as_mut() else { return };
+        let mut tasks = self.tasks.borrow_mut();
+        let mut ready = self.ready.borrow_mut();
+        lp.take_local_wakes(|t| {
+            let key = TaskKey::from_token(t);
+            if tasks.wake_local(key) {
+                ready.push_back(Ready::Local(key));
+            }
+        });
     }
 
     /// Wakes the `offload` futures waiting for a slot if one is free.
@@ -320,7 +363,9 @@ impl Core {
     /// Tasks woken from other threads, onto the local queue.
     fn take_remote(&self) {
         let mut ready = self.ready.borrow_mut();
-        self.remote.wakes.drain(|h| ready.push_back(h));
+        self.remote
+            .wakes
+            .drain(|h| ready.push_back(Ready::Woken(h)));
     }
 
     /// Dispatches every CQE on the ring.

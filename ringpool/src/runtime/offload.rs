@@ -90,7 +90,7 @@ where
             };
         };
         match std::mem::replace(&mut this.state, State::Done) {
-            State::Idle(f) => match lp.submit_task(f, cx.waker()) {
+            State::Idle(f) => match lp.submit_task(f, core.waking(cx.waker())) {
                 Ok(job) => {
                     this.state = State::Queued(job);
                     Poll::Pending
@@ -107,7 +107,7 @@ where
             State::Queued(job) => {
                 // SAFETY: `job` was queued by `submit_task` with an `F`
                 // returning `T`, on this runtime's loop handle.
-                match unsafe { lp.poll_task::<T>(&job, cx.waker()) } {
+                match unsafe { lp.poll_task::<T>(&job, core.waking(cx.waker())) } {
                     Poll::Ready(out) => Poll::Ready(out),
                     Poll::Pending => {
                         this.state = State::Queued(job);

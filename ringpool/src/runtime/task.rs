@@ -24,19 +24,59 @@ use std::task::{Context, Poll, Wake, Waker};
 /// The index of `block_on`'s own future (never a table index).
 pub(crate) const MAIN: u32 = u32::MAX;
 
+/// A task's name in its runtime's table: its index, and the generation the
+/// index had when the task took it (a finished task's index is reused
+/// under a new one, so a stale name finds nothing).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TaskKey {
+    pub(crate) index: u32,
+    generation: u32,
+}
+
+impl TaskKey {
+    /// `block_on`'s own future.
+    pub(crate) const MAIN: TaskKey = TaskKey {
+        index: MAIN,
+        generation: 0,
+    };
+
+    /// The key as one word (for `loop_handle`'s `Waking::Local`).
+    pub(crate) fn token(self) -> u64 {
+        (u64::from(self.generation) << 32) | u64::from(self.index)
+    }
+
+    /// The key that [`token`](TaskKey::token) made `t` from.
+    pub(crate) fn from_token(t: u64) -> TaskKey {
+        TaskKey {
+            index: t as u32,
+            generation: (t >> 32) as u32,
+        }
+    }
+}
+
+/// An entry of the runtime's ready queue.
+pub(crate) enum Ready {
+    /// Woken through a [`Waker`] (the header's `scheduled` flag is set).
+    Woken(Arc<Header>),
+    /// Woken on the runtime's thread by the task's own job (`offload`),
+    /// without a waker: the table's `local_queued` flag is set.
+    Local(TaskKey),
+}
+
 /// The part of a task that wakers hold.
 pub(crate) struct Header {
-    /// The task's index in its runtime's table, or [`MAIN`].
-    pub(crate) index: u32,
+    /// The task's name in its runtime's table ([`TaskKey::MAIN`] for
+    /// `block_on`'s future).
+    pub(crate) key: TaskKey,
     /// On a ready queue (local or remote) and not yet polled.
     scheduled: Scheduled,
     pub(crate) remote: Arc<Remote>,
 }
 
 impl Header {
-    pub(crate) fn new(index: u32, remote: Arc<Remote>) -> Arc<Header> {
+    pub(crate) fn new(key: TaskKey, remote: Arc<Remote>) -> Arc<Header> {
         Arc::new(Header {
-            index,
+            key,
             scheduled: Scheduled::new(),
             remote,
         })
@@ -85,6 +125,8 @@ pub(crate) struct Task {
     pub(crate) waker: Rc<Waker>,
     /// `None` while it is being polled.
     pub(crate) future: Option<BoxFuture>,
+    /// On the ready queue as [`Ready::Local`] and not yet polled.
+    local_queued: bool,
 }
 
 /// The runtime's table of spawned tasks.
@@ -93,6 +135,8 @@ pub(crate) struct Tasks {
     slots: Vec<Option<Task>>,
     free: Vec<u32>,
     live: usize,
+    /// The generation the next inserted task gets.
+    next_generation: u32,
 }
 
 impl Tasks {
@@ -104,47 +148,63 @@ impl Tasks {
                 u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 tasks")
             }
         };
-        let header = Header::new(index, remote.clone());
+        let key = TaskKey {
+            index,
+            generation: self.next_generation,
+        };
+        self.next_generation = self.next_generation.wrapping_add(1);
+        let header = Header::new(key, remote.clone());
         self.slots[index as usize] = Some(Task {
             header: header.clone(),
             waker: Rc::new(Waker::from(header.clone())),
             future: Some(future),
+            local_queued: false,
         });
         self.live += 1;
         header
     }
 
-    /// Takes the future of the task `header` names out to be polled, if it
-    /// is still that task (a stale wake names a finished one).
-    pub(crate) fn take_future(&mut self, header: &Arc<Header>) -> Option<(BoxFuture, Rc<Waker>)> {
-        let task = self.slots.get_mut(header.index as usize)?.as_mut()?;
-        if !Arc::ptr_eq(&task.header, header) {
-            return None;
-        }
+    /// The task `key` names, if it is still there (a stale wake names a
+    /// finished one).
+    fn get_mut(&mut self, key: TaskKey) -> Option<&mut Task> {
+        let task = self.slots.get_mut(key.index as usize)?.as_mut()?;
+        (task.header.key == key).then_some(task)
+    }
+
+    /// Takes the future of the task `key` names out to be polled, if it is
+    /// still that task; a wake from now on queues it again.
+    pub(crate) fn take_future(&mut self, key: TaskKey) -> Option<(BoxFuture, Rc<Waker>)> {
+        let task = self.get_mut(key)?;
+        task.local_queued = false;
         Some((task.future.take()?, task.waker.clone()))
     }
 
-    /// Puts a pending task's future back.
-    pub(crate) fn put_back(&mut self, header: &Arc<Header>, f: BoxFuture) {
-        if let Some(Some(task)) = self.slots.get_mut(header.index as usize) {
-            if Arc::ptr_eq(&task.header, header) {
-                task.future = Some(f);
+    /// Marks the task `key` names as queued by its own job; `false` if it
+    /// is gone or queued that way already (the caller then does not queue
+    /// it).
+    pub(crate) fn wake_local(&mut self, key: TaskKey) -> bool {
+        match self.get_mut(key) {
+            Some(task) if !task.local_queued => {
+                task.local_queued = true;
+                true
             }
+            _ => false,
+        }
+    }
+
+    /// Puts a pending task's future back.
+    pub(crate) fn put_back(&mut self, key: TaskKey, f: BoxFuture) {
+        if let Some(task) = self.get_mut(key) {
+            task.future = Some(f);
         }
     }
 
     /// Removes a finished task.
-    pub(crate) fn remove(&mut self, header: &Arc<Header>) {
-        let i = header.index as usize;
-        if let Some(slot) = self.slots.get_mut(i) {
-            if slot
-                .as_ref()
-                .is_some_and(|t| Arc::ptr_eq(&t.header, header))
-            {
-                *slot = None;
-                self.free.push(header.index);
-                self.live -= 1;
-            }
+    pub(crate) fn remove(&mut self, key: TaskKey) {
+        if self.get_mut(key).is_some() {
+            self.slots[key.index as usize] = None;
+            self.free.push(key.index);
+            self.live -= 1;
         }
     }
 
