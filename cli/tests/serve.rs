@@ -415,3 +415,61 @@ fn sigterm_drains_a_request_in_flight_and_exits_zero() {
     drop(s);
     assert!(srv.stop().success());
 }
+
+/// `--password-hash` sets what `/password/verify` checks; a bad one is
+/// refused at start-up with a reason, before anything listens.
+#[test]
+fn the_password_hash_is_configurable_and_checked() {
+    let phc = ringpool_server::work::hash_password(b"hunter2", "c29tZXNhbHQxMjM0").unwrap();
+    let srv = Server::start(&["--password-hash", phc.as_str()]);
+    let agent = ureq::agent();
+    for (password, answer) in [
+        ("hunter2", r#"{"ok":true}"#),
+        ("ringpool", r#"{"ok":false}"#),
+    ] {
+        let r = agent
+            .post(&srv.url("/password/verify"))
+            .send_string(password)
+            .unwrap();
+        assert_eq!(r.into_string().unwrap(), answer, "{password}");
+    }
+    assert!(srv.stop().success());
+    for bad in [
+        "hunter2",
+        "$pbkdf2-sha256$i=1000$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ringpool"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--password-hash", bad])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{bad} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--password-hash"), "{bad}: {err}");
+    }
+}
+
+/// A connection's jobs reuse the buffers they carry to the pool: answers
+/// stay right across bodies of different sizes and different routes on one
+/// keep-alive connection.
+#[test]
+fn one_connections_jobs_reuse_their_buffers_and_stay_right() {
+    let srv = Server::start(&[]);
+    let agent = ureq::agent();
+    let big = vec![3u8; 16 * 1024];
+    for body in [&big[..], b"x", b"", &big[..100], &big[..]] {
+        let r = agent.post(&srv.url("/hash")).send_bytes(body).unwrap();
+        assert_eq!(r.into_string().unwrap(), ringpool_server::work::hash(body));
+        let r = agent.post(&srv.url("/compress")).send_bytes(body).unwrap();
+        let mut got = Vec::new();
+        r.into_reader().read_to_end(&mut got).unwrap();
+        assert_eq!(got, ringpool_server::work::compress(body).unwrap());
+    }
+    let r = agent
+        .post(&srv.url("/password/verify"))
+        .send_string("ringpool")
+        .unwrap();
+    assert_eq!(r.into_string().unwrap(), r#"{"ok":true}"#);
+    let r = agent.post(&srv.url("/hash")).send_bytes(b"y").unwrap();
+    assert_eq!(r.into_string().unwrap(), ringpool_server::work::hash(b"y"));
+    assert!(srv.stop().success());
+}

@@ -4,7 +4,9 @@
 use std::cell::RefCell;
 use std::sync::OnceLock;
 
-use argon2::password_hash::{PasswordHash, PasswordHashString, PasswordHasher, SaltString};
+/// A parsed PHC hash string: what [`Job::run_into`] verifies passwords against.
+pub use argon2::password_hash::PasswordHashString;
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::{Argon2, PasswordVerifier};
 
 /// The zstd level of `/compress`: the library's default, a good speed/ratio balance.
@@ -60,32 +62,55 @@ impl Output {
 }
 
 impl Job {
-    /// Runs the job on a request body.
+    /// Runs the job on a request body (`/password/verify` against
+    /// [`default_password_hash`]).
     pub fn run(self, body: &[u8]) -> Output {
+        let mut out = Vec::new();
+        let (status, content_type) = self.run_into(body, default_password_hash(), &mut out);
+        Output {
+            status,
+            content_type,
+            body: out,
+        }
+    }
+
+    /// Runs the job on a request body, writing the response body into `out`
+    /// (cleared first; its allocation is reused where the work allows: a
+    /// caller that keeps `out` across requests makes `/hash` and
+    /// `/password/verify` allocate nothing); `/password/verify` checks the
+    /// body against `password`. Returns the status and the `Content-Type`;
+    /// on a failure, `out` holds [`Output::internal_error`]'s body.
+    pub fn run_into(
+        self,
+        body: &[u8],
+        password: &PasswordHashString,
+        out: &mut Vec<u8>,
+    ) -> (u16, &'static str) {
+        out.clear();
         match self {
-            Job::Hash => Output {
-                status: 200,
-                content_type: "text/plain",
-                body: hash(body).into_bytes(),
-            },
+            Job::Hash => {
+                out.extend_from_slice(blake3::hash(body).to_hex().as_bytes());
+                (200, "text/plain")
+            }
             Job::Compress => match compress(body) {
-                Ok(body) => Output {
-                    status: 200,
-                    content_type: "application/zstd",
-                    body,
-                },
-                Err(_) => Output::internal_error(),
+                Ok(z) => {
+                    *out = z;
+                    (200, "application/zstd")
+                }
+                Err(_) => {
+                    let e = Output::internal_error();
+                    *out = e.body;
+                    (e.status, e.content_type)
+                }
             },
-            Job::Verify => Output {
-                status: 200,
-                content_type: "application/json",
-                body: if verify(body, default_password_hash()) {
+            Job::Verify => {
+                out.extend_from_slice(if verify(body, password) {
                     OK_TRUE
                 } else {
                     OK_FALSE
-                }
-                .to_vec(),
-            },
+                });
+                (200, "application/json")
+            }
         }
     }
 }
@@ -143,6 +168,25 @@ pub fn hash_password(
         .serialize())
 }
 
+/// Parses a PHC string for `/password/verify` (`ringpool serve --password-hash`): an
+/// Argon2 hash (`$argon2id$`, `$argon2i$` or `$argon2d$`) with its parameters and salt.
+///
+/// # Errors
+///
+/// A message naming what is wrong: not a PHC string, or not an Argon2 one.
+pub fn parse_password_hash(phc: &str) -> Result<PasswordHashString, String> {
+    let hash = PasswordHash::new(phc).map_err(|e| format!("not a PHC hash string ({e})"))?;
+    let algorithm = hash.algorithm.as_str();
+    if !matches!(algorithm, "argon2id" | "argon2i" | "argon2d") {
+        return Err(format!(
+            "the algorithm is {algorithm}; /password/verify checks Argon2 hashes (argon2id, argon2i, argon2d)"
+        ));
+    }
+    // The parameters must be ones argon2 accepts, or every check would fail.
+    argon2::Params::try_from(&hash).map_err(|e| format!("bad Argon2 parameters ({e})"))?;
+    Ok(hash.serialize())
+}
+
 /// The hash `/password/verify` checks bodies against: [`DEFAULT_PASSWORD_PHC`], parsed
 /// once.
 pub fn default_password_hash() -> &'static PasswordHashString {
@@ -165,6 +209,25 @@ mod tests {
             "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
         );
         assert_eq!(hash(&[7; 16384]).len(), 64);
+    }
+
+    #[test]
+    fn password_hashes_are_parsed_or_refused_with_a_reason() {
+        let own = hash_password(b"hunter2", "c29tZXNhbHQxMjM0").unwrap();
+        let parsed = parse_password_hash(own.as_str()).unwrap();
+        let mut out = Vec::new();
+        Job::Verify.run_into(b"hunter2", &parsed, &mut out);
+        assert_eq!(out, OK_TRUE);
+        Job::Verify.run_into(b"ringpool", &parsed, &mut out);
+        assert_eq!(out, OK_FALSE);
+        assert!(parse_password_hash(DEFAULT_PASSWORD_PHC).is_ok());
+        assert!(parse_password_hash("hunter2").unwrap_err().contains("PHC"));
+        let e = parse_password_hash("$pbkdf2-sha256$i=1000$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA")
+            .unwrap_err();
+        assert!(e.contains("pbkdf2-sha256"), "{e}");
+        let e = parse_password_hash("$argon2id$v=19$m=1,t=0,p=1$c29tZXNhbHQxMjM0$aGFzaGhhc2hoYXNo")
+            .unwrap_err();
+        assert!(e.contains("parameters"), "{e}");
     }
 
     #[test]

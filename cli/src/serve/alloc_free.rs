@@ -199,7 +199,7 @@ struct Counted {
 fn serve_and_count(multishot: bool) -> Counted {
     let args = Serve::parse_from(["serve", "--workers", "1"]).args;
     let pool = build_pool(&args).unwrap();
-    let shared = Arc::new(Shared::new(&args, pool.clone()));
+    let shared = Arc::new(Shared::new(&args, pool.clone()).expect("the default arguments"));
     let listener = Arc::new(std::net::TcpListener::bind("127.0.0.1:0").unwrap());
     let addr = listener.local_addr().unwrap();
     let stop = Arc::new(AtomicBool::new(false));

@@ -40,6 +40,9 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
     let mut conn = Conn::new(shared.limits);
     let mut out = Vec::with_capacity(4096);
     let mut buf = Vec::with_capacity(READ);
+    // A job's copy of the body and its answer's body: they go to the pool
+    // and come back with the result, so a connection's jobs reuse them.
+    let mut job_bufs = (Vec::new(), Vec::new());
     loop {
         // Answer everything buffered (pipelining), then write once.
         let close = loop {
@@ -66,18 +69,31 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
                         }
                         continue;
                     };
-                    let body = req.body.to_vec();
+                    let (mut body, mut answer) = std::mem::take(&mut job_bufs);
+                    body.clear();
+                    body.extend_from_slice(req.body);
                     shared.stats.job_started();
-                    let done = offload(move || job.run(&body)).await;
+                    let password = shared.password;
+                    let done = offload(move || {
+                        let (status, content_type) = job.run_into(&body, password, &mut answer);
+                        (status, content_type, body, answer)
+                    })
+                    .await;
                     shared.stats.job_completed();
-                    // A panicked job, or one that never ran (the pool shut
-                    // down): 500.
-                    let Output {
-                        status,
-                        content_type,
-                        body,
-                    } = done.unwrap_or_else(|_| Output::internal_error());
-                    response::write(&mut out, status, mode, content_type, &body);
+                    let status = match done {
+                        Ok((status, content_type, body, answer)) => {
+                            response::write(&mut out, status, mode, content_type, &answer);
+                            job_bufs = (body, answer);
+                            status
+                        }
+                        // A panicked job, or one that never ran (the pool
+                        // shut down): 500.
+                        Err(_) => {
+                            let e = Output::internal_error();
+                            response::write(&mut out, e.status, mode, e.content_type, &e.body);
+                            e.status
+                        }
+                    };
                     shared.stats.record_status(status);
                     if mode.close {
                         break true;

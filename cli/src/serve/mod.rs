@@ -16,6 +16,7 @@ use ringpool::runtime::{self, Runtime};
 use ringpool::{Handoff, Pool};
 use ringpool_server::http::Limits;
 use ringpool_server::stats::Stats;
+use ringpool_server::work::PasswordHashString;
 use std::error::Error;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -67,6 +68,11 @@ pub struct ServeArgs {
     /// Pin each ring thread to a CPU.
     #[arg(long)]
     pub pin: bool,
+    /// The Argon2 hash (a PHC string, `$argon2id$v=19$m=..,t=..,p=..$salt$hash`)
+    /// that `POST /password/verify` checks bodies against. Default: the hash of
+    /// `ringpool` with m=19456 KiB, t=2, p=1.
+    #[arg(long, default_value = ringpool_server::work::DEFAULT_PASSWORD_PHC)]
+    pub password_hash: String,
     /// Testing only: `POST /__panic` runs a job that panics (it must be
     /// answered 500 while the server goes on).
     #[arg(long, hide = true)]
@@ -84,12 +90,21 @@ pub(crate) struct Shared {
     pub(crate) pool: Pool,
     pub(crate) stopping: AtomicBool,
     pub(crate) panic_route: bool,
+    /// What `/password/verify` checks against (parsed once, for the
+    /// server's lifetime).
+    pub(crate) password: &'static PasswordHashString,
 }
 
 impl Shared {
     /// The shared state for `args`, offloading to `pool`.
-    pub(crate) fn new(args: &ServeArgs, pool: Pool) -> Shared {
-        Shared {
+    ///
+    /// # Errors
+    ///
+    /// `--password-hash` is not an Argon2 PHC string.
+    pub(crate) fn new(args: &ServeArgs, pool: Pool) -> Result<Shared, String> {
+        let password = ringpool_server::work::parse_password_hash(&args.password_hash)
+            .map_err(|e| format!("--password-hash: {e}"))?;
+        Ok(Shared {
             limits: Limits {
                 max_head: args.max_head,
                 max_body: args.max_body,
@@ -102,7 +117,9 @@ impl Shared {
             pool,
             stopping: AtomicBool::new(false),
             panic_route: args.panic_route,
-        }
+            // One per server run, alive as long as the jobs that read it.
+            password: Box::leak(Box::new(password)),
+        })
     }
 }
 
@@ -134,7 +151,7 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
     }
     runtime::raise_fd_limit()?;
     let pool = build_pool(&args)?;
-    let shared = Arc::new(Shared::new(&args, pool.clone()));
+    let shared = Arc::new(Shared::new(&args, pool.clone())?);
     // Bind the first listener here, so that a bad address is an error before
     // any thread starts, and port 0 resolves to one port every ring shares:
     // the first ring thread to start takes it over, the others bind its port.

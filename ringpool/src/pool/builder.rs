@@ -1,6 +1,7 @@
 //! Configuring and starting a pool.
 
 use super::shared::{LoopConfig, PoolOwner, PoolShared};
+use super::worker::Pacing;
 use super::workers::Workers;
 use super::{worker, Pool};
 use crate::config::{Announce, Shutdown};
@@ -248,6 +249,11 @@ impl PoolBuilder {
         let shared = Arc::new(PoolShared {
             backend,
             workers: Workers::new(workers, spin),
+            pacing: if shared_cpus {
+                Pacing::SHARED
+            } else {
+                Pacing::OWN_CPUS
+            },
             announce: self.announce,
             shut_down: AtomicBool::new(false),
             cancel_queued: self.shutdown == Shutdown::Cancel,

@@ -1,5 +1,6 @@
 //! What the workers and loops of one pool share, and stopping it.
 
+use super::worker::Pacing;
 use super::workers::Workers;
 use crate::config::Announce;
 use crate::handoff::PoolSide;
@@ -15,6 +16,8 @@ pub(crate) struct PoolShared {
     /// The mechanism's pool side: the job queue, how workers are woken.
     pub(crate) backend: PoolSide,
     pub(crate) workers: Workers,
+    /// How workers size their claims and hand-backs.
+    pub(crate) pacing: Pacing,
     pub(crate) announce: Announce,
     /// The pool is shut down: no new jobs are accepted.
     pub(crate) shut_down: AtomicBool,

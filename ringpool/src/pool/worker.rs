@@ -17,6 +17,15 @@
 //! [`HAND_BACK_AFTER`] it hands back what is done before it goes on. What
 //! pacing cannot see coming is one long job after a run of short ones: the
 //! results before it in its batch (fewer than `CLAIM_MAX`) wait for it.
+//!
+//! When the workers and the loops cannot each have a CPU (the builder's
+//! `shared_cpus`), a result handed back to a sleeping loop wakes it onto the
+//! CPU the worker runs on: the loop then takes that CPU from the worker (or
+//! waits for it) just to take one result. There, [`Pacing::SHARED`] lets
+//! claims grow for jobs of up to [`SHARED_SHORT_JOB`] and hands back only
+//! every [`SHARED_HAND_BACK_AFTER`]: fewer, larger hand-backs, so fewer
+//! wakes and context switches per job, for at most that much more latency
+//! per result.
 
 use super::job::JobRef;
 use super::loop_shared::LoopShared;
@@ -38,6 +47,32 @@ const SHORT_JOB: Duration = Duration::from_micros(1);
 const CHECK_EVERY: usize = 8;
 /// ... and once the batch has run this long, the results so far go back.
 const HAND_BACK_AFTER: Duration = Duration::from_micros(20);
+/// [`SHORT_JOB`] when workers and loops share CPUs.
+const SHARED_SHORT_JOB: Duration = Duration::from_micros(50);
+/// [`HAND_BACK_AFTER`] when workers and loops share CPUs.
+const SHARED_HAND_BACK_AFTER: Duration = Duration::from_micros(250);
+
+/// How a pool's workers pace their claims (see "Pacing").
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Pacing {
+    /// A batch whose jobs averaged under this lets the next claim double.
+    short_job: Duration,
+    /// A batch that has run this long hands back what is done.
+    hand_back_after: Duration,
+}
+
+impl Pacing {
+    /// Each worker and each loop has a CPU of its own.
+    pub(crate) const OWN_CPUS: Pacing = Pacing {
+        short_job: SHORT_JOB,
+        hand_back_after: HAND_BACK_AFTER,
+    };
+    /// Workers and loops share CPUs.
+    pub(crate) const SHARED: Pacing = Pacing {
+        short_job: SHARED_SHORT_JOB,
+        hand_back_after: SHARED_HAND_BACK_AFTER,
+    };
+}
 
 /// A worker thread's body. Reports start-up (pinning, the mechanism's
 /// per-thread setup) on `ready`, then serves jobs until the pool exits.
@@ -96,8 +131,8 @@ struct Batch {
 }
 
 /// Runs (or cancels) the claimed jobs, all of one loop, and hands their
-/// results back (at the end, or in parts once the batch has run for
-/// [`HAND_BACK_AFTER`]); sets the next claim's limit.
+/// results back (at the end, or in parts once the batch has run for the
+/// pool's `hand_back_after`); sets the next claim's limit.
 fn run(pool: &PoolShared, worker: &mut Worker, idx: usize, batch: &mut Batch) {
     let Some(first) = batch.claimed.first() else {
         return;
@@ -109,6 +144,7 @@ fn run(pool: &PoolShared, worker: &mut Worker, idx: usize, batch: &mut Batch) {
     let home: &LoopShared = unsafe { first.header().home.as_ref() };
     home.senders.fetch_add(1, Relaxed);
     let stats = &pool.workers.slots[idx].stats;
+    let pacing = pool.pacing;
     let n = batch.claimed.len();
     let start = Instant::now();
     let mut slow = false;
@@ -127,7 +163,7 @@ fn run(pool: &PoolShared, worker: &mut Worker, idx: usize, batch: &mut Batch) {
         batch.done.push(job);
         if batch.done.len() % CHECK_EVERY == 0
             && !batch.claimed.is_empty()
-            && start.elapsed() >= HAND_BACK_AFTER
+            && start.elapsed() >= pacing.hand_back_after
         {
             slow = true;
             home.mailbox.deliver(home, worker, &mut batch.done, stats);
@@ -139,7 +175,7 @@ fn run(pool: &PoolShared, worker: &mut Worker, idx: usize, batch: &mut Batch) {
     home.mailbox.deliver(home, worker, &mut batch.done, stats);
     home.senders.fetch_sub(1, Release);
     // Only `home`'s shared part was touched after the deliveries.
-    batch.limit = if slow || ran >= SHORT_JOB * n as u32 {
+    batch.limit = if slow || ran >= pacing.short_job * n as u32 {
         1
     } else {
         (batch.limit * 2).min(CLAIM_MAX)
