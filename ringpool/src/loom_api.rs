@@ -53,6 +53,17 @@ impl Sleepers {
         self.0.claim(states, want, wake)
     }
 
+    /// Waker side: `park::Sleepers::claim_skipping`.
+    pub fn claim_skipping<'a>(
+        &self,
+        states: impl IntoIterator<Item = &'a AtomicU32>,
+        want: usize,
+        skip: impl Fn(usize) -> bool,
+        wake: impl FnMut(usize),
+    ) -> usize {
+        self.0.claim_skipping(states, want, skip, wake)
+    }
+
     /// `park::Sleepers::count`.
     pub fn count(&self) -> usize {
         self.0.count()

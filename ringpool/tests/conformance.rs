@@ -938,6 +938,58 @@ fn long_jobs_go_back_one_by_one(h: Handoff) {
     );
 }
 
+/// Thread-per-core sharing one pool: the loop thread pinned to the CPU of
+/// one of two pinned workers (which then does not spin, and is woken only
+/// when the other is not spinning). Every job comes back, short and long.
+fn a_loop_on_a_workers_cpu_loses_no_job(h: Handoff) {
+    let cpus = ringpool::affinity::current_thread_cpus().unwrap_or_default();
+    if cpus.len() < 2 {
+        eprintln!("a_loop_on_a_workers_cpu_loses_no_job: skipped, needs 2 CPUs");
+        return;
+    }
+    let (mine, other) = (cpus[0], cpus[1]);
+    let Some(pool) = pool("a_loop_on_a_workers_cpu_loses_no_job", h, 2, |b| {
+        b.pin_to(&[other, mine])
+    }) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        ringpool::affinity::pin_current_thread(mine).expect("pin the loop");
+        let mut ring = IoUring::new(256).unwrap();
+        let mut lp = pool.register::<u64>(&mut ring).unwrap();
+        let total = 20_000u64;
+        let (mut next, mut got, mut sum) = (0u64, 0u64, 0u64);
+        drive(
+            &mut lp,
+            &mut ring,
+            |_| {},
+            |lp| {
+                for c in lp.completions() {
+                    sum += c.result.expect("no panic");
+                    got += 1;
+                }
+                while next < total && lp.in_flight() < 64 {
+                    let i = next;
+                    let job = move || {
+                        if i % 1000 == 0 {
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                        i
+                    };
+                    if lp.try_submit(job).is_err() {
+                        break;
+                    }
+                    next += 1;
+                }
+                got == total
+            },
+        );
+        assert_eq!(sum, total * (total - 1) / 2);
+    })
+    .join()
+    .unwrap();
+}
+
 macro_rules! conformance {
     ($($m:ident => $h:expr),* $(,)?) => {$(
         mod $m {
@@ -959,6 +1011,7 @@ macro_rules! conformance {
             #[test] fn payload_sizes() { super::payload_sizes($h) }
             #[test] fn loops_come_and_go() { super::loops_come_and_go($h) }
             #[test] fn long_jobs_go_back_one_by_one() { super::long_jobs_go_back_one_by_one($h) }
+            #[test] fn a_loop_on_a_workers_cpu_loses_no_job() { super::a_loop_on_a_workers_cpu_loses_no_job($h) }
         }
     )*};
 }

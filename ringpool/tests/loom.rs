@@ -361,6 +361,53 @@ fn park_either_sees_the_other() {
     });
 }
 
+/// Co-located wakes (`Sleepers::claim_skipping`, as `LoopHandle::send_work`
+/// uses it): the loop passes over a sleeper that shares its CPU while it
+/// sees another worker spinning. That worker ends its spin (its last look
+/// at the queue, then the flag cleared) and parks with the usual re-check.
+/// Whatever the interleaving, the spinner sees the job or a worker is
+/// claimed. (Skipping every sleeper instead loses the job: checked by
+/// mutation.)
+#[test]
+fn skipping_a_colocated_sleeper_loses_no_job() {
+    model(|| {
+        let pool = Arc::new(Pool::new(2, WorkerKernel::Futex));
+        let spinning = Arc::new(AtomicBool::new(true));
+        // Worker 1, the co-located one, is asleep already.
+        assert!(matches!(
+            pool.sleepers.prepare(&pool.states[1], || false),
+            Prepared::Sleep
+        ));
+        let w = {
+            let (pool, spinning) = (pool.clone(), spinning.clone());
+            thread::spawn(move || {
+                if pool.has_job() {
+                    return true; // the spin saw it
+                }
+                spinning.store(false, SeqCst);
+                let me = &pool.states[0];
+                matches!(
+                    pool.sleepers
+                        .prepare(me, || pool.has_job() || pool.exit.load(SeqCst)),
+                    Prepared::Abort { .. }
+                )
+            })
+        };
+        pool.jobs.fetch_add(1, SeqCst);
+        let n = pool.sleepers.claim_skipping(
+            pool.states.iter(),
+            1,
+            |i| i == 1 && spinning.load(SeqCst),
+            |_| {},
+        );
+        let saw = w.join().unwrap();
+        assert!(
+            saw || n == 1,
+            "lost job: the spinner sleeps without it and nobody was claimed"
+        );
+    });
+}
+
 /// The job queue as `handoff::common::JobQueue` builds it: one lane per
 /// loop, in a table the workers scan up to `len`. Lane 0 exists (another
 /// loop's); a new loop publishes lane 1 (`len = 2`, SeqCst, at `register`)

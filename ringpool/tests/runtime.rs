@@ -319,8 +319,9 @@ fn runtime_jobs() -> usize {
 }
 
 /// Bytes that arrive after a read's future was dropped are returned by
-/// the next read: none lost, none reordered.
-fn dropped_read_loses_nothing(multishot: bool) {
+/// the next read: none lost, none reordered. `borrowed`: the reads are
+/// `read_into` a slice of 5 bytes (so the bytes come out in pieces).
+fn dropped_read_loses_nothing(multishot: bool, borrowed: bool) {
     let _w = watchdog("dropped_read_loses_nothing");
     let rt = Runtime::builder().multishot(multishot).build().unwrap();
     let client = rt.block_on(async {
@@ -340,7 +341,12 @@ fn dropped_read_loses_nothing(multishot: bool) {
         let (s, _) = listener.accept().await.unwrap();
         for _ in 0..3 {
             // Start a read, then drop it before any byte came.
-            start_then_drop(s.read(vec![0u8; 64])).await;
+            if borrowed {
+                let mut dst = [0u8; 5];
+                start_then_drop(s.read_into(&mut dst)).await;
+            } else {
+                start_then_drop(s.read(vec![0u8; 64])).await;
+            }
         }
         tx.send(()).unwrap();
         // Give the kernel time to complete the orphaned read.
@@ -348,6 +354,13 @@ fn dropped_read_loses_nothing(multishot: bool) {
         tx.send(()).unwrap();
         let mut got = Vec::new();
         while got.len() < 12 {
+            if borrowed {
+                let mut dst = [0u8; 5];
+                let n = s.read_into(&mut dst).await.unwrap();
+                assert!(n > 0);
+                got.extend_from_slice(&dst[..n]);
+                continue;
+            }
             let (r, b) = s.read(vec![0u8; 64]).await;
             let n = r.unwrap();
             assert!(n > 0);
@@ -365,12 +378,22 @@ fn dropped_read_loses_nothing(multishot: bool) {
 
 #[test]
 fn dropped_read_loses_nothing_multishot() {
-    dropped_read_loses_nothing(true);
+    dropped_read_loses_nothing(true, false);
 }
 
 #[test]
 fn dropped_read_loses_nothing_single_shot() {
-    dropped_read_loses_nothing(false);
+    dropped_read_loses_nothing(false, false);
+}
+
+#[test]
+fn dropped_read_into_loses_nothing_multishot() {
+    dropped_read_loses_nothing(true, true);
+}
+
+#[test]
+fn dropped_read_into_loses_nothing_single_shot() {
+    dropped_read_loses_nothing(false, true);
 }
 
 /// A write dropped in flight keeps its buffer alive until its CQE; the

@@ -11,9 +11,6 @@ use ringpool_server::work::Output;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-/// Reads per `read` call.
-const READ: usize = 16 * 1024;
-
 /// Counts the connection in and out of `Shared::conns`.
 struct Open<'a>(&'a Shared);
 
@@ -39,7 +36,6 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
     let mut conn = Conn::new(shared.limits);
     let mut out = Vec::with_capacity(4096);
-    let mut buf = Vec::with_capacity(READ);
     // A job's copy of the body and its answer's body: they go to the pool
     // and come back with the result, so a connection's jobs reuse them.
     let mut job_bufs = (Vec::new(), Vec::new());
@@ -129,8 +125,9 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
         } else {
             shared.idle
         };
-        buf.clear();
-        match timeout(limit, stream.read(buf)).await {
+        // Straight into the parser's buffer (from the runtime's provided
+        // buffers: one copy, no read buffer of the connection's own).
+        match timeout(limit, stream.read_into(conn.read_buf())).await {
             Err(_elapsed) => {
                 if phase.in_request() {
                     response::write_error(&mut out, 408, ResponseMode::CLOSE, None);
@@ -139,11 +136,8 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
                 }
                 return;
             }
-            Ok((Ok(0), _)) | Ok((Err(_), _)) => return,
-            Ok((Ok(n), b)) => {
-                conn.push(&b[..n]);
-                buf = b;
-            }
+            Ok(Ok(0)) | Ok(Err(_)) => return,
+            Ok(Ok(n)) => conn.filled(n),
         }
     }
 }

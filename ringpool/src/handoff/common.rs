@@ -372,7 +372,17 @@ pub(crate) fn next_batch_parked(
         &workers.sleepers,
         me,
         &workers.exit,
-        || spin_for(workers.spin, || !jobs.is_empty()),
+        || {
+            let budget = workers.spin_of(idx);
+            if budget.is_zero() {
+                return false;
+            }
+            let spinning = &workers.slots[idx].spinning;
+            spinning.store(true, SeqCst);
+            let seen = spin_for(budget, || !jobs.is_empty());
+            spinning.store(false, SeqCst);
+            seen
+        },
         || {
             if wait(me).is_err() {
                 // EINTR and injected faults: count it and back off briefly;

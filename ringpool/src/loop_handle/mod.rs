@@ -101,6 +101,11 @@ pub struct LoopHandle<R> {
     slots: Slots<R>,
     /// Jobs queued since the last wake round.
     pending_wake: usize,
+    /// The workers pinned to the one CPU this loop's thread was pinned to
+    /// at `register` (empty if it may run on several): they are woken only
+    /// when no other worker is spinning, to take this loop's CPU only when
+    /// the others are busy.
+    colocated: Vec<usize>,
     /// SQEs queued that workers are waiting for (wakes, job writes): submit
     /// them before spinning.
     urgent: bool,
@@ -157,6 +162,10 @@ impl<R: Send + 'static> LoopHandle<R> {
                  (condvar's polling, every close) need timeouts on io_uring_enter",
             ));
         }
+        let colocated = match sys::thread::allowed_cpus() {
+            Ok(cpus) if cpus.len() == 1 => pool.workers.colocate(cpus[0]),
+            _ => Vec::new(),
+        };
         let ring_fd = ring.as_raw_fd();
         let dup = sys::dup_cloexec(ring_fd).map_err(|e| Error::io("cannot dup the ring fd", e))?;
         let cfg = BackendConfig {
@@ -198,6 +207,7 @@ impl<R: Send + 'static> LoopHandle<R> {
             ring_owned: false,
             slots: Slots::new(max),
             pending_wake: 0,
+            colocated,
             urgent: false,
             claimed: Vec::new(),
             stats: LoopStats::default(),

@@ -175,9 +175,13 @@ impl<R> LoopHandle<R> {
         let pool = &*self.owner.shared;
         let mut claimed = std::mem::take(&mut self.claimed);
         claimed.clear();
-        pool.workers
-            .sleepers
-            .claim(pool.workers.states(), want, |i| claimed.push(i));
+        let (workers, colocated) = (&pool.workers, &self.colocated);
+        workers.sleepers.claim_skipping(
+            workers.states(),
+            want,
+            |i| colocated.contains(&i) && workers.other_spinning(colocated),
+            |i| claimed.push(i),
+        );
         let mut result = Ok(());
         for (n, &i) in claimed.iter().enumerate() {
             self.stats.wakes_sent += 1;

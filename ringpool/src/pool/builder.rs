@@ -248,7 +248,7 @@ impl PoolBuilder {
         )?;
         let shared = Arc::new(PoolShared {
             backend,
-            workers: Workers::new(workers, spin),
+            workers: Workers::new(workers, spin, |i| self.pin.as_ref().map(|p| p[i % p.len()])),
             pacing: if shared_cpus {
                 Pacing::SHARED
             } else {

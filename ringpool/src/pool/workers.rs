@@ -3,7 +3,7 @@
 
 use crate::protocol::park::{self, Sleepers};
 use crate::stats::PoolStats;
-use crate::sync::Ordering::{Acquire, Relaxed};
+use crate::sync::Ordering::{Acquire, Relaxed, SeqCst};
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64};
 use crossbeam_utils::CachePadded;
 use std::time::Duration;
@@ -33,6 +33,16 @@ pub(crate) struct WorkerSlot {
     /// worker's futex.
     pub(crate) state: CachePadded<AtomicU32>,
     pub(crate) stats: WorkerStats,
+    /// The CPU the worker is pinned to, if it is.
+    pub(crate) cpu: Option<usize>,
+    /// A loop thread registered while pinned to this worker's CPU alone:
+    /// the worker does not spin (it would spin against that loop), and
+    /// that loop wakes it only when no other worker is spinning.
+    pub(crate) shares_loop_cpu: AtomicBool,
+    /// Spinning on the job queue, idle (a hint for co-located loops; see
+    /// `park::Sleepers::claim_skipping`). Written with `SeqCst` by the
+    /// worker only around its spin.
+    pub(crate) spinning: CachePadded<AtomicBool>,
 }
 
 /// The workers of one pool.
@@ -47,18 +57,55 @@ pub(crate) struct Workers {
 }
 
 impl Workers {
-    pub(crate) fn new(n: usize, spin: Duration) -> Workers {
+    /// `n` workers, worker `i` pinned to `cpu(i)`.
+    pub(crate) fn new(n: usize, spin: Duration, cpu: impl Fn(usize) -> Option<usize>) -> Workers {
         Workers {
             slots: (0..n)
-                .map(|_| WorkerSlot {
+                .map(|i| WorkerSlot {
                     state: CachePadded::new(AtomicU32::new(park::AWAKE)),
                     stats: WorkerStats::default(),
+                    cpu: cpu(i),
+                    shares_loop_cpu: AtomicBool::new(false),
+                    spinning: CachePadded::new(AtomicBool::new(false)),
                 })
                 .collect(),
             sleepers: Sleepers::new(),
             exit: AtomicBool::new(false),
             spin,
         }
+    }
+
+    /// Marks the workers pinned to `cpu` as sharing it with a loop thread
+    /// (for good: a later loop elsewhere does not undo it); returns their
+    /// indices.
+    pub(crate) fn colocate(&self, cpu: usize) -> Vec<usize> {
+        let mut out = Vec::new();
+        for (i, w) in self.slots.iter().enumerate() {
+            if w.cpu == Some(cpu) {
+                w.shares_loop_cpu.store(true, Relaxed);
+                out.push(i);
+            }
+        }
+        out
+    }
+
+    /// How long worker `idx` spins before it sleeps: not at all if it
+    /// shares its CPU with a loop.
+    pub(crate) fn spin_of(&self, idx: usize) -> Duration {
+        if self.slots[idx].shares_loop_cpu.load(Relaxed) {
+            Duration::ZERO
+        } else {
+            self.spin
+        }
+    }
+
+    /// `true` if a worker not in `besides` is spinning on the job queue
+    /// (`SeqCst` loads: see `park::Sleepers::claim_skipping`).
+    pub(crate) fn other_spinning(&self, besides: &[usize]) -> bool {
+        self.slots
+            .iter()
+            .enumerate()
+            .any(|(i, w)| !besides.contains(&i) && w.spinning.load(SeqCst))
     }
 
     /// Every worker's park state word, in index order.

@@ -77,6 +77,25 @@ impl Sleepers {
         &self,
         states: impl IntoIterator<Item = &'a AtomicU32>,
         want: usize,
+        wake: impl FnMut(usize),
+    ) -> usize {
+        self.claim_skipping(states, want, |_| false, wake)
+    }
+
+    /// [`claim`](Sleepers::claim), passing over the sleepers for which
+    /// `skip(index)` (called after the fence, so its `SeqCst` loads are
+    /// ordered after the push) is true. Sound only if a skipped sleeper's
+    /// job is sure to be taken by another worker: one that `skip` saw
+    /// spinning on the queue, which either takes the job while it spins or,
+    /// once it stops, re-checks the queue after its own `SeqCst` store and
+    /// fence in [`prepare`](Sleepers::prepare) (the loop saw it still
+    /// spinning, so its fence comes after the loop's in their total order,
+    /// and its re-check sees the push).
+    pub(crate) fn claim_skipping<'a>(
+        &self,
+        states: impl IntoIterator<Item = &'a AtomicU32>,
+        want: usize,
+        skip: impl Fn(usize) -> bool,
         mut wake: impl FnMut(usize),
     ) -> usize {
         if want == 0 {
@@ -89,6 +108,7 @@ impl Sleepers {
         let mut claimed = 0;
         for (i, s) in states.into_iter().enumerate() {
             if s.load(SeqCst) == SLEEPING
+                && !skip(i)
                 && s.compare_exchange(SLEEPING, NOTIFIED, SeqCst, SeqCst)
                     .is_ok()
             {

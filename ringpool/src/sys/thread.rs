@@ -30,7 +30,6 @@ pub(crate) fn pin_current(cpu: usize) -> io::Result<()> {
     Ok(())
 }
 
-/// The CPUs the calling thread may run on (`sched_getaffinity(2)`).
 /// Sets the calling thread's nice value (`setpriority(PRIO_PROCESS, tid)`:
 /// on Linux a thread id names one thread). Raising it needs no privilege;
 /// lowering below the current value needs `CAP_SYS_NICE`.
@@ -46,6 +45,7 @@ pub(crate) fn set_nice(nice: i32) -> io::Result<()> {
     Ok(())
 }
 
+/// The CPUs the calling thread may run on (`sched_getaffinity(2)`).
 pub(crate) fn allowed_cpus() -> io::Result<Vec<usize>> {
     // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };

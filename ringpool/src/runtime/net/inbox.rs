@@ -43,8 +43,27 @@ impl Inbox {
     /// Copies queued bytes into `buf`: `Some` if there was something to
     /// report (bytes, the error, or the end of the stream).
     pub(crate) fn take_into<B: IoBufMut>(&mut self, buf: &mut B) -> Option<io::Result<usize>> {
+        let room = buf.bytes_total();
+        self.take(room, |at, src| {
+            copy_at(buf, at, src);
+        })
+    }
+
+    /// [`take_into`](Inbox::take_into) for a borrowed slice.
+    pub(crate) fn take_into_slice(&mut self, dst: &mut [u8]) -> Option<io::Result<usize>> {
+        let room = dst.len();
+        self.take(room, |at, src| dst[at..at + src.len()].copy_from_slice(src))
+    }
+
+    /// Hands up to `room` queued bytes to `put(offset, bytes)`, in order,
+    /// and consumes them; `Some` if there was something to report.
+    fn take(
+        &mut self,
+        room: usize,
+        mut put: impl FnMut(usize, &[u8]),
+    ) -> Option<io::Result<usize>> {
         let mut n = 0;
-        while n < buf.bytes_total() {
+        while n < room {
             let Some(front) = self.data.front_mut() else {
                 break;
             };
@@ -52,9 +71,9 @@ impl Inbox {
                 Data::Chunk(c) => c.bytes(),
                 Data::Owned(v, pos) => &v[*pos..],
             };
-            let room = buf.bytes_total() - n;
-            let k = src.len().min(room);
-            n += copy_at(buf, n, &src[..k]);
+            let k = src.len().min(room - n);
+            put(n, &src[..k]);
+            n += k;
             match front {
                 Data::Chunk(c) => {
                     c.consume(k);

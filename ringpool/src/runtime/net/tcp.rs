@@ -8,7 +8,7 @@ use crate::runtime::core::Core;
 use crate::runtime::op::{Op, Resources};
 use crate::sys::net::{self as sys, RawAddr};
 use io_uring::{cqueue, opcode, types};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::poll_fn;
@@ -265,6 +265,9 @@ pub(crate) struct StreamInner {
     fd: Rc<OwnedFd>,
     core: Rc<Core>,
     inbox: RefCell<Inbox>,
+    /// `read_into`'s buffer for plain receives (without provided buffers),
+    /// kept between reads.
+    scratch: Cell<Vec<u8>>,
 }
 
 /// A TCP connection.
@@ -285,6 +288,7 @@ impl TcpStream {
                 fd: Rc::new(fd),
                 core,
                 inbox: RefCell::new(Inbox::default()),
+                scratch: Cell::new(Vec::new()),
             }),
         }
     }
@@ -391,6 +395,48 @@ impl TcpStream {
             }
             return (res.map(|n| n as usize), buf);
         }
+    }
+
+    /// Reads into a borrowed `dst`, for a parser that keeps its own input
+    /// buffer; `Ok(0)` at the end of the stream (or if `dst` is empty).
+    ///
+    /// With provided buffers the bytes are copied from the runtime's shared
+    /// buffers straight into `dst`: one copy fewer than a [`read`](Self::read)
+    /// into a buffer of one's own, then into the parser's. No operation
+    /// ever holds `dst`, so it is the caller's again as soon as the future
+    /// resolves or is dropped, and a dropped `read_into` loses nothing.
+    /// Without provided buffers, a plain receive goes into a buffer of the
+    /// stream's own (allocated once, kept) and is copied into `dst`; a
+    /// dropped one keeps its bytes for the next read, as [`read`](Self::read)
+    /// does.
+    pub async fn read_into(&self, dst: &mut [u8]) -> io::Result<usize> {
+        let inner = &self.inner;
+        if dst.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if let Some(r) = inner.inbox.borrow_mut().take_into_slice(dst) {
+                return r;
+            }
+            let provided = {
+                let i = inner.inbox.borrow();
+                inner.core.features.recv_multishot
+                    && inner.core.bufs.is_some()
+                    && !(i.no_buffers && i.orphans == 0)
+            };
+            if !provided {
+                break;
+            }
+            self.readable().await?;
+        }
+        let mut scratch = inner.scratch.take();
+        scratch.clear();
+        scratch.reserve(dst.len());
+        let (r, buf) = self.read(scratch.slice(..dst.len())).await;
+        let scratch = buf.into_inner();
+        let r = r.inspect(|&n| dst[..n].copy_from_slice(&scratch[..n]));
+        inner.scratch.set(scratch);
+        r
     }
 
     /// Waits until a read would not wait: bytes are in (or the end of the
