@@ -1040,3 +1040,60 @@ fn a_forgotten_offload_does_not_wake_the_task_after() {
         assert_eq!(polls.get(), 2);
     });
 }
+
+/// Ten round trips between two tasks of one runtime over loopback TCP.
+fn local_round_trips(rt: &Runtime) {
+    rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = runtime::spawn(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            for _ in 0..10 {
+                let (r, b) = s.read(vec![0u8; 8]).await;
+                let n = r.unwrap();
+                s.write_all(b[..n].to_vec()).await.0.unwrap();
+            }
+        });
+        let c = TcpStream::connect(addr).await.unwrap();
+        for i in 0..10u8 {
+            c.write_all(vec![i; 8]).await.0.unwrap();
+            let mut got = 0;
+            while got < 8 {
+                let mut dst = [0u8; 8];
+                got += c.read_into(&mut dst[got..]).await.unwrap();
+            }
+        }
+        server.await.unwrap();
+    });
+}
+
+/// The ring thread polls for I/O before it sleeps (a reply that comes
+/// within the budget is taken without a sleep), unless `io_spin` is zero;
+/// it never polls while a job of its own is in flight (it would spin beside
+/// a worker that may share its CPU).
+#[test]
+fn io_spin_polls_before_sleeping_but_not_beside_a_job() {
+    let _w = watchdog("io_spin_polls_before_sleeping_but_not_beside_a_job");
+    let rt = rt();
+    local_round_trips(&rt);
+    assert!(rt.stats().io_spin_hits > 0, "{:?}", rt.stats());
+    let quiet = Runtime::builder().io_spin(Duration::ZERO).build().unwrap();
+    local_round_trips(&quiet);
+    assert_eq!((quiet.stats().io_spins, quiet.stats().io_spin_hits), (0, 0));
+    // A 500 ms job, and timer turns while it runs: none of them polls.
+    rt.block_on(async {
+        let job = runtime::spawn(offload(|| std::thread::sleep(Duration::from_millis(500))));
+        yield_now().await;
+        let before = rt.stats();
+        assert_eq!(before.jobs_in_flight, 1);
+        let mut tick = interval(Duration::from_millis(1));
+        for _ in 0..10 {
+            tick.tick().await;
+        }
+        let after = rt.stats();
+        assert_eq!(after.jobs_in_flight, 1, "the job outlived the ticks");
+        assert_eq!(after.io_spins, before.io_spins, "polled beside a job");
+        assert!(after.turns > before.turns);
+        job.await.unwrap().unwrap();
+    });
+}

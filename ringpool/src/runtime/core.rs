@@ -62,6 +62,10 @@ pub(crate) struct Core {
     pub(crate) stats: Counters,
     /// CQEs of one turn (kept to reuse its allocation).
     cqes: RefCell<Vec<cqueue::Entry>>,
+    /// `Builder::io_spin` (zero: never poll for I/O), and the current,
+    /// adaptive budget.
+    io_spin: Duration,
+    io_spin_budget: Cell<Duration>,
 }
 
 /// The runtime's own counters.
@@ -70,6 +74,9 @@ pub(crate) struct Counters {
     pub(crate) turns: Cell<u64>,
     pub(crate) enters: Cell<u64>,
     pub(crate) polls: Cell<u64>,
+    /// Polls for I/O before a sleep, and those that found something.
+    pub(crate) io_spins: Cell<u64>,
+    pub(crate) io_spin_hits: Cell<u64>,
 }
 
 impl Core {
@@ -80,6 +87,7 @@ impl Core {
         remote: Arc<Remote>,
         bufs: Option<Rc<BufRing>>,
         features: Features,
+        io_spin: Duration,
     ) -> Core {
         let rearm = matches!(remote.signal, Signal::EventFd(_));
         Core {
@@ -87,7 +95,7 @@ impl Core {
             lp: RefCell::new(Some(lp)),
             pool,
             ops: RefCell::new(Ops::default()),
-            timers: RefCell::new(Timers::default()),
+            timers: RefCell::new(Timers::new()),
             tasks: RefCell::new(Tasks::default()),
             ready: RefCell::new(VecDeque::new()),
             polling: RefCell::new(None),
@@ -100,6 +108,8 @@ impl Core {
             in_block_on: Cell::new(false),
             stats: Counters::default(),
             cqes: RefCell::new(Vec::new()),
+            io_spin,
+            io_spin_budget: Cell::new(io_spin),
         }
     }
 
@@ -301,6 +311,7 @@ impl Core {
             }
         }
         let deadline = self.timers.borrow_mut().next_deadline();
+        let busy = busy || self.poll_for_io(deadline);
         {
             let mut ring = self.ring.borrow_mut();
             let mut lp = self.lp.borrow_mut();
@@ -342,6 +353,63 @@ impl Core {
                 ready.push_back(Ready::Local(key));
             }
         });
+    }
+
+    /// Before a sleep: submits what is queued, then polls the ring for up
+    /// to the I/O spin budget, unless jobs are in flight (workers may share
+    /// this CPU; the pool's own spin covers their results). `true` if
+    /// something came (deferred task work, `IORING_SQ_TASKRUN`, which the
+    /// kernel sets when a completion waits for this thread to enter; a CQE;
+    /// a remote wake) or the deadline passed: the turn then does not sleep.
+    fn poll_for_io(&self, deadline: Option<Instant>) -> bool {
+        let budget = self.io_spin_budget.get();
+        if budget.is_zero()
+            || self
+                .lp
+                .borrow()
+                .as_ref()
+                .is_some_and(|lp| lp.in_flight() > 0)
+        {
+            return false;
+        }
+        self.stats.io_spins.set(self.stats.io_spins.get() + 1);
+        let mut ring = self.ring.borrow_mut();
+        if !ring.submission().is_empty() {
+            // What this turn queued (a reply, say) goes out before the poll.
+            self.stats.enters.set(self.stats.enters.get() + 1);
+            if ring.submit().is_err() {
+                return false; // the turn's own enter reports it
+            }
+        }
+        let mut end = Instant::now() + budget;
+        if let Some(d) = deadline {
+            end = end.min(d);
+        }
+        let hit = 'poll: loop {
+            for _ in 0..64 {
+                if ring.submission().taskrun()
+                    || !ring.completion().is_empty()
+                    || self.remote.wakes.pending()
+                {
+                    break 'poll true;
+                }
+                std::hint::spin_loop();
+            }
+            if Instant::now() >= end {
+                break false;
+            }
+        };
+        // Adaptive, as the pool's loop spin: a hit restores the budget, a
+        // miss halves it (down to 1/16).
+        if hit {
+            self.stats
+                .io_spin_hits
+                .set(self.stats.io_spin_hits.get() + 1);
+            self.io_spin_budget.set(self.io_spin);
+        } else {
+            self.io_spin_budget.set((budget / 2).max(self.io_spin / 16));
+        }
+        hit || deadline.is_some_and(|d| d <= Instant::now())
     }
 
     /// Wakes the `offload` futures waiting for a slot if one is free.

@@ -142,6 +142,8 @@ impl Runtime {
             jobs_in_flight: lp.as_ref().map_or(0, |lp| lp.in_flight()),
             remote_signals: self.core.remote.signals.load(Relaxed),
             remote_quiet: self.core.remote.quiet.load(Relaxed),
+            io_spins: self.core.stats.io_spins.get(),
+            io_spin_hits: self.core.stats.io_spin_hits.get(),
             loop_stats: lp.as_ref().map(|lp| lp.stats()).unwrap_or_default(),
         }
     }
@@ -183,6 +185,10 @@ pub struct RuntimeStats {
     pub remote_signals: u64,
     /// Wakes from other threads that needed no signal (the loop was awake).
     pub remote_quiet: u64,
+    /// Polls for I/O before a sleep ([`Builder::io_spin`]).
+    pub io_spins: u64,
+    /// Of those, the ones that found something, so the loop did not sleep.
+    pub io_spin_hits: u64,
     /// The loop handle's counters (wakes sent to workers, waits, spins).
     pub loop_stats: crate::LoopStats,
 }

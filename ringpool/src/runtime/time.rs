@@ -34,7 +34,21 @@ pub(crate) struct Timers {
     live: usize,
 }
 
+/// Heap room made at the start: compaction keeps the heap under
+/// `max(64, 4 * live) + 1` items, so with up to 64 live timers (a few
+/// connections' timeouts) it never grows after start-up, and a request's
+/// timeout allocates nothing however its stale items fall.
+const HEAP_ROOM: usize = 256;
+
 impl Timers {
+    /// No timers, with [`HEAP_ROOM`] made.
+    pub(crate) fn new() -> Timers {
+        Timers {
+            heap: BinaryHeap::with_capacity(HEAP_ROOM),
+            ..Timers::default()
+        }
+    }
+
     fn insert(&mut self, deadline: Instant, waker: Waker) -> (u32, u64) {
         let generation = self.next_generation;
         self.next_generation += 1;
