@@ -148,12 +148,13 @@ fn render_offload(out: &mut String, plan: &Plan, results: &Results) {
     let spec = &plan.offload;
     let mut table = Table::new(
         format!(
-            "offload: trivial jobs, {} tasks (jobs in flight), loop and workers pinned as in the header; {} ms \
-             warm-up, then the median (by jobs/s) of {} windows of {} ms; CPU and voluntary context switches of the \
-             whole process per job",
+            "offload: trivial jobs, {} tasks (jobs in flight), loop and workers pinned as in the header; {} rounds, \
+             each measuring every contender in turn ({} ms warm-up, one window of {} ms), so the VM's fast and slow \
+             phases fall on all of them alike; the median (by jobs/s) of each contender's windows; CPU and voluntary \
+             context switches of the whole process per job",
             spec.tasks,
-            spec.warmup.as_millis(),
             spec.reps,
+            spec.warmup.as_millis(),
             spec.window.as_millis()
         ),
         &[

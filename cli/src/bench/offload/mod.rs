@@ -93,14 +93,16 @@ pub struct OffloadSpec {
     /// Each measured window.
     #[serde(with = "super::seconds")]
     pub window: Duration,
-    /// Measured windows, back to back; the median (by jobs/s) is reported.
+    /// Rounds: each measures every contender once, in turn (one window
+    /// after its warm-up); the median (by jobs/s) of a contender's windows
+    /// is reported.
     pub reps: usize,
 }
 
 impl OffloadSpec {
     /// Progress-bar steps of this section.
     pub fn steps(&self) -> usize {
-        self.workers.len() * OffloadImpl::ALL.len()
+        self.workers.len() * OffloadImpl::ALL.len() * self.reps.max(1)
     }
 }
 
@@ -189,34 +191,61 @@ impl OffloadFigure {
 }
 
 /// Runs the offload section, filing figures and skips into `results`;
-/// `tick(label)` is called before each step.
+/// `tick(label)` is called before each step. The contenders take turns,
+/// one window each per round (`spec.reps` rounds), so that a change of the
+/// machine's speed between them cannot make their ratio.
 pub fn run(
     spec: &OffloadSpec,
     setup_for: &dyn Fn(usize) -> OffloadSetup,
     tick: &mut dyn FnMut(&str),
     results: &mut Results,
 ) {
+    let rounds = spec.reps.max(1);
     for &w in &spec.workers {
-        let setup = setup_for(w);
-        for imp in OffloadImpl::ALL {
-            tick(&format!("offload {} w={w}", imp.name()));
-            let r = match imp {
-                OffloadImpl::RingpoolRuntime => ringpool_runtime::offload_ringpool_runtime(&setup),
-                OffloadImpl::TokioSpawnBlocking => {
-                    tokio_blocking::offload_tokio(&setup).map_err(Missing::from)
+        let setup = OffloadSetup {
+            reps: 1,
+            ..setup_for(w)
+        };
+        let mut windows: Vec<Vec<OffloadFigure>> = vec![Vec::new(); OffloadImpl::ALL.len()];
+        let mut failed: Vec<Option<Missing>> = vec![None; OffloadImpl::ALL.len()];
+        for round in 0..rounds {
+            for (k, imp) in OffloadImpl::ALL.into_iter().enumerate() {
+                tick(&format!(
+                    "offload {} w={w} round {}/{rounds}",
+                    imp.name(),
+                    round + 1
+                ));
+                if failed[k].is_some() {
+                    continue;
                 }
-                OffloadImpl::RawLoopHandle => {
-                    loop_handle::offload_raw(&setup).map_err(Missing::from)
+                let r = match imp {
+                    OffloadImpl::RingpoolRuntime => {
+                        ringpool_runtime::offload_ringpool_runtime(&setup)
+                    }
+                    OffloadImpl::TokioSpawnBlocking => {
+                        tokio_blocking::offload_tokio(&setup).map_err(Missing::from)
+                    }
+                    OffloadImpl::RawLoopHandle => {
+                        loop_handle::offload_raw(&setup).map_err(Missing::from)
+                    }
+                };
+                match r {
+                    Ok(f) => windows[k].push(f),
+                    Err(m) => failed[k] = Some(m),
                 }
-            };
-            match r {
-                Ok(f) => results.offload.push(f),
-                Err(m) => results.skipped.push(Skipped::new(
+            }
+        }
+        for (k, imp) in OffloadImpl::ALL.into_iter().enumerate() {
+            match failed[k].take() {
+                Some(m) => results.skipped.push(Skipped::new(
                     "offload",
                     imp.name(),
                     format!("{w} worker(s)"),
                     &m,
                 )),
+                None => results
+                    .offload
+                    .push(OffloadFigure::median(std::mem::take(&mut windows[k]))),
             }
         }
     }
