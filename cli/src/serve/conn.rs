@@ -11,6 +11,10 @@ use ringpool_server::work::Output;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+/// The largest job buffer a connection keeps for its next job (a 16 KiB
+/// `/hash` body fits; a 1 MiB upload's copy is freed after its job).
+const KEEP_JOB_BUF: usize = 64 * 1024;
+
 /// Counts the connection in and out of `Shared::conns`.
 struct Open<'a>(&'a Shared);
 
@@ -37,7 +41,9 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
     let mut conn = Conn::new(shared.limits);
     let mut out = Vec::with_capacity(4096);
     // A job's copy of the body and its answer's body: they go to the pool
-    // and come back with the result, so a connection's jobs reuse them.
+    // and come back with the result, so a connection's jobs reuse them (up
+    // to `KEEP_JOB_BUF` each: an idle connection does not hold on to the
+    // room of one big request).
     let mut job_bufs = (Vec::new(), Vec::new());
     loop {
         // Answer everything buffered (pipelining), then write once.
@@ -79,7 +85,14 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
                     let status = match done {
                         Ok((status, content_type, body, answer)) => {
                             response::write(&mut out, status, mode, content_type, &answer);
-                            job_bufs = (body, answer);
+                            let keep = |b: Vec<u8>| {
+                                if b.capacity() <= KEEP_JOB_BUF {
+                                    b
+                                } else {
+                                    Vec::new()
+                                }
+                            };
+                            job_bufs = (keep(body), keep(answer));
                             status
                         }
                         // A panicked job, or one that never ran (the pool
