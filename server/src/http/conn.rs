@@ -30,6 +30,11 @@ pub const MAX_HEADERS: usize = 32;
 /// The smallest spare region [`Conn::read_buf`] hands out.
 const MIN_READ: usize = 4096;
 
+/// An input buffer grown past this (by one big request) goes back to its
+/// first size once the connection is idle: an idle connection holds 8 KiB,
+/// not the room of its largest request.
+const KEEP_INPUT: usize = 64 * 1024;
+
 /// The longest chunk-size line (size, extensions, CRLF) accepted; longer: 400.
 const MAX_CHUNK_LINE: usize = 1024;
 
@@ -263,12 +268,16 @@ impl Conn {
     /// how much was read with [`filled`](Conn::filled).
     ///
     /// Moves unconsumed bytes to the front of the buffer, or grows it, when the spare room
-    /// is short; it never shrinks. It stays bounded because [`poll`](Conn::poll) refuses a
-    /// head or body over the limits before asking for more.
+    /// is short. It stays bounded because [`poll`](Conn::poll) refuses a head or body over
+    /// the limits before asking for more, and once nothing is buffered a buffer grown past
+    /// 64 KiB goes back to its first size.
     pub fn read_buf(&mut self) -> &mut [u8] {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
+            if self.buf.len() > KEEP_INPUT {
+                self.buf = vec![0; 2 * MIN_READ];
+            }
         }
         if self.buf.len() - self.end < MIN_READ {
             if self.start > 0 {

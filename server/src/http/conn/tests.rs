@@ -495,3 +495,36 @@ fn trim_and_content_length() {
     assert_eq!(parse_chunk_line(b"a\r\n"), Ok(Some((3, 10))));
     assert_eq!(parse_chunk_line(b"a ; x=y \r\n"), Ok(Some((10, 10))));
 }
+
+/// A big request grows the input buffer; once it is consumed and the
+/// connection is idle, the buffer goes back to its first size (an idle
+/// connection does not keep the room of its largest request). A small one
+/// keeps its buffer (no allocation per request).
+#[test]
+fn an_idle_connection_gives_back_a_grown_buffer() {
+    let mut conn = Conn::new(Limits::default());
+    let first = conn.buf.len();
+    let body = vec![b'x'; 300 * 1024];
+    let mut req = format!(
+        "POST /hash HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&body);
+    conn.push(&req);
+    assert!(matches!(
+        drain(&mut conn)[..],
+        [Got::Req { .. }, Got::NeedMore]
+    ));
+    assert!(conn.buf.len() > KEEP_INPUT);
+    let _ = conn.read_buf();
+    assert_eq!(conn.buf.len(), first);
+    conn.push(b"GET /health HTTP/1.1\r\n\r\n");
+    assert!(matches!(
+        drain(&mut conn)[..],
+        [Got::Req { .. }, Got::NeedMore]
+    ));
+    let before = conn.buf.as_ptr();
+    let _ = conn.read_buf();
+    assert_eq!(conn.buf.as_ptr(), before, "a small buffer was reallocated");
+}
