@@ -5,6 +5,7 @@
 //! cores, its http section about 20 s of them).
 
 mod bench;
+mod listen;
 mod probe;
 mod serve;
 

@@ -211,15 +211,31 @@ pub fn on_pinned_loop_thread<T: Send + 'static>(
     what: &str,
     f: impl FnOnce() -> Result<T, String> + Send + 'static,
 ) -> Result<T, String> {
+    on_pinned_thread("bench-loop", &format!("{what}the loop thread"), cpu, f)
+}
+
+/// Runs `f` on a new thread named `name`, pinned to `cpu` if given, and
+/// returns what it returns; `who` names the thread in the errors.
+///
+/// # Errors
+///
+/// "spawn {who}: .." if the thread cannot start, "{who} panicked", or `f`'s
+/// error.
+pub fn on_pinned_thread<T: Send + 'static>(
+    name: &str,
+    who: &str,
+    cpu: Option<usize>,
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
     std::thread::Builder::new()
-        .name("bench-loop".into())
+        .name(name.into())
         .spawn(move || {
             if let Some(cpu) = cpu {
                 let _ = ringpool::affinity::pin_current_thread(cpu);
             }
             f()
         })
-        .map_err(|e| format!("spawn loop thread: {e}"))?
+        .map_err(|e| format!("spawn {who}: {e}"))?
         .join()
-        .map_err(|_| format!("{what}the loop thread panicked"))?
+        .map_err(|_| format!("{who} panicked"))?
 }

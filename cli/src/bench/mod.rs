@@ -265,14 +265,12 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
     let cpus = bench_cpus(ncpu);
     let loop_cpu = cpus[0];
     // Calibrate on the loop's CPU, where nothing else runs yet.
-    let calibration = std::thread::spawn(move || {
-        if pin {
-            let _ = ringpool::affinity::pin_current_thread(loop_cpu);
-        }
-        work::Calibration::measure(20)
-    })
-    .join()
-    .map_err(|_| "calibration panicked")?;
+    let calibration = engine::on_pinned_thread(
+        "bench-calibrate",
+        "calibration",
+        pin.then_some(loop_cpu),
+        || Ok(work::Calibration::measure(20)),
+    )?;
     let tracefs = cpu::ensure_tracefs();
     let syscall_counter_probe = std::thread::spawn(|| cpu::ProcessSyscalls::open().map(drop))
         .join()

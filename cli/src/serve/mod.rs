@@ -154,8 +154,9 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
     let shared = Arc::new(Shared::new(&args, pool.clone())?);
     // Bind the first listener here, so that a bad address is an error before
     // any thread starts, and port 0 resolves to one port every ring shares:
-    // the first ring thread to start takes it over, the others bind its port.
-    let first = reuseport_listener(args.addr)?;
+    // the first ring thread to start takes it over, the others bind its port
+    // (SO_REUSEPORT).
+    let first = crate::listen::std_listener(args.addr, true, 1024)?;
     let addr = first.local_addr()?;
     tracing_line(&args, addr, &pool);
     let first = Arc::new(std::sync::Mutex::new(Some(first)));
@@ -201,24 +202,6 @@ fn tracing_line(args: &ServeArgs, addr: SocketAddr, pool: &Pool) {
         addr,
         pool.selection(),
     );
-}
-
-/// A listening `SO_REUSEPORT` socket on `addr` (backlog 1024), made before
-/// any runtime exists: one ring's listener, whose port the others bind (so
-/// `--addr 127.0.0.1:0` works with several rings).
-fn reuseport_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    use rustix::net::{sockopt, AddressFamily, SocketType};
-    let family = if addr.is_ipv4() {
-        AddressFamily::INET
-    } else {
-        AddressFamily::INET6
-    };
-    let fd = rustix::net::socket(family, SocketType::STREAM, None)?;
-    sockopt::set_socket_reuseaddr(&fd, true)?;
-    sockopt::set_socket_reuseport(&fd, true)?;
-    rustix::net::bind(&fd, &addr)?;
-    rustix::net::listen(&fd, 1024)?;
-    Ok(std::net::TcpListener::from(fd))
 }
 
 /// One ring thread: takes over `first` (the listener `run` made, given to

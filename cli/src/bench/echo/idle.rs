@@ -32,37 +32,29 @@ pub fn open(
     deadline: Duration,
     cpu: Option<usize>,
 ) -> Result<Opened, String> {
-    std::thread::Builder::new()
-        .name("echo-idle".into())
-        .spawn(move || {
-            if let Some(cpu) = cpu {
-                let _ = ringpool::affinity::pin_current_thread(cpu);
+    crate::bench::engine::on_pinned_thread("echo-idle", "the idle client", cpu, move || {
+        let started = Instant::now();
+        let mut socks = Vec::with_capacity(n);
+        let mut stopped = None;
+        while socks.len() < n {
+            if started.elapsed() > deadline {
+                stopped = Some(format!("deadline of {} s", deadline.as_secs()));
+                break;
             }
-            let started = Instant::now();
-            let mut socks = Vec::with_capacity(n);
-            let mut stopped = None;
-            while socks.len() < n {
-                if started.elapsed() > deadline {
-                    stopped = Some(format!("deadline of {} s", deadline.as_secs()));
+            match one(addr) {
+                Ok(s) => socks.push(s),
+                Err(e) => {
+                    stopped = Some(format!("connection {}: {e}", socks.len()));
                     break;
                 }
-                match one(addr) {
-                    Ok(s) => socks.push(s),
-                    Err(e) => {
-                        stopped = Some(format!("connection {}: {e}", socks.len()));
-                        break;
-                    }
-                }
             }
-            Opened {
-                socks,
-                secs: started.elapsed().as_secs_f64(),
-                stopped,
-            }
+        }
+        Ok(Opened {
+            socks,
+            secs: started.elapsed().as_secs_f64(),
+            stopped,
         })
-        .map_err(|e| format!("spawn: {e}"))?
-        .join()
-        .map_err(|_| "the idle client panicked".to_string())
+    })
 }
 
 /// One connection with one 1-byte round trip done.

@@ -75,23 +75,13 @@ pub fn raise_nofile() -> io::Result<u64> {
 }
 
 /// A blocking std listener on `addr` with `SO_REUSEADDR` and a backlog of
-/// [`BACKLOG`] (std's own `bind` listens with 128).
+/// [`BACKLOG`] (`crate::listen::std_listener`).
 ///
 /// # Errors
 ///
 /// The errno of `socket(2)`, `bind(2)` or `listen(2)`.
 pub fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
-    use rustix::net::{bind, listen, socket_with, sockopt, AddressFamily, SocketFlags, SocketType};
-    let family = if addr.is_ipv4() {
-        AddressFamily::INET
-    } else {
-        AddressFamily::INET6
-    };
-    let fd = socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
-    sockopt::set_socket_reuseaddr(&fd, true)?;
-    bind(&fd, &addr)?;
-    listen(&fd, BACKLOG)?;
-    Ok(TcpListener::from(fd))
+    crate::listen::std_listener(addr, false, BACKLOG)
 }
 
 /// Tells the harness that the server listens on `addr`: starts the stdin
