@@ -37,14 +37,22 @@ pub(crate) enum Waking<'a> {
     Local(u64),
 }
 
+impl From<Waking<'_>> for Wake {
+    fn from(by: Waking<'_>) -> Wake {
+        match by {
+            Waking::Waker(w) => Wake::Waker(w.clone()),
+            Waking::Local(t) => Wake::Local(t),
+        }
+    }
+}
+
 impl Wake {
     /// Keeps `by`, unless what is kept already wakes the same task.
     fn keep(&mut self, by: Waking<'_>) {
         match (&*self, by) {
             (Wake::Waker(w), Waking::Waker(by)) if w.will_wake(by) => {}
             (Wake::Local(t), Waking::Local(by)) if *t == by => {}
-            (_, Waking::Waker(by)) => *self = Wake::Waker(by.clone()),
-            (_, Waking::Local(by)) => *self = Wake::Local(by),
+            _ => *self = Wake::from(by),
         }
     }
 }

@@ -30,11 +30,10 @@ impl<R> LoopHandle<R> {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let wake = match by {
-            Waking::Waker(w) => Wake::Waker(w.clone()),
-            Waking::Local(t) => Wake::Local(t),
+        let owner = Owner::Task {
+            wake: Wake::from(by),
+            done: false,
         };
-        let owner = Owner::Task { wake, done: false };
         let (slot, id) = self.submit_as(job, owner, true)?;
         Ok(TaskJob { slot, id: id.get() })
     }

@@ -145,8 +145,8 @@ impl<R> LoopHandle<R> {
             self.shared.doorbell.release();
             self.drain_results();
             if self.has_news(seen) || woken() {
-                // Adaptive: a hit restores the budget, a miss halves it (down
-                // to 1/16), so long jobs do not keep a core busy spinning
+                // Adaptive: a hit doubles the budget (up to `loop_spin`), a
+                // miss halves it (down to 1/16), so long jobs do not keep a core busy spinning
                 // next to the worker that runs them.
                 self.stats.spin_hits += 1;
                 self.spin_budget = (self.spin_budget * 2).min(self.loop_spin);

@@ -273,7 +273,7 @@ impl PoolBuilder {
         for idx in 0..workers {
             let shared = shared.clone();
             let tx = tx.clone();
-            let cpu = self.pin.as_ref().map(|p| p[idx % p.len()]);
+            let cpu = shared.workers.slots[idx].cpu;
             let nice = self.nice;
             let spawned = sys::fault::check(sys::fault::Site::Spawn).and_then(|()| {
                 std::thread::Builder::new()

@@ -399,8 +399,9 @@ impl Core {
                 break false;
             }
         };
-        // Adaptive, as the pool's loop spin: a hit restores the budget, a
-        // miss halves it (down to 1/16).
+        // Adaptive: a hit restores the whole budget (a reply is likely to
+        // follow a reply), a miss halves it (down to 1/16). The pool's loop
+        // spin doubles on a hit instead.
         if hit {
             self.stats
                 .io_spin_hits

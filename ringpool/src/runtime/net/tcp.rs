@@ -361,8 +361,7 @@ impl TcpStream {
                 let i = inner.inbox.borrow();
                 (i.orphans, i.no_buffers)
             };
-            let multishot = inner.core.features.recv_multishot && inner.core.bufs.is_some();
-            if orphans > 0 || (multishot && !no_buffers) {
+            if orphans > 0 || (inner.multishot() && !no_buffers) {
                 if orphans == 0 {
                     if let Err(e) = inner.arm() {
                         return (Err(e), buf);
@@ -418,13 +417,7 @@ impl TcpStream {
             if let Some(r) = inner.inbox.borrow_mut().take_into_slice(dst) {
                 return r;
             }
-            let provided = {
-                let i = inner.inbox.borrow();
-                inner.core.features.recv_multishot
-                    && inner.core.bufs.is_some()
-                    && !(i.no_buffers && i.orphans == 0)
-            };
-            if !provided {
+            if !inner.reads_from_inbox() {
                 break;
             }
             self.readable().await?;
@@ -453,10 +446,9 @@ impl TcpStream {
                 if !i.data.is_empty() || i.eof || i.error.is_some() {
                     return Ok(());
                 }
-                let multishot = inner.core.features.recv_multishot && inner.core.bufs.is_some();
-                if !multishot || (i.no_buffers && i.orphans == 0) {
-                    return Ok(());
-                }
+            }
+            if !inner.reads_from_inbox() {
+                return Ok(());
             }
             inner.core.check_open()?;
             if inner.inbox.borrow().orphans == 0 {
@@ -521,6 +513,19 @@ impl TcpStream {
 }
 
 impl StreamInner {
+    /// Reads go through multishot receives into provided buffers.
+    fn multishot(&self) -> bool {
+        self.core.features.recv_multishot && self.core.bufs.is_some()
+    }
+
+    /// A read waits for the inbox (bytes in provided buffers, or a dropped
+    /// read's) rather than in a buffer of its own: multishot, and not
+    /// fallen back to a plain receive for want of buffers.
+    fn reads_from_inbox(&self) -> bool {
+        let i = self.inbox.borrow();
+        self.multishot() && !(i.no_buffers && i.orphans == 0)
+    }
+
     /// Arms the multishot receive if it is not.
     fn arm(self: &Rc<Self>) -> io::Result<()> {
         if self.inbox.borrow().armed.is_some() {
