@@ -1097,3 +1097,80 @@ fn io_spin_polls_before_sleeping_but_not_beside_a_job() {
         job.await.unwrap().unwrap();
     });
 }
+
+/// A waker that panics when it is woken.
+struct PanickingWaker;
+
+impl std::task::Wake for PanickingWaker {
+    fn wake(self: Arc<Self>) {
+        panic!("deliberate panic in a waker");
+    }
+}
+
+/// A job's end that wakes a waker which panics unwinds out of `block_on`,
+/// and loses no other result: a job that ended in the same run of results
+/// still reaches its task on the runtime's next turn.
+#[test]
+fn a_panicking_waker_loses_no_other_result() {
+    let _w = watchdog("a_panicking_waker_loses_no_other_result");
+    util::quiet_deliberate_panics();
+    // One worker: the two jobs end in order, and are handed back before
+    // the loop looks (it is blocked below), so they are drained in one run.
+    let rt = Runtime::builder().workers(1).build().expect("runtime");
+    let gate = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+    let wait_for = |gate: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>| {
+        let (open, cv) = &*gate;
+        let mut open = open.lock().unwrap();
+        while !*open {
+            open = cv.wait(open).unwrap();
+        }
+    };
+    let got = Rc::new(std::cell::RefCell::new(None));
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(async {
+            // First in the queue: a job whose task polls it under a waker
+            // that panics when the job's end wakes it.
+            let g = gate.clone();
+            let mut first = Box::pin(offload(move || {
+                wait_for(g);
+                1u32
+            }));
+            let waker = std::task::Waker::from(Arc::new(PanickingWaker));
+            assert!(first
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending());
+            // Second: a spawned task's job.
+            let (g, got2) = (gate.clone(), got.clone());
+            runtime::spawn(async move {
+                let v = offload(move || {
+                    wait_for(g);
+                    2u32
+                })
+                .await;
+                *got2.borrow_mut() = Some(v.map_err(|e| e.to_string()));
+            });
+            sleep(Duration::from_millis(5)).await;
+            // Both are out; open the gate and keep the loop away until
+            // both have ended.
+            let (open, cv) = &*gate;
+            *open.lock().unwrap() = true;
+            cv.notify_all();
+            std::thread::sleep(Duration::from_millis(100));
+            sleep(Duration::from_millis(1)).await;
+            drop(first);
+        })
+    }));
+    assert!(unwound.is_err(), "the waker's panic should have unwound");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    rt.block_on(async {
+        while got.borrow().is_none() && Instant::now() < deadline {
+            sleep(Duration::from_millis(1)).await;
+        }
+    });
+    assert_eq!(
+        got.take(),
+        Some(Ok(2)),
+        "the spawned task's result was lost"
+    );
+}

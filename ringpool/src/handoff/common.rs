@@ -278,6 +278,7 @@ impl park::Queue for Scan<'_> {
         took.then_some(())
     }
 
+    #[inline]
     fn is_empty(&self) -> bool {
         self.jobs.is_empty()
     }
@@ -633,6 +634,7 @@ impl<W> MsgMailbox<W> {
 impl<W: MsgSender> MailboxOps for MsgMailbox<W> {
     type Worker = W;
 
+    #[inline]
     fn deliver(
         &self,
         home: &LoopShared,
@@ -651,10 +653,12 @@ impl<W: MsgSender> MailboxOps for MsgMailbox<W> {
         }
     }
 
+    #[inline]
     fn pop(&self) -> Option<JobRef> {
         self.results.pop()
     }
 
+    #[inline]
     fn is_empty(&self) -> bool {
         self.results.is_empty()
     }

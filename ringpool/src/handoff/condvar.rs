@@ -28,10 +28,12 @@ pub(crate) struct PoolSide {
 
 impl PoolSide {
     /// Takes the oldest queued job, if any.
+    #[inline]
     fn pop(&self) -> Option<JobRef> {
         lock(&self.jobs).pop_front()
     }
 
+    #[inline]
     fn is_empty(&self) -> bool {
         lock(&self.jobs).is_empty()
     }
@@ -123,14 +125,17 @@ pub(crate) struct Mailbox {
 impl MailboxOps for Mailbox {
     type Worker = Worker;
 
+    #[inline]
     fn deliver(&self, _: &LoopShared, _: &mut Worker, jobs: &mut Vec<JobRef>, _: &WorkerStats) {
         lock(&self.results).extend(jobs.drain(..))
     }
 
+    #[inline]
     fn pop(&self) -> Option<JobRef> {
         lock(&self.results).pop_front()
     }
 
+    #[inline]
     fn is_empty(&self) -> bool {
         lock(&self.results).is_empty()
     }
@@ -157,6 +162,7 @@ impl LoopSideOps for LoopSide {
     }
 
     /// The push signals the condvar itself.
+    #[inline]
     fn enqueue(&mut self, pool: &PoolSide, job: JobRef, lane: Option<u32>) -> bool {
         pool.push(job, lane);
         false

@@ -48,16 +48,19 @@ pub(crate) struct Mailbox {
 impl MailboxOps for Mailbox {
     type Worker = Worker;
 
+    #[inline]
     fn deliver(&self, home: &LoopShared, _: &mut Worker, jobs: &mut Vec<JobRef>, stats: &WorkerStats) {
         common::deliver_batched(&self.results, home, jobs, stats, |_| {
             sys::eventfd::notify(&self.eventfd)
         })
     }
 
+    #[inline]
     fn pop(&self) -> Option<JobRef> {
         self.results.pop()
     }
 
+    #[inline]
     fn is_empty(&self) -> bool {
         self.results.is_empty()
     }

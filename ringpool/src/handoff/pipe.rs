@@ -147,10 +147,12 @@ impl MailboxOps for Mailbox {
         }
     }
 
+    #[inline]
     fn pop(&self) -> Option<JobRef> {
         None
     }
 
+    #[inline]
     fn is_empty(&self) -> bool {
         true
     }
@@ -227,6 +229,7 @@ impl LoopSideOps for LoopSide {
         false
     }
 
+    #[inline]
     fn enqueue(&mut self, _pool: &PoolSide, job: JobRef, _lane: Option<u32>) -> bool {
         self.unsent.push(job.into_raw());
         false

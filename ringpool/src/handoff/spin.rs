@@ -77,14 +77,17 @@ pub(crate) struct Mailbox {
 impl MailboxOps for Mailbox {
     type Worker = Worker;
 
+    #[inline]
     fn deliver(&self, _: &LoopShared, _: &mut Worker, jobs: &mut Vec<JobRef>, _: &WorkerStats) {
         self.results.push_all(jobs)
     }
 
+    #[inline]
     fn pop(&self) -> Option<JobRef> {
         self.results.pop()
     }
 
+    #[inline]
     fn is_empty(&self) -> bool {
         self.results.is_empty()
     }
@@ -106,6 +109,7 @@ impl LoopSideOps for LoopSide {
     }
 
     /// No worker ever sleeps, so no job needs a wake.
+    #[inline]
     fn enqueue(&mut self, pool: &PoolSide, job: JobRef, lane: Option<u32>) -> bool {
         pool.push(job, lane);
         false

@@ -4,6 +4,7 @@
 use super::LoopHandle;
 use crate::error::JobError;
 use crate::handoff::dispatch::PoolCqe;
+use crate::protocol::rings::CLAIM_MAX;
 use crate::tag;
 use io_uring::{cqueue, IoUring};
 
@@ -115,8 +116,26 @@ impl<R> LoopHandle<R> {
     /// and moves every result queued in the mailbox into the ready list.
     pub(super) fn drain_results(&mut self) {
         self.owner.shared.backend.publish(self.lane);
-        while let Some(job) = self.shared.mailbox.pop() {
-            self.slots.complete(job);
+        loop {
+            if self.draining.is_empty() {
+                // A run of up to a claim's size: start every cell's
+                // transfer from the worker's core first, then complete
+                // them in order.
+                while self.draining.len() < CLAIM_MAX {
+                    let Some(job) = self.shared.mailbox.pop() else {
+                        break;
+                    };
+                    job.prefetch();
+                    self.draining.push(job);
+                }
+                if self.draining.is_empty() {
+                    return;
+                }
+                self.draining.reverse();
+            }
+            while let Some(job) = self.draining.pop() {
+                self.slots.complete(job);
+            }
         }
     }
 }

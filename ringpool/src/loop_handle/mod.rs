@@ -130,6 +130,11 @@ pub struct LoopHandle<R> {
     /// go out together at the next flush, so the loop publishes a turn's
     /// jobs in one burst instead of one at a time between task polls.
     staged: Vec<crate::pool::job::JobRef>,
+    /// Results taken from the mailbox and not yet completed, in reverse
+    /// order (`drain_results` works through a run of them at a time). Kept
+    /// here, not on the stack, so that a completion that unwinds (a waker
+    /// that panics) loses none: the next drain completes them first.
+    draining: Vec<crate::pool::job::JobRef>,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -216,6 +221,7 @@ impl<R: Send + 'static> LoopHandle<R> {
             state: close::State::Open,
             lane,
             staged: Vec::new(),
+            draining: Vec::with_capacity(crate::protocol::rings::CLAIM_MAX),
             _not_send: PhantomData,
         })
     }

@@ -155,6 +155,7 @@ impl<R> Slots<R> {
     }
 
     /// Takes a free slot for a new job, or `None` if every slot is in flight.
+    #[inline]
     pub(crate) fn reserve(&mut self) -> Option<(u32, JobId)> {
         let slot = self.free.pop()?;
         let id = self.next_id;
@@ -165,6 +166,7 @@ impl<R> Slots<R> {
 
     /// Records the cell of the job just created for `slot`, and who takes
     /// its outcome.
+    #[inline]
     pub(crate) fn occupy(&mut self, slot: u32, job: &JobRef, owner: Owner) {
         let s = &mut self.table[slot as usize];
         s.cell = Some(job.as_ptr());
@@ -236,11 +238,13 @@ impl<R> Slots<R> {
     }
 
     /// A job handed back by a worker; its header names its slot.
+    #[inline]
     pub(crate) fn complete(&mut self, job: JobRef) {
         let slot = job.header().slot;
         self.complete_at(slot, job);
     }
 
+    #[inline]
     fn complete_at(&mut self, slot: u32, job: JobRef) {
         let s = &mut self.table[slot as usize];
         debug_assert_eq!(s.cell, Some(job.as_ptr()));
@@ -273,12 +277,10 @@ impl<R> Slots<R> {
         }
         let id = JobId::new(s.id);
         self.free.push(slot);
-        let mut out = None;
         // SAFETY: the worker published the final state before handing the
         // ref back (queue push, pipe write or message), this loop filled the
         // cell with result type `R`, and the cell is of this loop's slab.
-        unsafe { job.finish::<R>(&mut out) };
-        let result = out.expect("finish writes the outcome");
+        let result = unsafe { job.finish::<R>() };
         self.ready.push_back(Completion { id, result });
     }
 

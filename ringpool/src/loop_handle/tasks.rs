@@ -63,13 +63,11 @@ impl<R> LoopHandle<R> {
         match self.slots.take_task(task.slot, task.id, by) {
             None => Poll::Pending,
             Some(job) => {
-                let mut out = None;
                 // SAFETY: `take_task` returns the job only once its final
                 // state is published and seen, and takes it out of the
                 // table (so once); `T` is the job's result type (caller's
                 // obligation); this is the loop that owns the slab.
-                unsafe { job.finish::<T>(&mut out) };
-                Poll::Ready(out.expect("finish writes the outcome"))
+                Poll::Ready(unsafe { job.finish::<T>() })
             }
         }
     }

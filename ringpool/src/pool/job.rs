@@ -42,6 +42,10 @@ pub(crate) const QUEUED: u32 = 0;
 pub(crate) const DONE: u32 = 1;
 /// The job was not run; the closure is still in the cell to be handed back.
 pub(crate) const CANCELLED: u32 = 2;
+/// The cell is free: emptied by the loop (or never filled). Never a final
+/// state, so a cell finished twice by mistake takes the vtable's path,
+/// whose free-cell functions do nothing, and never reads its payload again.
+const FREE: u32 = 3;
 
 /// The ordering of the worker's final state store: `Release`, which the
 /// loop's `Acquire` load pairs with before it touches the cell again. Where
@@ -131,7 +135,7 @@ impl Slab {
         let cells = (0..n)
             .map(|i| Cell {
                 header: Header {
-                    state: AtomicU32::new(DONE),
+                    state: AtomicU32::new(FREE),
                     slot: u32::try_from(i).expect("max_in_flight fits in u32"),
                     home,
                     vtable: UnsafeCell::new(&EMPTY),
@@ -147,6 +151,7 @@ impl Slab {
     /// # Panics
     ///
     /// If `slot` is not below the slab's length.
+    #[inline]
     pub(crate) fn cell(&self, slot: u32) -> NonNull<Header> {
         // From a reference to the whole cell, so that the pointer may reach
         // the payload too; `Cell` is `repr(C)` with the header first.
@@ -217,6 +222,7 @@ impl JobRef {
     ///   `finish`), so no worker touches it and its payload holds nothing;
     /// * the caller is the loop that owns the slab (the only thread that
     ///   fills or empties its cells).
+    #[inline]
     pub(crate) unsafe fn new_in<F, R>(cell: NonNull<Header>, f: F) -> JobRef
     where
         F: FnOnce() -> R + Send + 'static,
@@ -260,12 +266,14 @@ impl JobRef {
 
     /// The pointer as a non-zero address, for carrying in a lock-free ring
     /// (`protocol::rings`); ownership moves with it.
+    #[inline]
     pub(crate) fn into_addr(self) -> usize {
         self.addr()
     }
 
     /// The pointer as an address, without giving up the ref (a ring push
     /// that moves a whole batch; the caller then forgets the refs).
+    #[inline]
     pub(crate) fn addr(&self) -> usize {
         self.0.as_ptr() as usize
     }
@@ -277,6 +285,7 @@ impl JobRef {
     /// `addr` must come from a ref whose ownership was given up with it and
     /// that has not been rebuilt since (ownership is transferred back
     /// exactly once); so it is not zero.
+    #[inline]
     pub(crate) unsafe fn from_addr(addr: usize) -> JobRef {
         // SAFETY: a ref's address is never zero (caller's obligation).
         JobRef(unsafe { NonNull::new_unchecked(addr as *mut Header) })
@@ -284,10 +293,34 @@ impl JobRef {
 
     /// The cell's pointer (with the provenance of the whole cell, unlike
     /// `NonNull::from(self.header())`).
+    #[inline]
     pub(crate) fn as_ptr(&self) -> NonNull<Header> {
         self.0
     }
 
+    /// Asks the CPU to start loading the cell's cache lines, which the
+    /// other side wrote last: called on a whole batch before it is worked
+    /// through, so the cross-core transfers overlap instead of each job
+    /// waiting for its own. A hint only: it reads nothing and cannot fault.
+    #[inline]
+    pub(crate) fn prefetch(&self) {
+        #[cfg(all(target_arch = "x86_64", not(loom)))]
+        {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let p = self.0.as_ptr().cast::<i8>();
+            // SAFETY: a prefetch is a hint with no architectural effect: it
+            // never faults, reads nothing into the program and needs no
+            // valid memory; SSE (which provides it) is part of the x86_64
+            // baseline. `wrapping_add` stays inside the 128-byte cell
+            // anyway, its second line.
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(p);
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64));
+            }
+        }
+    }
+
+    #[inline]
     pub(crate) fn header(&self) -> &Header {
         // SAFETY: the cell's slab is live while a JobRef to it exists
         // (contract: `LoopShared` outlives its in-flight jobs).
@@ -295,6 +328,7 @@ impl JobRef {
     }
 
     /// The current job's functions.
+    #[inline]
     fn vtable(&self) -> &'static VTable {
         // SAFETY: the vtable is written only by `new_in`, before this ref
         // existed (and handed over with a release/acquire edge); whoever
@@ -307,6 +341,7 @@ impl JobRef {
     /// After this returns, the cell may be reused by the loop at any moment
     /// if the caller keeps no other claim: callers read what they need from
     /// the header *before* calling this (see `worker::run`).
+    #[inline]
     pub(crate) fn execute(&self) {
         let h = self.0;
         let execute = self.vtable().execute;
@@ -331,17 +366,19 @@ impl JobRef {
         // ours (caller's obligations); `discard` is the typed function of the
         // job `new_in` stored, with the vtable.
         unsafe { discard(self.0) };
-        // SAFETY: the cell is ours and now empty; see `finish`.
-        unsafe { *self.header().vtable.get() = &EMPTY };
+        // SAFETY: this is the loop that owns the slab and the final state is
+        // published (caller's obligations); `discard` moved the outcome out.
+        unsafe { self.empty() };
     }
 
     /// Marks the job cancelled (the closure stays in the cell).
+    #[inline]
     pub(crate) fn cancel(&self) {
         self.header().state.store(CANCELLED, FINAL);
     }
 
-    /// Empties the cell on the loop: moves the outcome out into `out` and
-    /// leaves the cell free for its slot's next job.
+    /// Empties the cell on the loop: returns the outcome and leaves the
+    /// cell free for its slot's next job.
     ///
     /// # Safety
     ///
@@ -349,18 +386,68 @@ impl JobRef {
     ///   with it); this loads it with `Acquire`.
     /// * `R` must be the result type the cell was filled with.
     /// * The caller is the loop that owns the cell's slab.
-    pub(crate) unsafe fn finish<R>(self, out: &mut Option<Result<R, JobError<R>>>) {
-        // The vtable was written by this thread (`new_in`); the typed
-        // `finish` loads the state with `Acquire` before it reads the payload.
-        let finish = self.vtable().finish;
-        // SAFETY: the caller guarantees `R` matches the cell's `R`, which is
-        // what `finish::<F, R>` writes through the pointer; the final state
-        // is published (Acquire above) and the cell's contents are ours.
-        unsafe { finish(self.0, (out as *mut Option<Result<R, JobError<R>>>).cast()) };
-        // SAFETY: the cell is ours and its payload was just moved out; the
-        // next `new_in` overwrites the vtable anyway. Resetting it means a
-        // bug that finished a free cell twice reaches `empty_finish`, which
-        // does nothing, instead of reading a moved-out payload.
+    #[inline]
+    pub(crate) unsafe fn finish<R>(self) -> Result<R, JobError<R>> {
+        // SAFETY: the cell's slab is live while the ref exists.
+        let state = unsafe { self.0.as_ref() }.state.load(Ordering::Acquire);
+        let outcome = if state == DONE {
+            // The common case, typed on `R` alone, so the outcome moves
+            // straight from the cell to the caller (no vtable call, no
+            // out-parameter).
+            // SAFETY: a DONE cell holds the `std::thread::Result<R>` that
+            // `execute` stored at the payload's start (only `execute` stores
+            // DONE, after its `put`), `R` is the cell's result type (caller's
+            // obligation), the final state is published (Acquire above) and
+            // the contents are ours; it is moved out once, as the cell is
+            // emptied below.
+            match unsafe { take::<std::thread::Result<R>>(payload(self.0)) } {
+                Ok(v) => Ok(v),
+                Err(panic) => Err(JobError::Panicked(panic)),
+            }
+        } else {
+            // A cancelled job: the closure's type is needed, so the typed
+            // function of the vtable (written by this thread in `new_in`)
+            // takes it out.
+            let finish = self.vtable().finish;
+            let mut out = None;
+            // SAFETY: the caller guarantees `R` matches the cell's `R`, which
+            // is what `finish::<F, R>` writes through the pointer; the final
+            // state is published (Acquire above) and the contents are ours.
+            unsafe {
+                finish(
+                    self.0,
+                    (&mut out as *mut Option<Result<R, JobError<R>>>).cast(),
+                )
+            };
+            out.expect("finish writes the outcome")
+        };
+        // SAFETY: this is the loop that owns the slab and the final state is
+        // published and seen (caller's obligations); the outcome was just
+        // moved out.
+        unsafe { self.empty() };
+        outcome
+    }
+
+    /// Marks the cell free once its payload was moved out.
+    ///
+    /// The next `new_in` overwrites both anyway. Resetting them means a bug
+    /// that finished or discarded a free cell finds no final state and
+    /// reaches the [`EMPTY`] functions, which do nothing, instead of reading
+    /// a moved-out payload.
+    ///
+    /// # Safety
+    ///
+    /// The caller is the loop that owns the cell's slab, the cell's final
+    /// state was published and seen (no worker touches it any more), and
+    /// its payload holds nothing.
+    #[inline]
+    unsafe fn empty(&self) {
+        // Relaxed: the cell is the loop's; the next hand-off carries the
+        // edge (as in `new_in`).
+        self.header().state.store(FREE, Ordering::Relaxed);
+        // SAFETY: the cell's contents are the loop's and no worker reads
+        // them (caller's obligations), and no reference to the vtable is
+        // held across this write.
         unsafe { *self.header().vtable.get() = &EMPTY };
     }
 }

@@ -148,6 +148,8 @@ fn run(pool: &PoolShared, worker: &mut Worker, idx: usize, batch: &mut Batch) {
     let n = batch.claimed.len();
     let start = Instant::now();
     let mut slow = false;
+    // Start every cell's transfer from the loop's core at once.
+    batch.claimed.iter().for_each(JobRef::prefetch);
     // Popped from the back: reverse first to run them in claim order.
     batch.claimed.reverse();
     while let Some(job) = batch.claimed.pop() {
