@@ -344,8 +344,14 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
             .progress_chars("=> "),
     );
     let mut measured = Results::default();
+    // A figure whose contender failed in one round is not tried again.
+    let mut failed: Vec<String> = Vec::new();
     for step in &steps {
-        bar.set_message(step.label());
+        bar.set_message(step.progress());
+        if failed.contains(&step.label()) {
+            bar.inc(1);
+            continue;
+        }
         let setup = LoopSetup {
             loop_cpu: pin.then_some(loop_cpu),
             cfg: EngineCfg {
@@ -363,9 +369,11 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
         };
         if let Err(e) = step.run(&setup, &calibration, &mut measured) {
             measured.errors.push(format!("{}: {e}", step.label()));
+            failed.push(step.label());
         }
         bar.inc(1);
     }
+    measured.merge_rounds();
     // The echo, offload and http sections tick the bar before each step.
     let mut ticks = 0usize;
     let mut tick = |label: &str| {

@@ -44,8 +44,12 @@ pub struct Plan {
     /// Throughput window (one measured run).
     #[serde(with = "super::seconds")]
     pub tput_window: Duration,
-    /// Measured throughput runs per figure (the median is reported).
+    /// Measured throughput runs per figure (the median is reported), taken
+    /// in turns: one window of every contender per round.
     pub tput_reps: usize,
+    /// Ping-pong rounds: each contender's round trips are split into this
+    /// many runs, taken in turns, and their histograms merged.
+    pub ping_pong_rounds: usize,
     /// Idle cost.
     pub idle: IdleSpec,
     /// Worker scaling: throughput of a few contenders at more worker counts.
@@ -152,6 +156,7 @@ impl Plan {
                 tput_warmup: ms(2),
                 tput_window: ms(15),
                 tput_reps: 1,
+                ping_pong_rounds: 1,
                 idle: IdleSpec {
                     settle: ms(5),
                     window: ms(20),
@@ -171,6 +176,7 @@ impl Plan {
                 tput_warmup: ms(50),
                 tput_window: ms(200),
                 tput_reps: 3,
+                ping_pong_rounds: 3,
                 idle: IdleSpec {
                     settle: ms(100),
                     window: ms(1_000),
@@ -192,6 +198,7 @@ impl Plan {
                 tput_warmup: ms(40),
                 tput_window: ms(150),
                 tput_reps: 3,
+                ping_pong_rounds: 3,
                 idle: IdleSpec {
                     settle: ms(50),
                     window: ms(300),
@@ -206,37 +213,44 @@ impl Plan {
     }
 
     /// Every measurement, scenario-major: all contenders run one figure
-    /// back to back, so slow drift of the VM hits them alike.
+    /// back to back, in turns (one run of each per round, see
+    /// [`Round`]), so that the VM's fast and slow phases hit them alike.
     pub fn steps(&self, contenders: &[Contender]) -> Vec<Step> {
         let mut v = Vec::new();
-        for &w in &self.workers {
-            for spec in [self.hot, self.idle_pp] {
-                for &c in contenders.iter().filter(|c| c.supports(w, 1)) {
+        // One figure: `rounds` turns of every contender that supports it.
+        let mut figure = |w: usize, depth: usize, rounds: usize, scenario: Scenario| {
+            for index in 0..rounds {
+                for &c in contenders.iter().filter(|c| c.supports(w, depth)) {
                     v.push(Step {
                         contender: c,
                         workers: w,
-                        scenario: Scenario::PingPong(spec),
+                        scenario,
+                        round: Round { index, of: rounds },
                     });
                 }
             }
+        };
+        for &w in &self.workers {
+            for spec in [self.hot, self.idle_pp] {
+                let rounds = self.ping_pong_rounds.max(1);
+                let part = PingPongSpec {
+                    iterations: spec.iterations.div_ceil(rounds),
+                    max_time: spec.max_time / rounds as u32,
+                    ..spec
+                };
+                figure(w, 1, rounds, Scenario::PingPong(part));
+            }
             for &cost in &self.costs_us {
                 for &depth in &self.depths {
-                    for &c in contenders.iter().filter(|c| c.supports(w, depth)) {
-                        v.push(Step {
-                            contender: c,
-                            workers: w,
-                            scenario: self.throughput(depth, cost),
-                        });
-                    }
+                    figure(
+                        w,
+                        depth,
+                        self.tput_reps.max(1),
+                        self.throughput(depth, cost),
+                    );
                 }
             }
-            for &c in contenders.iter().filter(|c| c.supports(w, 1)) {
-                v.push(Step {
-                    contender: c,
-                    workers: w,
-                    scenario: Scenario::Idle(self.idle),
-                });
-            }
+            figure(w, 1, 1, Scenario::Idle(self.idle));
         }
         let scaling = &self.scaling;
         for &w in &scaling.workers {
@@ -247,14 +261,21 @@ impl Plan {
                 if measured {
                     continue;
                 }
-                for &c in contenders.iter().filter(|c| {
-                    scaling.contenders.contains(&c.name().as_str()) && c.supports(w, scaling.depth)
-                }) {
-                    v.push(Step {
-                        contender: c,
-                        workers: w,
-                        scenario: self.throughput(scaling.depth, cost),
-                    });
+                for index in 0..self.tput_reps.max(1) {
+                    for &c in contenders.iter().filter(|c| {
+                        scaling.contenders.contains(&c.name().as_str())
+                            && c.supports(w, scaling.depth)
+                    }) {
+                        v.push(Step {
+                            contender: c,
+                            workers: w,
+                            scenario: self.throughput(scaling.depth, cost),
+                            round: Round {
+                                index,
+                                of: self.tput_reps.max(1),
+                            },
+                        });
+                    }
                 }
             }
         }
@@ -268,7 +289,7 @@ impl Plan {
             cost: Duration::from_micros(cost_us),
             warmup: self.tput_warmup,
             window: self.tput_window,
-            reps: self.tput_reps,
+            reps: 1,
         }
     }
 }
@@ -288,7 +309,7 @@ pub enum Scenario {
         warmup: Duration,
         /// Measured window.
         window: Duration,
-        /// Measured runs.
+        /// Measured runs in this step (one: the rounds repeat it).
         reps: usize,
     },
     /// An idle-cost run.
@@ -304,10 +325,30 @@ pub struct Step {
     pub workers: usize,
     /// Measuring which scenario.
     pub scenario: Scenario,
+    /// Which turn of its figure this is.
+    pub round: Round,
+}
+
+/// A step's turn: round `index` of `of`. A figure's rounds are merged after
+/// the run ([`Results::merge_rounds`]).
+#[derive(Copy, Clone, Debug)]
+pub struct Round {
+    /// From 0.
+    pub index: usize,
+    /// Rounds of the figure.
+    pub of: usize,
+}
+
+impl Round {
+    /// The figure's last round: the one whose throughput run is followed by
+    /// the counted run (system calls), so that counting happens once.
+    pub fn is_last(&self) -> bool {
+        self.index + 1 == self.of
+    }
 }
 
 impl Step {
-    /// For the progress bar and error messages.
+    /// For error messages: names the figure, whatever the round.
     pub fn label(&self) -> String {
         let desc = match self.scenario {
             Scenario::PingPong(s) => format!("ping-pong {:?}", s.variant).to_lowercase(),
@@ -319,6 +360,20 @@ impl Step {
         format!("{} w={} {desc}", self.contender, self.workers)
     }
 
+    /// [`Step::label`] with the round, for the progress bar.
+    pub fn progress(&self) -> String {
+        if self.round.of > 1 {
+            format!(
+                "{} round {}/{}",
+                self.label(),
+                self.round.index + 1,
+                self.round.of
+            )
+        } else {
+            self.label()
+        }
+    }
+
     /// Runs the measurement and files the result.
     pub fn run(
         &self,
@@ -327,6 +382,11 @@ impl Step {
         results: &mut Results,
     ) -> Result<(), String> {
         let c = self.contender;
+        let counted = LoopSetup {
+            count_syscalls: setup.count_syscalls && self.round.is_last(),
+            ..setup.clone()
+        };
+        let setup = &counted;
         match self.scenario {
             Scenario::PingPong(spec) => results
                 .ping_pong
@@ -353,5 +413,48 @@ impl Step {
             Scenario::Idle(spec) => results.idle.push(scenarios::idle_cost(c, setup, spec)?),
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every figure of the quick plan is measured in turns: its steps are
+    /// `rounds` passes over the same contenders in the same order.
+    #[test]
+    fn contenders_take_turns_within_a_figure() {
+        let plan = Plan::new(Mode::Quick, 2);
+        let steps = plan.steps(&Contender::all());
+        let mut i = 0;
+        let mut figures = 0;
+        while i < steps.len() {
+            let of = steps[i].round.of;
+            let per_round = steps[i..]
+                .iter()
+                .take_while(|s| s.round.index == 0 && s.round.of == of)
+                .count();
+            let figure = &steps[i..i + per_round * of];
+            for (k, s) in figure.iter().enumerate() {
+                let first = &figure[k % per_round];
+                assert_eq!(s.round.index, k / per_round, "{}", s.progress());
+                assert_eq!(s.label(), first.label(), "round {} strays", s.round.index);
+            }
+            assert!(figure.last().unwrap().round.is_last());
+            i += per_round * of;
+            figures += 1;
+        }
+        assert!(figures > 4, "{figures} figures");
+        let rounds_of = |label: &str| steps.iter().filter(|s| s.label() == label).count();
+        let hot = steps
+            .iter()
+            .find(|s| matches!(s.scenario, Scenario::PingPong(p) if p.variant == Variant::Hot))
+            .unwrap();
+        assert_eq!(rounds_of(&hot.label()), plan.ping_pong_rounds);
+        let tput = steps
+            .iter()
+            .find(|s| matches!(s.scenario, Scenario::Throughput { .. }))
+            .unwrap();
+        assert_eq!(rounds_of(&tput.label()), plan.tput_reps);
     }
 }

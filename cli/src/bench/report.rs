@@ -180,6 +180,11 @@ pub fn render(
     let _ = writeln!(out, "  sections    {}", plan.sections.join(", "));
     let _ = writeln!(
         out,
+        "  turns       contenders take turns: ping-pong in {} rounds (histograms merged), throughput in {} (median run reported)",
+        plan.ping_pong_rounds, plan.tput_reps
+    );
+    let _ = writeln!(
+        out,
         "  job cost    calibrated spin, {:.3} rounds/ns",
         header.iters_per_ns
     );

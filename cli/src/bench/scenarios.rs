@@ -88,6 +88,44 @@ pub struct PingPong {
     pub max_ns: u64,
     /// Mean, ns.
     pub mean_ns: f64,
+    /// Every round trip measured, ns (merged across rounds).
+    #[serde(skip)]
+    pub hist: Histogram<u64>,
+}
+
+impl PingPong {
+    /// The figure of `hist`'s round trips.
+    fn new(contender: String, workers: usize, variant: Variant, hist: Histogram<u64>) -> PingPong {
+        PingPong {
+            contender,
+            workers,
+            variant,
+            samples: hist.len(),
+            p50_ns: hist.value_at_quantile(0.5),
+            p99_ns: hist.value_at_quantile(0.99),
+            p999_ns: hist.value_at_quantile(0.999),
+            max_ns: hist.max(),
+            mean_ns: hist.mean(),
+            hist,
+        }
+    }
+
+    /// One figure of several rounds' round trips (all of one contender,
+    /// worker count and variant).
+    pub fn merge(rounds: Vec<PingPong>) -> PingPong {
+        let mut rounds = rounds.into_iter();
+        let first = rounds.next().expect("a figure has a round");
+        let mut hist = first.hist;
+        for r in rounds {
+            debug_assert_eq!(
+                (&r.contender, r.workers, r.variant),
+                (&first.contender, first.workers, first.variant)
+            );
+            hist.add(&r.hist)
+                .expect("histograms of one precision merge");
+        }
+        PingPong::new(first.contender, first.workers, first.variant, hist)
+    }
 }
 
 /// Round trips of single jobs of zero cost, timed by the loop from before
@@ -122,17 +160,7 @@ pub fn ping_pong(c: Contender, setup: &LoopSetup, spec: PingPongSpec) -> Result<
                 hist.record(rtt.max(1)).map_err(|e| e.to_string())?;
             }
         }
-        Ok(PingPong {
-            contender: c.name(),
-            workers,
-            variant: spec.variant,
-            samples: hist.len(),
-            p50_ns: hist.value_at_quantile(0.5),
-            p99_ns: hist.value_at_quantile(0.99),
-            p999_ns: hist.value_at_quantile(0.999),
-            max_ns: hist.max(),
-            mean_ns: hist.mean(),
-        })
+        Ok(PingPong::new(c.name(), workers, spec.variant, hist))
     })
 }
 
@@ -211,6 +239,40 @@ pub struct Throughput {
 }
 
 impl Throughput {
+    /// One figure of several rounds' runs (all of one contender, worker
+    /// count, depth and cost): the run with the median jobs/s, with every
+    /// run's jobs/s and the system calls of the round that counted them.
+    pub fn merge(rounds: Vec<Throughput>) -> Throughput {
+        let reps: Vec<f64> = rounds
+            .iter()
+            .flat_map(|r| r.jobs_per_s_reps.iter().copied())
+            .collect();
+        let counted = rounds
+            .iter()
+            .find(|r| r.counted_jobs_per_s.is_some())
+            .map(|r| {
+                (
+                    r.loop_syscalls_per_job,
+                    r.total_syscalls_per_job,
+                    r.counted_jobs_per_s,
+                    r.counted_threads,
+                    r.counted_threads_missed,
+                )
+            });
+        let mut rounds = rounds;
+        rounds.sort_by(|a, b| a.jobs_per_s.total_cmp(&b.jobs_per_s));
+        let mut median = rounds.swap_remove(rounds.len() / 2);
+        median.jobs_per_s_reps = reps;
+        if let Some((l, t, j, th, m)) = counted {
+            median.loop_syscalls_per_job = l;
+            median.total_syscalls_per_job = t;
+            median.counted_jobs_per_s = j;
+            median.counted_threads = th;
+            median.counted_threads_missed = m;
+        }
+        median
+    }
+
     /// A counter per job.
     pub fn per_job(&self, v: Option<u64>) -> Option<f64> {
         v.map(|v| v as f64 / self.jobs.max(1) as f64)
