@@ -15,7 +15,7 @@
 mod util;
 
 use io_uring::{opcode, types, IoUring};
-use ringpool::{Announce, Handoff, JobError, LoopHandle, Pool, Shutdown, TrySubmitError};
+use ringpool::{Announce, Handoff, JobError, LoopHandle, LoopWait, Pool, Shutdown, TrySubmitError};
 use std::collections::HashSet;
 use std::io::Write;
 use std::os::fd::AsRawFd;
@@ -990,6 +990,67 @@ fn a_loop_on_a_workers_cpu_loses_no_job(h: Handoff) {
     .unwrap();
 }
 
+/// A loop that waits through `submit_and_wait` (whose spin may leave it
+/// holding its doorbell while it works through what it found) and then,
+/// after `flush`, in a wait of its own (a blocking `io_uring_enter`, as
+/// `wait_policy` says for `Block`), still hears of the next result: `flush`
+/// gives the doorbell back, so the result is announced.
+fn own_wait_after_flush_hears_the_result(h: Handoff) {
+    let test = "own_wait_after_flush_hears_the_result";
+    let Some(pool) = pool(test, h, 1, |b| b) else {
+        return;
+    };
+    let mut ring = IoUring::new(64).unwrap();
+    let mut lp = pool.register::<u32>(&mut ring).unwrap();
+    if lp.wait_policy() != LoopWait::Block {
+        return; // the caller's own wait spins or polls: nothing to announce
+    }
+    for round in 0..50u32 {
+        // Trivial jobs, waited for by `submit_and_wait`: its spin finds them.
+        for _ in 0..4 {
+            lp.try_submit(move || round).unwrap();
+        }
+        let mut got = 0;
+        while got < 4 {
+            lp.submit_and_wait(&mut ring, 1).unwrap();
+            lp.reap(&mut ring, |c| panic!("[{h}] foreign CQE {c:?}"));
+            got += lp.completions().count();
+        }
+        // One slower job, waited for by a wait of the caller's own.
+        lp.try_submit(move || {
+            std::thread::sleep(Duration::from_millis(1));
+            round + 1000
+        })
+        .unwrap();
+        let result = loop {
+            lp.flush(&mut ring).unwrap();
+            if let Some(c) = lp.completions().next() {
+                break c.result;
+            }
+            let ts = types::Timespec::from(Duration::from_secs(5));
+            let args = types::SubmitArgs::new().timespec(&ts);
+            match ring.submitter().submit_with_args(1, &args) {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ETIME) => panic!(
+                    "[{h}] round {round}: the caller's own wait heard nothing for 5 s \
+                     (the result was not announced); {:?}",
+                    lp.stats()
+                ),
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(e) => panic!("[{h}] io_uring_enter: {e}"),
+            }
+            lp.reap(&mut ring, |c| panic!("[{h}] foreign CQE {c:?}"));
+            if let Some(c) = lp.completions().next() {
+                break c.result;
+            }
+        };
+        assert_eq!(result.unwrap(), round + 1000, "[{h}]");
+    }
+    assert!(lp
+        .close(&mut ring, |c| panic!("[{h}] foreign CQE {c:?}"))
+        .is_empty());
+}
+
 macro_rules! conformance {
     ($($m:ident => $h:expr),* $(,)?) => {$(
         mod $m {
@@ -1012,6 +1073,7 @@ macro_rules! conformance {
             #[test] fn loops_come_and_go() { super::loops_come_and_go($h) }
             #[test] fn long_jobs_go_back_one_by_one() { super::long_jobs_go_back_one_by_one($h) }
             #[test] fn a_loop_on_a_workers_cpu_loses_no_job() { super::a_loop_on_a_workers_cpu_loses_no_job($h) }
+            #[test] fn own_wait_after_flush_hears_the_result() { super::own_wait_after_flush_hears_the_result($h) }
         }
     )*};
 }

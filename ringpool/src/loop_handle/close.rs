@@ -58,6 +58,9 @@ impl<R> LoopHandle<R> {
             }
         }
         self.state = State::Closing;
+        // From here on the close waits on its own terms: results must be
+        // announced again.
+        self.release_doorbell();
         self.shared.closing.store(true, SeqCst);
         // The ASan stage's expected failure: without the waits below, the
         // loop's shared part is freed under running workers.

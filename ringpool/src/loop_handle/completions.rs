@@ -99,6 +99,9 @@ impl<R> LoopHandle<R> {
             &mut self.stats,
         );
         if look {
+            // A doorbell CQE (true or forged): the word is 0 after the ack,
+            // so the loop no longer holds it.
+            self.holding_doorbell = false;
             self.shared.doorbell.ack();
             self.drain_results();
         }

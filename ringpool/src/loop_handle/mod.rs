@@ -115,6 +115,14 @@ pub struct LoopHandle<R> {
     loop_spin: Duration,
     /// The current spin budget, adapted between `loop_spin / 16` and `loop_spin`.
     spin_budget: Duration,
+    /// The loop holds its doorbell (set it with [`Doorbell::claim`]): it is
+    /// awake, and workers push results without announcing them. Taken by a
+    /// wait's spin and kept while the loop works through what it found, so
+    /// that the next batch's results cost no announcement (a system call on
+    /// the worker, a kernel entry on the loop); given back
+    /// ([`LoopHandle::release_doorbell`]) before anything that may sleep:
+    /// a wait's sleep, `flush` (the caller's own wait follows), `close`.
+    holding_doorbell: bool,
     stats: LoopStats,
     /// This handle queued wake SQEs (naming workers' futex words or ring
     /// fds) that it has not itself submitted since; the user may have (the
@@ -205,6 +213,7 @@ impl<R: Send + 'static> LoopHandle<R> {
         Ok(LoopHandle {
             loop_spin: owner.config.loop_spin,
             spin_budget: owner.config.loop_spin,
+            holding_doorbell: false,
             owner,
             shared,
             side,

@@ -137,6 +137,19 @@ impl<R> LoopHandle<R> {
     /// it failed.
     pub fn flush(&mut self, ring: &mut IoUring) -> io::Result<usize> {
         self.check_ring(ring)?;
+        // The caller's own wait follows: results must be announced again.
+        // (The release drains; the drain below then only publishes.)
+        self.release_doorbell();
+        self.flush_awake(ring)
+    }
+
+    /// [`flush`](LoopHandle::flush) for a loop that will not sleep before
+    /// its next wait through this handle (the runtime's busy turn): a
+    /// doorbell the loop holds stays held, so results need no announcement
+    /// in the meantime; the next wait drains them, and gives the doorbell
+    /// back before it sleeps.
+    pub(crate) fn flush_awake(&mut self, ring: &mut IoUring) -> io::Result<usize> {
+        self.check_ring(ring)?;
         self.drain_results();
         self.send_work(ring)?;
         self.arm(ring)?;

@@ -124,7 +124,8 @@ impl<R> LoopHandle<R> {
             && self.slots.in_flight() > 0
             && self.owner.shared.announce == Announce::Batch
             && self.side.spins_on_results();
-        if can_spin && self.shared.doorbell.claim() {
+        if can_spin && (self.holding_doorbell || self.shared.doorbell.claim()) {
+            self.holding_doorbell = true;
             let mut end = Instant::now() + self.spin_budget;
             if let Some(d) = deadline {
                 end = end.min(d);
@@ -140,9 +141,9 @@ impl<R> LoopHandle<R> {
                     break;
                 }
             }
-            // Results pushed while we held the doorbell sent no CQE: the
-            // release is followed by a drain, which sees all of them.
-            self.shared.doorbell.release();
+            // A hit keeps the doorbell: the loop is about to work through
+            // what it found, and results pushed meanwhile need no CQE (the
+            // next wait drains them first).
             self.drain_results();
             if self.has_news(seen) || woken() {
                 // Adaptive: a hit doubles the budget (up to `loop_spin`), a
@@ -154,7 +155,12 @@ impl<R> LoopHandle<R> {
             }
             self.spin_budget = (self.spin_budget / 2).max(self.loop_spin / 16);
         }
-        // About to sleep: the doorbell must be armed.
+        // About to sleep: the doorbell must be given back (results pushed
+        // while the loop held it sent no CQE: the release drains them) and
+        // armed.
+        if self.release_doorbell() && (self.has_news(seen) || woken()) {
+            return self.enter_nowait(ring);
+        }
         self.arm(ring)?;
         if want > 0 && ring.submission().is_empty() && ring.completion().len() >= want {
             return Ok(0); // the CQEs are already there: no need to enter
@@ -179,6 +185,19 @@ impl<R> LoopHandle<R> {
     }
 
     /// More than `seen` completions are ready, or a task's job finished.
+    /// Gives the doorbell back if the loop holds it, then drains what
+    /// workers pushed unannounced meanwhile; `true` if it was held. After
+    /// this, a result pushed later is announced (the doorbell protocol's
+    /// release: swap to 0, SeqCst fence, drain).
+    pub(super) fn release_doorbell(&mut self) -> bool {
+        if !std::mem::take(&mut self.holding_doorbell) {
+            return false;
+        }
+        self.shared.doorbell.release();
+        self.drain_results();
+        true
+    }
+
     fn has_news(&self, seen: usize) -> bool {
         self.slots.ready() > seen || self.slots.has_local_wakes()
     }

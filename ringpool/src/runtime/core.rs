@@ -321,7 +321,9 @@ impl Core {
                     let woken = || !self.ready.borrow().is_empty() || self.remote.wakes.pending();
                     lp.park(&mut ring, deadline, &woken)
                 }
-                Some(lp) => lp.flush(&mut ring).and_then(|_| enter_nowait(&mut ring)),
+                Some(lp) => lp
+                    .flush_awake(&mut ring)
+                    .and_then(|_| enter_nowait(&mut ring)),
                 None if sleep => submit_until(&mut ring, 1, deadline),
                 None => enter_nowait(&mut ring),
             };
