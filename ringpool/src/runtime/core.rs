@@ -38,6 +38,10 @@ pub(crate) struct Features {
 
 /// A runtime's state. Shared (`Rc`) by the runtime, its tasks' futures and
 /// its sockets; it never leaves its thread.
+/// [`Core::polling`] when no spawned task is being polled. No task's token:
+/// its index half would need `u32::MAX` tasks at once.
+const NOT_POLLING: u64 = u64::MAX;
+
 pub(crate) struct Core {
     pub(crate) ring: RefCell<IoUring>,
     /// `None` once the runtime shut down.
@@ -47,8 +51,13 @@ pub(crate) struct Core {
     pub(crate) timers: RefCell<Timers>,
     tasks: RefCell<Tasks>,
     pub(crate) ready: RefCell<VecDeque<Ready>>,
-    /// The spawned task being polled, and its own waker.
-    polling: RefCell<Option<(TaskKey, Rc<Waker>)>>,
+    /// The token of the spawned task being polled ([`TaskKey::token`]), or
+    /// [`NOT_POLLING`], and (below) that task's own waker, which the poll's
+    /// context lends. Two plain cells, each set and cleared around every
+    /// poll: a pair of the two, moved through the stack, cost a
+    /// store-forwarding stall per poll.
+    polling: Cell<u64>,
+    polling_waker: RefCell<Option<Rc<Waker>>>,
     pub(crate) remote: Arc<Remote>,
     /// The provided buffers multishot receives use (None: plain reads).
     pub(crate) bufs: Option<Rc<BufRing>>,
@@ -98,7 +107,8 @@ impl Core {
             timers: RefCell::new(Timers::new()),
             tasks: RefCell::new(Tasks::default()),
             ready: RefCell::new(VecDeque::new()),
-            polling: RefCell::new(None),
+            polling: Cell::new(NOT_POLLING),
+            polling_waker: RefCell::new(None),
             remote,
             bufs,
             features,
@@ -211,8 +221,8 @@ impl Core {
     /// through `waker` otherwise (`block_on`'s future, a combinator's
     /// waker, another runtime's).
     pub(crate) fn waking<'a>(&self, waker: &'a Waker) -> Waking<'a> {
-        match &*self.polling.borrow() {
-            Some((key, own)) if own.will_wake(waker) => Waking::Local(key.token()),
+        match &*self.polling_waker.borrow() {
+            Some(own) if own.will_wake(waker) => Waking::Local(self.polling.get()),
             _ => Waking::Waker(waker),
         }
     }
@@ -274,13 +284,21 @@ impl Core {
         let Some((mut future, waker)) = self.tasks.borrow_mut().take_future(key) else {
             return; // a stale wake of a finished task
         };
-        let mut cx = Context::from_waker(&waker);
         self.stats.polls.set(self.stats.polls.get() + 1);
-        *self.polling.borrow_mut() = Some((key, waker.clone()));
-        // A spawned task's future catches its own panics (`task::Spawned`),
-        // so this poll returns.
-        let r = future.as_mut().poll(&mut cx);
-        *self.polling.borrow_mut() = None;
+        self.polling.set(key.token());
+        *self.polling_waker.borrow_mut() = Some(waker);
+        let r = {
+            // Shared with `waking`, which the task's `offload`s call.
+            let own = self.polling_waker.borrow();
+            let mut cx = Context::from_waker(own.as_ref().expect("set above"));
+            // A spawned task's future catches its own panics
+            // (`task::Spawned`), so this poll returns. (Were it to unwind,
+            // the token and waker left behind would still only ever name
+            // their own task: `waking` checks the waker against it.)
+            future.as_mut().poll(&mut cx)
+        };
+        self.polling.set(NOT_POLLING);
+        *self.polling_waker.borrow_mut() = None;
         match r {
             Poll::Pending => self.tasks.borrow_mut().put_back(key, future),
             Poll::Ready(()) => {

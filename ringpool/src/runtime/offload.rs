@@ -70,12 +70,15 @@ where
 {
     type Output = Result<T, JobError<T>>;
 
+    // Inline: the output then goes straight into the awaiting state
+    // machine, not through a stack copy (a store-forwarding stall per poll).
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         if this.core.is_none() {
             this.core = context::current();
         }
-        let Some(core) = this.core.clone() else {
+        let Some(core) = &this.core else {
             return match std::mem::replace(&mut this.state, State::Done) {
                 State::Idle(f) => Poll::Ready(Err(JobError::Cancelled(Task::new(f)))),
                 _ => panic!("ringpool: Offload polled after it resolved"),
