@@ -12,6 +12,7 @@ thread_local! {
 }
 
 /// The runtime this thread is inside of, if any.
+#[inline]
 pub(crate) fn current() -> Option<Rc<Core>> {
     CURRENT.with(|c| c.borrow().clone())
 }

@@ -220,6 +220,7 @@ impl Core {
     /// waker is then cloned, and the wake is a push onto the ready queue);
     /// through `waker` otherwise (`block_on`'s future, a combinator's
     /// waker, another runtime's).
+#[inline]
     pub(crate) fn waking<'a>(&self, waker: &'a Waker) -> Waking<'a> {
         match &*self.polling_waker.borrow() {
             Some(own) if own.will_wake(waker) => Waking::Local(self.polling.get()),
