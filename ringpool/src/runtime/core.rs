@@ -36,12 +36,12 @@ pub(crate) struct Features {
     pub(crate) recv_multishot: bool,
 }
 
-/// A runtime's state. Shared (`Rc`) by the runtime, its tasks' futures and
-/// its sockets; it never leaves its thread.
 /// [`Core::polling`] when no spawned task is being polled. No task's token:
 /// its index half would need `u32::MAX` tasks at once.
 const NOT_POLLING: u64 = u64::MAX;
 
+/// A runtime's state. Shared (`Rc`) by the runtime, its tasks' futures and
+/// its sockets; it never leaves its thread.
 pub(crate) struct Core {
     pub(crate) ring: RefCell<IoUring>,
     /// `None` once the runtime shut down.
@@ -220,7 +220,7 @@ impl Core {
     /// waker is then cloned, and the wake is a push onto the ready queue);
     /// through `waker` otherwise (`block_on`'s future, a combinator's
     /// waker, another runtime's).
-#[inline]
+    #[inline]
     pub(crate) fn waking<'a>(&self, waker: &'a Waker) -> Waking<'a> {
         match &*self.polling_waker.borrow() {
             Some(own) if own.will_wake(waker) => Waking::Local(self.polling.get()),

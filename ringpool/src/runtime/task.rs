@@ -173,7 +173,7 @@ impl Tasks {
 
     /// Takes the future of the task `key` names out to be polled, if it is
     /// still that task; a wake from now on queues it again.
-#[inline]
+    #[inline]
     pub(crate) fn take_future(&mut self, key: TaskKey) -> Option<(BoxFuture, Rc<Waker>)> {
         let task = self.get_mut(key)?;
         task.local_queued = false;
@@ -183,7 +183,7 @@ impl Tasks {
     /// Marks the task `key` names as queued by its own job; `false` if it
     /// is gone or queued that way already (the caller then does not queue
     /// it).
-#[inline]
+    #[inline]
     pub(crate) fn wake_local(&mut self, key: TaskKey) -> bool {
         match self.get_mut(key) {
             Some(task) if !task.local_queued => {
@@ -195,7 +195,7 @@ impl Tasks {
     }
 
     /// Puts a pending task's future back.
-#[inline]
+    #[inline]
     pub(crate) fn put_back(&mut self, key: TaskKey, f: BoxFuture) {
         if let Some(task) = self.get_mut(key) {
             task.future = Some(f);
