@@ -184,7 +184,6 @@ impl<R> LoopHandle<R> {
         Ok(n)
     }
 
-    /// More than `seen` completions are ready, or a task's job finished.
     /// Gives the doorbell back if the loop holds it, then drains what
     /// workers pushed unannounced meanwhile; `true` if it was held. After
     /// this, a result pushed later is announced (the doorbell protocol's
@@ -198,6 +197,7 @@ impl<R> LoopHandle<R> {
         true
     }
 
+    /// More than `seen` completions are ready, or a task's job finished.
     fn has_news(&self, seen: usize) -> bool {
         self.slots.ready() > seen || self.slots.has_local_wakes()
     }

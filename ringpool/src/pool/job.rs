@@ -44,7 +44,8 @@ pub(crate) const DONE: u32 = 1;
 pub(crate) const CANCELLED: u32 = 2;
 /// The cell is free: emptied by the loop (or never filled). Never a final
 /// state, so a cell finished twice by mistake takes the vtable's path,
-/// whose free-cell functions do nothing, and never reads its payload again.
+/// whose free-cell functions write nothing (`finish` then panics on the
+/// missing outcome), and never reads its payload again.
 const FREE: u32 = 3;
 
 /// The ordering of the worker's final state store: `Release`, which the
