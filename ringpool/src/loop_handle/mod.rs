@@ -53,9 +53,11 @@ pub const POOL_CQ_RESERVE: usize = 4;
 ///
 /// 1. Wait through [`submit_and_wait`](LoopHandle::submit_and_wait), or call
 ///    [`flush`](LoopHandle::flush) right before entering the kernel yourself:
-///    that is where wakes for new jobs and the doorbell's SQE go out. A loop
-///    that enters the kernel itself waits as
-///    [`wait_policy`](LoopHandle::wait_policy) says.
+///    that is where wakes for new jobs and the doorbell's SQE go out, and
+///    where a loop that was awake asks to be told of results again (while
+///    it works, workers push results without a CQE). A loop that enters
+///    the kernel itself without `flush` may sleep through its results. It
+///    waits as [`wait_policy`](LoopHandle::wait_policy) says.
 /// 2. Give every CQE to [`handle_cqe`](LoopHandle::handle_cqe) (or reap with
 ///    [`reap`](LoopHandle::reap)); it returns `false` for your own CQEs.
 /// 3. Take results with [`completions`](LoopHandle::completions).
