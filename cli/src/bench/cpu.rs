@@ -464,36 +464,45 @@ mod tests {
     fn process_syscalls_cover_old_and_new_threads() {
         let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let _ = ensure_tracefs();
-        let go = std::sync::Arc::new(std::sync::Barrier::new(2));
-        let old_go = go.clone();
-        let old = std::thread::spawn(move || {
-            old_go.wait();
-            syscalls(3_000);
-        });
-        let mut counters = match ProcessSyscalls::open() {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("skipped: {e}");
-                go.wait();
-                old.join().unwrap();
+        // Other tests of the binary run in parallel, and their calls count
+        // too (the counters cover the whole process): the figures must come
+        // out right in at least one of a few tries, which they never would
+        // if a thread were missed.
+        let mut tries = Vec::new();
+        for _ in 0..10 {
+            let go = std::sync::Arc::new(std::sync::Barrier::new(2));
+            let old_go = go.clone();
+            let old = std::thread::spawn(move || {
+                old_go.wait();
+                syscalls(3_000);
+            });
+            let mut counters = match ProcessSyscalls::open() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("skipped: {e}");
+                    go.wait();
+                    old.join().unwrap();
+                    return;
+                }
+            };
+            let start = counters.start();
+            syscalls(1_000);
+            go.wait();
+            old.join().unwrap();
+            std::thread::spawn(|| syscalls(5_000)).join().unwrap();
+            let made = counters.since(&start);
+            eprintln!("old thread 3000, new thread 5000, loop 1000 calls: counted {made:?}");
+            // The loop: its 1000 plus a few for the barrier, spawn and
+            // joins. Other threads: 3000 + 5000 plus their own start-up and
+            // exit.
+            let others = made.total - made.loop_thread;
+            if (1_000..1_300).contains(&made.loop_thread) && (8_000..9_000).contains(&others) {
                 return;
             }
-        };
-        let start = counters.start();
-        syscalls(1_000);
-        go.wait();
-        old.join().unwrap();
-        std::thread::spawn(|| syscalls(5_000)).join().unwrap();
-        let made = counters.since(&start);
-        eprintln!("old thread 3000, new thread 5000, loop 1000 calls: counted {made:?}");
-        // The loop: its 1000 plus a few for the barrier, spawn and joins.
-        assert!(
-            (1_000..1_300).contains(&made.loop_thread),
-            "loop thread {made:?}"
-        );
-        // Other threads: 3000 + 5000 plus their own start-up and exit.
-        let others = made.total - made.loop_thread;
-        assert!((8_000..9_000).contains(&others), "other threads {made:?}");
+            tries.push(made);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("never 1000 on the loop and 8000 on the others: {tries:?}");
     }
 
     /// The bench's own reads of the counters are taken out exactly.
