@@ -217,19 +217,21 @@ impl Plan {
     /// [`Round`]), so that the VM's fast and slow phases hit them alike.
     pub fn steps(&self, contenders: &[Contender]) -> Vec<Step> {
         let mut v = Vec::new();
-        // One figure: `rounds` turns of every contender that supports it.
-        let mut figure = |w: usize, depth: usize, rounds: usize, scenario: Scenario| {
-            for index in 0..rounds {
-                for &c in contenders.iter().filter(|c| c.supports(w, depth)) {
-                    v.push(Step {
-                        contender: c,
-                        workers: w,
-                        scenario,
-                        round: Round { index, of: rounds },
-                    });
+        // One figure: `rounds` turns of every contender of `who` that
+        // supports it.
+        let mut figure =
+            |who: &[Contender], w: usize, depth: usize, rounds: usize, scenario: Scenario| {
+                for index in 0..rounds {
+                    for &c in who.iter().filter(|c| c.supports(w, depth)) {
+                        v.push(Step {
+                            contender: c,
+                            workers: w,
+                            scenario,
+                            round: Round { index, of: rounds },
+                        });
+                    }
                 }
-            }
-        };
+            };
         for &w in &self.workers {
             for spec in [self.hot, self.idle_pp] {
                 let rounds = self.ping_pong_rounds.max(1);
@@ -238,21 +240,22 @@ impl Plan {
                     max_time: spec.max_time / rounds as u32,
                     ..spec
                 };
-                figure(w, 1, rounds, Scenario::PingPong(part));
+                figure(contenders, w, 1, rounds, Scenario::PingPong(part));
             }
             for &cost in &self.costs_us {
                 for &depth in &self.depths {
-                    figure(
-                        w,
-                        depth,
-                        self.tput_reps.max(1),
-                        self.throughput(depth, cost),
-                    );
+                    let scenario = self.throughput(depth, cost);
+                    figure(contenders, w, depth, self.tput_reps.max(1), scenario);
                 }
             }
-            figure(w, 1, 1, Scenario::Idle(self.idle));
+            figure(contenders, w, 1, 1, Scenario::Idle(self.idle));
         }
         let scaling = &self.scaling;
+        let scaled: Vec<Contender> = contenders
+            .iter()
+            .filter(|c| scaling.contenders.contains(&c.name().as_str()))
+            .copied()
+            .collect();
         for &w in &scaling.workers {
             for &cost in &scaling.costs_us {
                 let measured = self.workers.contains(&w)
@@ -261,22 +264,8 @@ impl Plan {
                 if measured {
                     continue;
                 }
-                for index in 0..self.tput_reps.max(1) {
-                    for &c in contenders.iter().filter(|c| {
-                        scaling.contenders.contains(&c.name().as_str())
-                            && c.supports(w, scaling.depth)
-                    }) {
-                        v.push(Step {
-                            contender: c,
-                            workers: w,
-                            scenario: self.throughput(scaling.depth, cost),
-                            round: Round {
-                                index,
-                                of: self.tput_reps.max(1),
-                            },
-                        });
-                    }
-                }
+                let scenario = self.throughput(scaling.depth, cost);
+                figure(&scaled, w, scaling.depth, self.tput_reps.max(1), scenario);
             }
         }
         v
