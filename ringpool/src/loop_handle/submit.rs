@@ -140,7 +140,7 @@ impl<R> LoopHandle<R> {
         // The caller's own wait follows: results must be announced again.
         // (The release drains; the drain below then only publishes.)
         self.release_doorbell();
-        self.flush_awake(ring)
+        self.prepare(ring)
     }
 
     /// [`flush`](LoopHandle::flush) for a loop that will not sleep before
@@ -150,6 +150,11 @@ impl<R> LoopHandle<R> {
     /// back before it sleeps.
     pub(crate) fn flush_awake(&mut self, ring: &mut IoUring) -> io::Result<usize> {
         self.check_ring(ring)?;
+        self.prepare(ring)
+    }
+
+    /// What both flushes do once `ring` is checked: drain, send, arm.
+    fn prepare(&mut self, ring: &mut IoUring) -> io::Result<usize> {
         self.drain_results();
         self.send_work(ring)?;
         self.arm(ring)?;
