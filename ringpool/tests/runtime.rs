@@ -869,6 +869,193 @@ fn misuse_is_an_error_not_a_hang() {
     drop((stream, listener, peer));
 }
 
+/// A runtime whose reads are single-shot: a read's own buffer is in the
+/// kernel while it waits.
+fn single_shot_rt() -> Runtime {
+    Runtime::builder()
+        .workers(1)
+        .multishot(false)
+        .build()
+        .expect("runtime")
+}
+
+/// A connection accepted on `rt`, and its std peer.
+fn connected(rt: &Runtime) -> (TcpStream, std::net::TcpStream) {
+    rt.block_on(async {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        (l.accept().await.unwrap().0, peer)
+    })
+}
+
+/// Runs `f`, which must panic with a string message; returns the message.
+fn panic_message(f: impl FnOnce()) -> String {
+    let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).expect_err("it panics");
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .expect("a string message")
+}
+
+/// Polls `f` once, inside whatever runtime polls this; `true` if it finished.
+async fn poll_once<F: Future + Unpin>(f: &mut F) -> bool {
+    std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *f).poll(cx).is_ready())).await
+}
+
+/// A future started in one runtime and then awaited inside another on the
+/// same thread (whose `block_on` does not turn the first): what can go on
+/// elsewhere does, what cannot is an error, and what has its resources in
+/// the kernel panics with a message; nothing hangs or leaks, and the first
+/// runtime still shuts down.
+#[test]
+fn futures_moved_to_another_runtime() {
+    let _w = watchdog("futures_moved_to_another_runtime");
+    let a = rt();
+    let b = rt();
+    // A join handle of an unfinished task: an error, not a wait for ever.
+    let h = a.spawn(async { 7u32 });
+    let e = b.block_on(h).unwrap_err();
+    assert!(
+        e.is_cancelled() && e.to_string().contains("not the one running"),
+        "{e}"
+    );
+    // A sleep registered in `a`, finished in `b`: it registers there anew.
+    let mut s = Box::pin(sleep(Duration::from_millis(20)));
+    assert!(!a.block_on(poll_once(&mut s)));
+    let t0 = Instant::now();
+    b.block_on(s);
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    // Waits that hold nothing in the kernel of their own: errors.
+    let (stream, listener, mut peer) = a.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (s, _) = listener.accept().await.unwrap();
+        (s, listener, peer)
+    });
+    let mut read = Box::pin(stream.read(vec![0u8; 8]));
+    let mut accept = Box::pin(listener.accept());
+    a.block_on(async {
+        assert!(!poll_once(&mut read).await);
+        assert!(!poll_once(&mut accept).await);
+    });
+    peer.write_all(b"kept").unwrap();
+    let (r, _) = b.block_on(read);
+    assert!(r
+        .unwrap_err()
+        .to_string()
+        .contains("not running on this thread"));
+    assert!(b.block_on(accept).is_err());
+    // Nothing was lost: the bytes are read in `a`.
+    let (r, buf) = a.block_on(stream.read(vec![0u8; 8]));
+    assert_eq!(&buf[..r.unwrap()], b"kept");
+    // An offload in flight: its result can come only through `a`'s ring.
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let counted = Counted(dropped.clone());
+    let mut job = Box::pin(offload(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        counted
+    }));
+    a.block_on(async {
+        assert!(!poll_once(&mut job).await);
+        yield_now().await; // a turn: the job goes out to a worker
+    });
+    let msg = panic_message(|| drop(b.block_on(job)));
+    assert!(msg.contains("an offload in flight"), "{msg}");
+    // An operation whose buffer is in the kernel (a single-shot read).
+    let c = single_shot_rt();
+    let (stream2, _peer2) = connected(&c);
+    let mut read = Box::pin(stream2.read(vec![0u8; 8]));
+    assert!(!c.block_on(poll_once(&mut read)));
+    let msg = panic_message(|| drop(b.block_on(read)));
+    assert!(msg.contains("an I/O operation in flight"), "{msg}");
+    // `a` and `c` shut down with all of it given up: the job's result is
+    // dropped once, on `a`'s thread, and the read's buffer waits for its
+    // cancel's CQE.
+    drop((stream, listener, stream2));
+    drop((a, c));
+    assert_eq!(dropped.load(Ordering::SeqCst), 1);
+}
+
+/// A task future whose destructor panics, dropped by an abort or by the
+/// runtime's shutdown: the panic is that task's outcome (its join handle
+/// says so), and the shutdown still cancels and waits for everything else.
+#[test]
+fn a_panicking_destructor_is_the_tasks_panic() {
+    let _w = watchdog("a_panicking_destructor_is_the_tasks_panic");
+    struct PanicOnDrop;
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            panic!("a task's destructor panicked");
+        }
+    }
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let rt = single_shot_rt();
+    let (stream, _peer) = connected(&rt);
+    let stream = Rc::new(stream);
+    let reader = |panics: bool| {
+        let (s, d) = (stream.clone(), Counted(dropped.clone()));
+        async move {
+            let _p = panics.then(|| PanicOnDrop);
+            let _d = d;
+            // A single-shot read: its buffer is in the kernel until the end.
+            let _ = s.read(vec![0u8; 4096]).await;
+        }
+    };
+    let aborted = rt.spawn(reader(true));
+    let gone = [
+        rt.spawn(reader(false)),
+        rt.spawn(reader(true)),
+        rt.spawn(reader(false)),
+    ];
+    rt.block_on(async {
+        sleep(Duration::from_millis(5)).await; // every read in flight
+        aborted.abort();
+        let e = aborted.await.unwrap_err();
+        assert!(e.is_panic(), "{e}");
+        assert!(e.to_string().contains("destructor panicked"), "{e}");
+    });
+    drop(rt); // drops the other three tasks; one of them panics
+    let outcomes: Vec<_> = gone
+        .into_iter()
+        .map(|h| {
+            let mut h = Box::pin(h);
+            let waker = std::task::Waker::noop();
+            match h.as_mut().poll(&mut Context::from_waker(waker)) {
+                Poll::Ready(r) => r.map_err(|e| e.is_panic()),
+                Poll::Pending => panic!("a task of a dropped runtime is unresolved"),
+            }
+        })
+        .collect();
+    assert_eq!(outcomes, [Err(false), Err(true), Err(false)]);
+    assert_eq!(dropped.load(Ordering::SeqCst), 4);
+}
+
+/// Durations too long for an `Instant` wait "for ever" instead of
+/// panicking; an interval that falls behind skips to the next multiple.
+#[test]
+fn extreme_durations() {
+    let _w = watchdog("extreme_durations");
+    let rt = rt();
+    rt.block_on(async {
+        assert_eq!(timeout(Duration::MAX, async { 5 }).await, Ok(5));
+        timeout(Duration::MAX, sleep(Duration::from_millis(1)))
+            .await
+            .unwrap();
+        let never = sleep(Duration::MAX);
+        assert!(timeout(Duration::from_millis(5), never).await.is_err());
+        let mut i = interval(Duration::from_millis(2));
+        let first = i.tick().await;
+        std::thread::sleep(Duration::from_millis(9)); // fall 4 periods behind
+        let second = i.tick().await;
+        let third = i.tick().await;
+        assert!(second == first + Duration::from_millis(2));
+        let skipped = third.duration_since(first).as_nanos() % 2_000_000;
+        assert_eq!(skipped, 0, "ticks stay on the period's grid");
+        assert!(third >= first + Duration::from_millis(10));
+    });
+}
+
 /// Jobs offloaded and given up before the loop ever turned (still staged in
 /// the loop handle) are cancelled at shutdown, and everything they hold is
 /// dropped.

@@ -2,6 +2,7 @@
 //! `offload`, `sleep`, the sockets' constructors) and for same-thread wakes.
 
 use super::core::Core;
+use super::remote::Remote;
 use super::task::{Header, Ready};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -53,6 +54,18 @@ pub(crate) fn push_local(task: Arc<Header>) -> Result<(), Arc<Header>> {
         None => Ok(()),
         Some(t) => Err(t),
     }
+}
+
+/// `true` if the runtime running on this thread is the one whose wakes go
+/// through `remote` (a task's runtime, known from its header).
+pub(crate) fn is_current_remote(remote: &Arc<Remote>) -> bool {
+    CURRENT
+        .try_with(|c| {
+            c.borrow()
+                .as_deref()
+                .is_some_and(|cur| Arc::ptr_eq(&cur.remote, remote))
+        })
+        .unwrap_or(false)
 }
 
 /// `true` if `core` is the runtime running on this thread.

@@ -142,6 +142,35 @@ impl Core {
         Ok(())
     }
 
+    /// Waits, as an object of this runtime, until `ready` says so: an error
+    /// instead, at any poll, if the runtime shut down or is not the one
+    /// running on this thread ([`check_open`](Self::check_open); a future
+    /// moved into another runtime's `block_on` would wait for ever, as
+    /// nobody turns this ring meanwhile).
+    pub(crate) async fn wait_until(
+        &self,
+        mut ready: impl FnMut(&mut Context<'_>) -> Poll<()>,
+    ) -> io::Result<()> {
+        std::future::poll_fn(|cx| {
+            self.check_open()?;
+            ready(cx).map(Ok)
+        })
+        .await
+    }
+
+    /// Panics unless this runtime is the one running on this thread: for a
+    /// future whose operation is in flight on this ring (its resources may
+    /// still be in the kernel, so it can neither complete elsewhere nor
+    /// give them back with an error).
+    #[track_caller]
+    pub(crate) fn assert_current(&self, what: &str) {
+        assert!(
+            context::is_current(self),
+            "ringpool runtime: {what} in flight on one runtime was polled inside another \
+             (or outside any); await it inside the block_on of the runtime that started it"
+        );
+    }
+
     /// Queues `sqe`, submitting first if the SQ is full.
     ///
     /// # Safety

@@ -56,6 +56,20 @@
 //! their CQEs (leaking their memory, never freeing it under the kernel, if
 //! the kernel does not give it back within 5 s), then waits for the pool
 //! jobs still out.
+//!
+//! # One runtime per object
+//!
+//! Sockets, operations, jobs and tasks belong to the runtime they were
+//! made on: only its `block_on` turns the ring their completions come
+//! through. Used inside another runtime's `block_on` on the same thread,
+//! or outside any, a socket's call fails with an [`io::Error`](std::io::Error)
+//! and an unfinished task's [`JoinHandle`] with a [`JoinError`], at once
+//! rather than waiting for ever; a [`time::sleep`] moves its timer to the
+//! runtime polling it. An I/O operation or an [`offload`] already in
+//! flight there panics instead, with a message that says so: its buffer or
+//! its job cannot be handed back before its own runtime reaps it. The
+//! unwind drops it as any drop does (cancelled, nothing freed under the
+//! kernel, the job's result dropped when it comes).
 
 mod buf;
 mod bufs;

@@ -114,6 +114,13 @@ where
                     Poll::Ready(out) => Poll::Ready(out),
                     Poll::Pending => {
                         this.state = State::Queued(job);
+                        if !context::is_current(core) {
+                            // Its result comes back only through this
+                            // runtime's ring. The unwind releases the loop
+                            // handle's borrow, then drops `self`, which gives
+                            // the job up as any drop does.
+                            core.assert_current("an offload");
+                        }
                         Poll::Pending
                     }
                 }

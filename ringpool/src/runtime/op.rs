@@ -278,6 +278,14 @@ impl<T: Resources> Future for Op<T> {
                 let data = self.data.take().expect("an Op completes once");
                 Poll::Ready(Completed { res, flags, data })
             }
+            Slot::Waiting(_) if !super::context::is_current(&self.core) => {
+                // Its CQE comes only when its own runtime turns, and its
+                // resources cannot be handed back before that (an error
+                // would need them).
+                drop(ops);
+                self.core.assert_current("an I/O operation");
+                unreachable!("assert_current returned off its runtime")
+            }
             Slot::Waiting(w) => {
                 match w {
                     Some(w) if w.will_wake(cx.waker()) => {}

@@ -239,6 +239,9 @@ enum Repr {
     Panicked(Box<dyn Any + Send + 'static>),
     Aborted,
     RuntimeGone,
+    /// Awaited while another runtime (or none) was running on the thread:
+    /// the task cannot make progress until its own runtime turns.
+    NotRunning,
 }
 
 impl JoinError {
@@ -248,7 +251,11 @@ impl JoinError {
     }
 
     /// The task was aborted ([`JoinHandle::abort`]), or its runtime shut
-    /// down (or was never there) before it finished.
+    /// down (or was never there) before it finished. Also `true` when the
+    /// handle was awaited, unfinished, while its runtime was not the one
+    /// running on the thread (inside another runtime's `block_on`, or
+    /// outside any): the task keeps running when its runtime next turns,
+    /// but nothing could have run it while the caller waited.
     pub fn is_cancelled(&self) -> bool {
         !self.is_panic()
     }
@@ -289,6 +296,10 @@ impl fmt::Display for JoinError {
             Repr::RuntimeGone => {
                 f.write_str("task cancelled: its runtime shut down or was never running")
             }
+            Repr::NotRunning => f.write_str(
+                "task not finished, and its runtime is not the one running on this thread \
+                 (await the handle inside its own runtime's block_on)",
+            ),
         }
     }
 }
@@ -342,6 +353,15 @@ impl<T> Future for JoinHandle<T> {
         if let Some(out) = j.output.take() {
             return Poll::Ready(out);
         }
+        if j.header
+            .as_ref()
+            .is_some_and(|h| !context::is_current_remote(&h.remote))
+        {
+            // Nobody would run the task while this poll's caller waits.
+            return Poll::Ready(Err(JoinError {
+                repr: Repr::NotRunning,
+            }));
+        }
         match &j.waker {
             Some(w) if w.will_wake(cx.waker()) => {}
             _ => j.waker = Some(cx.waker().clone()),
@@ -365,10 +385,25 @@ struct Spawned<F: Future> {
 }
 
 impl<F: Future> Spawned<F> {
-    fn finish(&mut self, out: Result<F::Output, JoinError>) {
+    /// Drops the future in place, catching a panic of its destructor (an
+    /// aborted or cancelled task's locals run their `Drop` here): the
+    /// payload, to report as the task's panic. The field is `None` after
+    /// it either way (an assignment writes its new value even when the old
+    /// one's drop unwinds).
+    fn drop_future(&mut self) -> Option<Box<dyn Any + Send + 'static>> {
+        catch_unwind(AssertUnwindSafe(|| self.future = None)).err()
+    }
+
+    fn finish(&mut self, mut out: Result<F::Output, JoinError>) {
         // Drop the future first (its destructor runs in the task), then
         // publish the output.
-        self.future = None;
+        if let Some(p) = self.drop_future() {
+            if !matches!(&out, Err(e) if e.is_panic()) {
+                out = Err(JoinError {
+                    repr: Repr::Panicked(p),
+                });
+            }
+        }
         let waker = {
             let mut j = self.join.borrow_mut();
             j.output = Some(out);
@@ -418,14 +453,19 @@ impl<F: Future> Future for Spawned<F> {
 
 impl<F: Future> Drop for Spawned<F> {
     fn drop(&mut self) {
-        // Dropped unfinished: the runtime shut down.
+        // Dropped unfinished: the runtime shut down. A panic of the
+        // future's destructor is the task's outcome, not the shutdown's:
+        // the shutdown goes on to cancel and wait for every operation.
         if self.future.is_some() {
-            self.future = None;
+            let panicked = self.drop_future();
             let waker = {
                 let mut j = self.join.borrow_mut();
                 if j.output.is_none() {
                     j.output = Some(Err(JoinError {
-                        repr: Repr::RuntimeGone,
+                        repr: match panicked {
+                            Some(p) => Repr::Panicked(p),
+                            None => Repr::RuntimeGone,
+                        },
                     }));
                 }
                 j.header = None;

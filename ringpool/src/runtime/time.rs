@@ -129,14 +129,27 @@ impl Timers {
     }
 }
 
-/// Waits until `duration` has elapsed.
+/// About 30 years from `now`: the deadline of a duration too long for
+/// `Instant` (`Duration::MAX`, say), which then never fires in practice.
+fn far_future(now: Instant) -> Instant {
+    const THIRTY_YEARS: Duration = Duration::from_secs(30 * 365 * 86_400);
+    now.checked_add(THIRTY_YEARS).unwrap_or(now)
+}
+
+/// `now + d`, or [`far_future`] if that does not fit in an `Instant`.
+fn deadline_after(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d).unwrap_or_else(|| far_future(now))
+}
+
+/// Waits until `duration` has elapsed. A duration too long to represent
+/// (`Duration::MAX`) waits about 30 years.
 ///
 /// # Panics
 ///
 /// When polled on a thread with no ringpool [`Runtime`](super::Runtime)
 /// running.
 pub fn sleep(duration: Duration) -> Sleep {
-    sleep_until(Instant::now() + duration)
+    sleep_until(deadline_after(Instant::now(), duration))
 }
 
 /// Waits until `deadline`.
@@ -187,6 +200,16 @@ impl Future for Sleep {
             return Poll::Ready(());
         }
         let deadline = self.deadline;
+        if self
+            .registered
+            .as_ref()
+            .is_some_and(|(core, _, _)| !context::is_current(core))
+        {
+            // Moved to another runtime (or out of any): its timer there
+            // would fire only when that runtime turns. Register anew in the
+            // one polling it now.
+            self.unregister();
+        }
         match &self.registered {
             Some((core, i, g)) => {
                 let mut timers = core.timers.borrow_mut();
@@ -304,11 +327,15 @@ impl Interval {
     pub async fn tick(&mut self) -> Instant {
         (&mut self.sleep).await;
         let at = self.sleep.deadline();
-        let mut next = at + self.period;
         let now = Instant::now();
+        let mut next = deadline_after(at, self.period);
         if next <= now {
-            let behind = (now - at).as_nanos() / self.period.as_nanos();
-            next = at + self.period * (behind as u32 + 1);
+            // Behind by more than a period: the first multiple of `period`
+            // after `now` (nanoseconds: a period is non-zero, and what is
+            // left of it fits in a u64 whenever `next` fit in an Instant).
+            let period = self.period.as_nanos();
+            let left = period - (now - at).as_nanos() % period;
+            next = deadline_after(now, Duration::from_nanos(left as u64));
         }
         self.sleep.reset(next);
         at

@@ -11,7 +11,6 @@ use io_uring::{cqueue, opcode, types};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
-use std::future::poll_fn;
 use std::io;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -131,28 +130,32 @@ impl TcpListener {
             inner.core.check_open()?;
             if inner.core.features.multishot_accept {
                 inner.arm()?;
-                poll_fn(|cx| {
-                    let mut a = inner.accepted.borrow_mut();
-                    if !a.conns.is_empty() || a.armed.is_none() {
-                        return Poll::Ready(());
-                    }
-                    a.waker = Some(cx.waker().clone());
-                    Poll::Pending
-                })
-                .await;
+                inner
+                    .core
+                    .wait_until(|cx| {
+                        let mut a = inner.accepted.borrow_mut();
+                        if !a.conns.is_empty() || a.armed.is_none() {
+                            return Poll::Ready(());
+                        }
+                        a.waker = Some(cx.waker().clone());
+                        Poll::Pending
+                    })
+                    .await?;
                 continue;
             }
             if inner.accepted.borrow().orphans > 0 {
                 // A dropped accept is still in flight; its connection comes first.
-                poll_fn(|cx| {
-                    let mut a = inner.accepted.borrow_mut();
-                    if !a.conns.is_empty() || a.orphans == 0 {
-                        return Poll::Ready(());
-                    }
-                    a.waker = Some(cx.waker().clone());
-                    Poll::Pending
-                })
-                .await;
+                inner
+                    .core
+                    .wait_until(|cx| {
+                        let mut a = inner.accepted.borrow_mut();
+                        if !a.conns.is_empty() || a.orphans == 0 {
+                            return Poll::Ready(());
+                        }
+                        a.waker = Some(cx.waker().clone());
+                        Poll::Pending
+                    })
+                    .await?;
                 continue;
             }
             let sqe = opcode::Accept::new(
@@ -367,7 +370,13 @@ impl TcpStream {
                         return (Err(e), buf);
                     }
                 }
-                poll_fn(|cx| inner.inbox.borrow_mut().poll_ready(cx)).await;
+                let waited = inner
+                    .core
+                    .wait_until(|cx| inner.inbox.borrow_mut().poll_ready(cx))
+                    .await;
+                if let Err(e) = waited {
+                    return (Err(e), buf);
+                }
                 continue;
             }
             inner.inbox.borrow_mut().no_buffers = false;
@@ -454,7 +463,10 @@ impl TcpStream {
             if inner.inbox.borrow().orphans == 0 {
                 inner.arm()?;
             }
-            poll_fn(|cx| inner.inbox.borrow_mut().poll_ready(cx)).await;
+            inner
+                .core
+                .wait_until(|cx| inner.inbox.borrow_mut().poll_ready(cx))
+                .await?;
         }
     }
 

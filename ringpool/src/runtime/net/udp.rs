@@ -9,7 +9,6 @@ use io_uring::{opcode, types};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt;
-use std::future::poll_fn;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -135,15 +134,20 @@ impl UdpSocket {
             if let Err(e) = inner.core.check_open() {
                 return (Err(e), buf);
             }
-            poll_fn(|cx| {
-                let mut s = inner.saved.borrow_mut();
-                if !s.datagrams.is_empty() || s.orphans == 0 {
-                    return Poll::Ready(());
-                }
-                s.waker = Some(cx.waker().clone());
-                Poll::Pending
-            })
-            .await;
+            let waited = inner
+                .core
+                .wait_until(|cx| {
+                    let mut s = inner.saved.borrow_mut();
+                    if !s.datagrams.is_empty() || s.orphans == 0 {
+                        return Poll::Ready(());
+                    }
+                    s.waker = Some(cx.waker().clone());
+                    Poll::Pending
+                })
+                .await;
+            if let Err(e) = waited {
+                return (Err(e), buf);
+            }
         }
         let msg = Msg::new(buf.stable_mut_ptr(), buf.bytes_total(), RawAddr::empty());
         let sqe = opcode::RecvMsg::new(
