@@ -448,6 +448,30 @@ fn the_password_hash_is_configurable_and_checked() {
     }
 }
 
+/// Bad thread counts are refused before anything starts, with the flag's
+/// name (100,000 rings once made the process abort, out of memory maps).
+#[test]
+fn bad_thread_counts_are_refused() {
+    for args in [
+        ["--rings", "0"],
+        ["--rings", "100000"],
+        ["--workers", "0"],
+        ["--workers", "100000"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ringpool"))
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(args[0].trim_start_matches('-')),
+            "{args:?}: {err}"
+        );
+    }
+}
+
 /// A connection's jobs reuse the buffers they carry to the pool: answers
 /// stay right across bodies of different sizes and different routes on one
 /// keep-alive connection.

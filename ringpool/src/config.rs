@@ -1,5 +1,11 @@
 //! The two choices a pool makes besides its mechanism: how results are
-//! announced, and what closing does to queued jobs.
+//! announced, and what closing does to queued jobs; and the most threads
+//! one call may start.
+
+/// The most threads a pool's workers or [`per_core`](crate::runtime::per_core)
+/// may number: well past a machine's cores, below where thread creation
+/// itself starts failing (a `vm.max_map_count` of 65530 allows about 32k).
+pub(crate) const MAX_THREADS: usize = 4096;
 
 /// How results are announced on the loop's ring.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]

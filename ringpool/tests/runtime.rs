@@ -831,6 +831,15 @@ fn bad_configuration_is_a_typed_error() {
     assert_eq!(e.kind(), ringpool::ErrorKind::InvalidConfig);
     let e = Runtime::builder().buffers(100, 4096).build().unwrap_err();
     assert_eq!(e.kind(), ringpool::ErrorKind::InvalidConfig);
+    // Thread counts: none, or more than a process can start (100k threads
+    // made std abort in the new threads' set-up, out of memory maps).
+    for n in [0, 4097, 100_000] {
+        let e = runtime::per_core(n, false, Runtime::builder().workers(1), |_| async {})
+            .err()
+            .expect("rejected");
+        assert_eq!(e.kind(), ringpool::ErrorKind::InvalidConfig);
+        assert!(e.to_string().contains(&n.to_string()), "{e}");
+    }
 }
 
 /// Hostile use through the public API: a stream outliving its runtime, a

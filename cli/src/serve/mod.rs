@@ -140,8 +140,10 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
         // Colours on a terminal only: logs in a file or a pipe stay plain.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
-    if args.rings == 0 {
-        return Err("--rings must be at least 1".into());
+    if !(1..=4096).contains(&args.rings) {
+        // `per_core` checks it too, but only after the pool and the first
+        // listener exist.
+        return Err(format!("--rings must be 1 to 4096, not {}", args.rings).into());
     }
     // SAFETY: installs an async-signal-safe handler (one atomic store).
     unsafe {

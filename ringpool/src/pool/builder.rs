@@ -4,7 +4,7 @@ use super::shared::{LoopConfig, PoolOwner, PoolShared};
 use super::worker::Pacing;
 use super::workers::Workers;
 use super::{worker, Pool};
-use crate::config::{Announce, Shutdown};
+use crate::config::{Announce, Shutdown, MAX_THREADS};
 use crate::error::{Error, ErrorKind};
 use crate::handoff::dispatch::BackendConfig;
 use crate::handoff::PoolSide;
@@ -172,10 +172,10 @@ impl PoolBuilder {
                     "workers must be at least 1",
                 ))
             }
-            Some(n) if n > 4096 => {
+            Some(n) if n > MAX_THREADS => {
                 return Err(Error::new(
                     ErrorKind::InvalidConfig,
-                    "workers must be at most 4096",
+                    format!("workers must be at most {MAX_THREADS}"),
                 ))
             }
             Some(n) => n,

@@ -4,7 +4,8 @@
 
 use super::{Builder, Runtime};
 use crate::affinity;
-use crate::error::Error;
+use crate::config::MAX_THREADS;
+use crate::error::{Error, ErrorKind};
 use std::future::Future;
 use std::thread::JoinHandle;
 
@@ -40,7 +41,9 @@ impl<T> PerCore<T> {
 ///
 /// # Errors
 ///
-/// Building the shared pool, or spawning a thread.
+/// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) unless
+/// `threads` is 1 to 4096 (as a pool's workers); building the shared pool,
+/// or spawning a thread.
 pub fn per_core<F, Fut>(
     threads: usize,
     pin: bool,
@@ -52,6 +55,12 @@ where
     Fut: Future + 'static,
     Fut::Output: Send + 'static,
 {
+    if !(1..=MAX_THREADS).contains(&threads) {
+        return Err(Error::new(
+            ErrorKind::InvalidConfig,
+            format!("per_core: threads must be 1 to {MAX_THREADS}, not {threads}"),
+        ));
+    }
     let builder = builder.with_shared_pool()?;
     let cpus = affinity::current_thread_cpus().unwrap_or_default();
     let mut out = Vec::with_capacity(threads);
