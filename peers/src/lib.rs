@@ -5,8 +5,8 @@
 //! * [`Impl::HyperBlocking`]: CPU work on `spawn_blocking`, at most `workers` blocking
 //!   threads (`max_blocking_threads`): the usual tokio answer to CPU work.
 //! * [`Impl::HyperInline`]: CPU work inline on the runtime's worker threads.
-//! * [`Impl::HyperRingpool`]: hyper on ringpool's runtime ([`on_ringpool`]: hyper's I/O
-//!   traits over ringpool's `TcpStream`), CPU work on ringpool's pool through
+//! * [`Impl::HyperRingpool`]: hyper on ringpool's runtime ([`on_ringpool`]: hyper's I/O,
+//!   timer and executor traits over ringpool's runtime), CPU work on ringpool's pool through
 //!   `offload(..).await`. Against [`Impl::HyperBlocking`] it isolates what ringpool's
 //!   runtime and offload add under the same HTTP stack.
 //!

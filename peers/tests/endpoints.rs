@@ -175,6 +175,24 @@ fn endpoints(imp: &str, signal: &str) {
         assert!(status == 0 || status == 400, "{status}");
     }
 
+    // A head that stalls is timed out (hyper's `header_read_timeout`, which
+    // needs the runtime's timer: the ringpool adapter has one too), while
+    // the server goes on answering others.
+    let mut stalled = TcpStream::connect(&peer.addr).unwrap();
+    stalled
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    stalled.write_all(b"GET /health HTTP/1.1\r\nHo").unwrap();
+    let t0 = std::time::Instant::now();
+    assert_eq!(peer.get("/health").0, 200);
+    let mut rest = Vec::new();
+    let r = stalled.read_to_end(&mut rest);
+    let waited = t0.elapsed();
+    assert!(
+        waited >= ringpool_peers::HEADER_TIMEOUT / 2 && waited < std::time::Duration::from_secs(50),
+        "the stalled connection ended after {waited:?} ({r:?})"
+    );
+
     peer.stop(signal);
 }
 

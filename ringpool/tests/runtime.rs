@@ -834,9 +834,10 @@ fn bad_configuration_is_a_typed_error() {
     // Thread counts: none, or more than a process can start (100k threads
     // made std abort in the new threads' set-up, out of memory maps).
     for n in [0, 4097, 100_000] {
-        let e = runtime::per_core(n, false, Runtime::builder().workers(1), |_| async {})
-            .err()
-            .expect("rejected");
+        let Err(e) = runtime::per_core(n, false, Runtime::builder().workers(1), |_| async {})
+        else {
+            panic!("{n} threads accepted");
+        };
         assert_eq!(e.kind(), ringpool::ErrorKind::InvalidConfig);
         assert!(e.to_string().contains(&n.to_string()), "{e}");
     }

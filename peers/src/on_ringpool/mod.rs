@@ -1,20 +1,23 @@
-//! hyper on ringpool's runtime: hyper's I/O traits (`hyper::rt::Read` and
-//! `Write`) over ringpool's completion-based `TcpStream`, the connection
-//! futures spawned on the runtime's thread, and the CPU work on its pool
-//! through `offload(..).await`.
-//!
-//! What the adapter does not give hyper: a `Timer`. hyper's timer hands out
-//! `Send + Sync` sleeps and ringpool's are thread-local, so
-//! `header_read_timeout` is off here (the other peers have it; this is
-//! noted where the results are). hyper needs no executor for HTTP/1
-//! connections.
+//! hyper on ringpool's runtime: hyper's `rt` traits over ringpool's
+//! runtime, and the CPU work on its pool through `offload(..).await`:
+//! - I/O (`hyper::rt::Read` and `Write`): [`Io`], over ringpool's
+//!   completion-based `TcpStream`;
+//! - a timer (`hyper::rt::Timer`): [`RingpoolTimer`], so the server has
+//!   the same `header_read_timeout` as the tokio peers;
+//! - an executor (`hyper::rt::Executor`): [`LocalExec`], which spawns on
+//!   the runtime's thread (hyper's HTTP/1 server needs none; its HTTP/2
+//!   and its client do).
 //!
 //! The I/O adapter keeps at most one read and one write in flight. A read
 //! asks for exactly what hyper's buffer has room for; a write copies hyper's
 //! bytes into the adapter's own buffer (the kernel needs an owned one) and
 //! reports them written at once; the next write or a flush waits for it.
 
-use crate::{respond, Config, Shared};
+mod timer;
+
+pub use timer::RingpoolTimer;
+
+use crate::{respond, Config, Shared, HEADER_TIMEOUT};
 use bytes::Bytes;
 use hyper::rt::ReadBufCursor;
 use ringpool::runtime::net::{TcpListener, TcpStream};
@@ -121,6 +124,18 @@ impl hyper::rt::Write for Io {
     }
 }
 
+/// hyper's [`Executor`](hyper::rt::Executor) on the ringpool runtime
+/// running on the calling thread: each future becomes a detached local
+/// task (outside a runtime it is dropped, as `runtime::spawn` does).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LocalExec;
+
+impl<F: Future + 'static> hyper::rt::Executor<F> for LocalExec {
+    fn execute(&self, fut: F) {
+        drop(runtime::spawn(fut));
+    }
+}
+
 static STOP: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: libc::c_int) {
@@ -159,8 +174,11 @@ pub fn run_until_signal(config: Config, addr: SocketAddr) -> io::Result<()> {
     rt.block_on(async move {
         let listener = TcpListener::bind(addr)?;
         println!("listening on {}", listener.local_addr()?);
+        let (timer, timer_driver) = RingpoolTimer::spawn();
         let mut http = hyper::server::conn::http1::Builder::new();
-        http.keep_alive(true)
+        http.timer(timer)
+            .header_read_timeout(HEADER_TIMEOUT)
+            .keep_alive(true)
             .pipeline_flush(true)
             .auto_date_header(false)
             .max_header_size(config.limits.max_head)
@@ -193,6 +211,26 @@ pub fn run_until_signal(config: Config, addr: SocketAddr) -> io::Result<()> {
             sleep(Duration::from_millis(50)).await;
         }
         accept.abort();
+        timer_driver.abort();
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::rt::Executor;
+
+    /// `LocalExec` runs what hyper hands it as a task of the runtime.
+    #[test]
+    fn local_exec_spawns_on_the_runtime() {
+        let rt = Runtime::builder().workers(1).build().unwrap();
+        let ran = Rc::new(std::cell::Cell::new(false));
+        rt.block_on(async {
+            let r = ran.clone();
+            LocalExec.execute(async move { r.set(true) });
+            sleep(Duration::from_millis(1)).await;
+        });
+        assert!(ran.get());
+    }
 }
