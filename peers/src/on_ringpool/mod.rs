@@ -46,6 +46,10 @@ pub struct Io {
     write: Option<WriteFut>,
     /// The write buffer between writes (kept to reuse its allocation).
     spare: Vec<u8>,
+    /// Bytes a read brought in beyond the room hyper had when it ended
+    /// (hyper may poll again with a smaller buffer), handed out first.
+    leftover: Vec<u8>,
+    taken: usize,
 }
 
 impl Io {
@@ -56,6 +60,8 @@ impl Io {
             read: None,
             write: None,
             spare: Vec::new(),
+            leftover: Vec::new(),
+            taken: 0,
         }
     }
 
@@ -78,8 +84,17 @@ impl hyper::rt::Read for Io {
         mut buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.taken < this.leftover.len() {
+            let n = buf.remaining().min(this.leftover.len() - this.taken);
+            buf.put_slice(&this.leftover[this.taken..this.taken + n]);
+            this.taken += n;
+            return Poll::Ready(Ok(()));
+        }
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
         if this.read.is_none() {
-            let room = buf.remaining().max(1);
+            let room = buf.remaining();
             let stream = this.stream.clone();
             // A read of exactly `room` bytes: nothing read is ever dropped.
             let target = Vec::with_capacity(room).slice(..room);
@@ -88,7 +103,14 @@ impl hyper::rt::Read for Io {
         let (r, target) = ready!(this.read.as_mut().expect("set above").as_mut().poll(cx));
         this.read = None;
         let n = r?;
-        buf.put_slice(&target.into_inner()[..n]);
+        let got = target.into_inner();
+        let fits = n.min(buf.remaining());
+        buf.put_slice(&got[..fits]);
+        if fits < n {
+            this.leftover.clear();
+            this.leftover.extend_from_slice(&got[fits..n]);
+            this.taken = 0;
+        }
         Poll::Ready(Ok(()))
     }
 }
@@ -220,6 +242,48 @@ pub fn run_until_signal(config: Config, addr: SocketAddr) -> io::Result<()> {
 mod tests {
     use super::*;
     use hyper::rt::Executor;
+
+    /// Polls `io` once for a read into `room` bytes: the poll, and what came.
+    async fn read_once(io: &mut Io, room: usize) -> (Poll<io::Result<()>>, Vec<u8>) {
+        let mut store = vec![0u8; room];
+        let mut buf = hyper::rt::ReadBuf::new(&mut store);
+        let p = std::future::poll_fn(|cx| {
+            Poll::Ready(hyper::rt::Read::poll_read(
+                Pin::new(&mut *io),
+                cx,
+                buf.unfilled(),
+            ))
+        })
+        .await;
+        let n = buf.filled().len();
+        (p, store[..n].to_vec())
+    }
+
+    /// A read that ends after hyper's buffer shrank keeps what did not fit
+    /// and hands it out first: nothing is dropped or written past the room.
+    #[test]
+    fn a_read_longer_than_the_room_keeps_the_rest() {
+        let rt = Runtime::builder().workers(1).build().unwrap();
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let mut peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (stream, _) = listener.accept().await.unwrap();
+            let mut io = Io::new(stream);
+            // Starts a read of 8 bytes; nothing has come yet.
+            let (p, got) = read_once(&mut io, 8).await;
+            assert!(p.is_pending() && got.is_empty());
+            std::io::Write::write_all(&mut peer, b"abcdefgh").unwrap();
+            sleep(Duration::from_millis(20)).await;
+            // Ends with room for 3: 3 now, the other 5 next.
+            let (p, got) = read_once(&mut io, 3).await;
+            assert!(matches!(p, Poll::Ready(Ok(()))));
+            assert_eq!(got, b"abc");
+            let (_, got) = read_once(&mut io, 4).await;
+            assert_eq!(got, b"defg");
+            let (_, got) = read_once(&mut io, 64).await;
+            assert_eq!(got, b"h");
+        });
+    }
 
     /// `LocalExec` runs what hyper hands it as a task of the runtime.
     #[test]
