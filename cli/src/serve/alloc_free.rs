@@ -129,9 +129,9 @@ const BATCH: usize = 16;
 
 /// `ringpool serve`'s options, parsed as its command line would be.
 #[derive(Parser)]
-struct Serve {
+pub(super) struct Serve {
     #[command(flatten)]
-    args: ServeArgs,
+    pub(super) args: ServeArgs,
 }
 
 /// The client: one keep-alive connection, its buffers allocated up front.

@@ -8,7 +8,10 @@
 #[cfg(test)]
 mod alloc_free;
 mod conn;
+#[cfg(test)]
+mod tests;
 
+use crate::listen::AcceptError;
 use clap::Args;
 use ringpool::runtime::net::TcpListener;
 use ringpool::runtime::time::sleep;
@@ -238,11 +241,21 @@ pub(crate) async fn serve_on(
             loop {
                 let (stream, _) = match listener.accept().await {
                     Ok(c) => c,
-                    Err(e) if e.raw_os_error() == Some(libc::EMFILE) => {
-                        sleep(Duration::from_millis(10)).await;
-                        continue;
-                    }
-                    Err(e) => return Err(e),
+                    Err(e) => match AcceptError::of(&e) {
+                        AcceptError::Retry => {
+                            tracing::debug!("ringpool serve: accept: {e}; next");
+                            continue;
+                        }
+                        AcceptError::Backoff => {
+                            tracing::warn!("ringpool serve: accept: {e}; retrying in 10 ms");
+                            sleep(Duration::from_millis(10)).await;
+                            continue;
+                        }
+                        AcceptError::Fatal => {
+                            tracing::error!("ringpool serve: ring {ring}: accept failed: {e}");
+                            return Err(e);
+                        }
+                    },
                 };
                 runtime::spawn(conn::serve(stream, shared.clone()));
             }
@@ -250,13 +263,15 @@ pub(crate) async fn serve_on(
             Ok::<(), std::io::Error>(())
         })
     };
-    while !stop.load(Ordering::SeqCst) {
+    // Until told to stop, or until the listener broke (the ring then
+    // drains, and its error ends the process with a failure).
+    while !stop.load(Ordering::SeqCst) && !accept.is_finished() {
         sleep(Duration::from_millis(50)).await;
     }
     shared.stopping.store(true, Ordering::SeqCst);
     // New connections are refused from here: the listener goes.
     accept.abort();
-    let _ = accept.await;
+    let accepted = accept.await;
     let deadline = Instant::now() + shared.request.max(Duration::from_secs(1));
     while shared.conns.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
         sleep(Duration::from_millis(10)).await;
@@ -264,5 +279,8 @@ pub(crate) async fn serve_on(
     if ring == 0 {
         tracing::info!("ringpool serve: drained, exiting");
     }
-    Ok(())
+    match accepted {
+        Ok(Err(e)) => Err(e),
+        _ => Ok(()),
+    }
 }
