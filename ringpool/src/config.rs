@@ -7,6 +7,24 @@
 /// itself starts failing (a `vm.max_map_count` of 65530 allows about 32k).
 pub(crate) const MAX_THREADS: usize = 4096;
 
+/// The longest spin budget a pool or runtime accepts. A spin is a few
+/// microseconds to stay awake across a round trip; a second of it is
+/// already a misconfiguration, and `Duration::MAX` would overflow the
+/// `Instant` its deadline is.
+pub(crate) const MAX_SPIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// An [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) error
+/// if `d`, the setting `what`, is over [`MAX_SPIN`].
+pub(crate) fn check_spin(what: &str, d: Option<std::time::Duration>) -> Result<(), crate::Error> {
+    match d {
+        Some(d) if d > MAX_SPIN => Err(crate::Error::new(
+            crate::ErrorKind::InvalidConfig,
+            format!("{what} must be at most {MAX_SPIN:?}, not {d:?}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// How results are announced on the loop's ring.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]

@@ -831,6 +831,17 @@ fn bad_configuration_is_a_typed_error() {
     assert_eq!(e.kind(), ringpool::ErrorKind::InvalidConfig);
     let e = Runtime::builder().buffers(100, 4096).build().unwrap_err();
     assert_eq!(e.kind(), ringpool::ErrorKind::InvalidConfig);
+    // Spin budgets whose deadline would overflow an Instant (a worker and
+    // the loop panicked on them) or that are nonsense.
+    for b in [
+        Runtime::builder().spin(Duration::MAX),
+        Runtime::builder().io_spin(Duration::MAX),
+        Runtime::builder().pool_builder(Pool::builder().spin(Duration::from_secs(2))),
+    ] {
+        let e = b.build().unwrap_err();
+        assert_eq!(e.kind(), ringpool::ErrorKind::InvalidConfig);
+        assert!(e.to_string().contains("spin must be at most 1s"), "{e}");
+    }
     // Thread counts: none, or more than a process can start (100k threads
     // made std abort in the new threads' set-up, out of memory maps).
     for n in [0, 4097, 100_000] {

@@ -4,7 +4,7 @@ use super::shared::{LoopConfig, PoolOwner, PoolShared};
 use super::worker::Pacing;
 use super::workers::Workers;
 use super::{worker, Pool};
-use crate::config::{Announce, Shutdown, MAX_THREADS};
+use crate::config::{check_spin, Announce, Shutdown, MAX_THREADS};
 use crate::error::{Error, ErrorKind};
 use crate::handoff::dispatch::BackendConfig;
 use crate::handoff::PoolSide;
@@ -156,9 +156,10 @@ impl PoolBuilder {
     ///
     /// # Errors
     ///
-    /// * [`ErrorKind::InvalidConfig`]: zero workers, a zero or huge in-flight
-    ///   limit, an empty pin list, `Announce::PerJob` with a backend that
-    ///   cannot do it, or an unparsable `RINGPOOL_HANDOFF`.
+    /// * [`ErrorKind::InvalidConfig`]: zero workers or more than 4096, a zero
+    ///   or huge in-flight limit, a `spin` or `loop_spin` over 1 s, an empty
+    ///   pin list, `Announce::PerJob` with a backend that cannot do it, or an
+    ///   unparsable `RINGPOOL_HANDOFF`.
     /// * [`ErrorKind::Unsupported`]: the handoff asked for needs a kernel
     ///   feature this kernel lacks (with `Auto`, only if nothing at all works).
     /// * [`ErrorKind::Io`]: a ring, pipe or eventfd could not be created.
@@ -190,6 +191,8 @@ impl PoolBuilder {
                 ),
             ));
         }
+        check_spin("spin", self.spin)?;
+        check_spin("loop_spin", self.loop_spin)?;
         if self.pin.as_ref().is_some_and(|p| p.is_empty()) {
             return Err(Error::new(
                 ErrorKind::InvalidConfig,

@@ -4,6 +4,7 @@ use super::bufs::BufRing;
 use super::core::{Core, Features};
 use super::remote::{Remote, Signal};
 use super::Runtime;
+use crate::config::check_spin;
 use crate::error::{Error, ErrorKind};
 use crate::handoff::{Capabilities, Handoff};
 use crate::pool::{Pool, PoolBuilder};
@@ -143,7 +144,8 @@ impl Builder {
     /// # Errors
     ///
     /// [`ErrorKind::InvalidConfig`] for a pool given together with pool
-    /// settings, or a bad ring size or buffer count; [`ErrorKind::Io`] if
+    /// settings, a bad ring size or buffer count, or an `io_spin` over 1 s;
+    /// [`ErrorKind::Io`] if
     /// io_uring cannot be set up; the pool's own errors.
     pub fn build(self) -> Result<Runtime, Error> {
         if self.pool.is_some() && self.pool_builder.is_some() {
@@ -153,6 +155,7 @@ impl Builder {
                  (which configure a pool of the runtime's own) cannot be",
             ));
         }
+        check_spin("runtime builder: io_spin", Some(self.io_spin))?;
         if !self.entries.is_power_of_two() || self.entries > 32768 {
             return Err(Error::new(
                 ErrorKind::InvalidConfig,
