@@ -1052,6 +1052,62 @@ fn a_panicking_destructor_is_the_tasks_panic() {
     assert_eq!(dropped.load(Ordering::SeqCst), 4);
 }
 
+/// A read polled under a waker that panics when woken: the panic leaves
+/// `block_on`, and every other completion of that turn (eight reads, on
+/// single-shot and multishot runtimes alike) still reaches its task; the
+/// read itself is there when polled again, and its stream reads on.
+#[test]
+fn a_panicking_io_waker_loses_no_other_completion() {
+    let _w = watchdog("a_panicking_io_waker_loses_no_other_completion");
+    struct Panicky;
+    impl std::task::Wake for Panicky {
+        fn wake(self: Arc<Self>) {
+            panic!("an I/O waker panicked");
+        }
+    }
+    for multishot in [false, true] {
+        let rt = Runtime::builder()
+            .workers(1)
+            .multishot(multishot)
+            .build()
+            .unwrap();
+        let (bad_stream, mut bad_peer) = connected(&rt);
+        let mut bad = Box::pin(bad_stream.read(vec![0u8; 8]));
+        let waker = std::task::Waker::from(Arc::new(Panicky));
+        rt.block_on(async {
+            let mut cx = Context::from_waker(&waker);
+            assert!(bad.as_mut().poll(&mut cx).is_pending());
+        });
+        let mut peers = Vec::new();
+        let mut readers = Vec::new();
+        for _ in 0..8 {
+            let (s, p) = connected(&rt);
+            peers.push(p);
+            readers.push(rt.spawn(async move { s.read(vec![0u8; 8]).await.0.unwrap() }));
+        }
+        // One turn: the reads are armed.
+        rt.block_on(sleep(Duration::from_millis(5)));
+        // The bad read's bytes first, then the others', all before the next turn.
+        bad_peer.write_all(b"x").unwrap();
+        for p in &mut peers {
+            p.write_all(b"y").unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        let msg = panic_message(|| rt.block_on(sleep(Duration::from_millis(50))));
+        assert!(msg.contains("an I/O waker panicked"), "{msg}");
+        for r in readers {
+            assert_eq!(rt.block_on(r).unwrap(), 1, "multishot {multishot}");
+        }
+        // The stream whose waker panicked has lost nothing either, and its
+        // multishot receive (if any) is still armed.
+        let (r, b) = rt.block_on(bad);
+        assert_eq!(&b[..r.unwrap()], b"x");
+        bad_peer.write_all(b"z").unwrap();
+        let (r, b) = rt.block_on(bad_stream.read(vec![0u8; 8]));
+        assert_eq!(&b[..r.unwrap()], b"z");
+    }
+}
+
 /// Durations too long for an `Instant` wait "for ever" instead of
 /// panicking; an interval that falls behind skips to the next multiple.
 #[test]

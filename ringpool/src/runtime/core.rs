@@ -69,8 +69,10 @@ pub(crate) struct Core {
     closed: Cell<bool>,
     in_block_on: Cell<bool>,
     pub(crate) stats: Counters,
-    /// CQEs of one turn (kept to reuse its allocation).
-    cqes: RefCell<Vec<cqueue::Entry>>,
+    /// CQEs taken off the ring and not dispatched yet: those after one
+    /// whose waker panicked wait here for the next reap (its allocation is
+    /// reused).
+    cqes: RefCell<VecDeque<cqueue::Entry>>,
     /// `Builder::io_spin` (zero: never poll for I/O), and the current,
     /// adaptive budget.
     io_spin: Duration,
@@ -117,7 +119,7 @@ impl Core {
             closed: Cell::new(false),
             in_block_on: Cell::new(false),
             stats: Counters::default(),
-            cqes: RefCell::new(Vec::new()),
+            cqes: RefCell::new(VecDeque::new()),
             io_spin,
             io_spin_budget: Cell::new(io_spin),
         }
@@ -343,8 +345,9 @@ impl Core {
     /// dispatch every CQE, fire due timers and take in remote wakes.
     fn turn(&self, busy: bool) {
         self.stats.turns.set(self.stats.turns.get() + 1);
-        // Slots freed by tasks that took their results since the last turn.
-        let busy = self.wake_room_waiters() || busy;
+        // Slots freed by tasks that took their results since the last turn;
+        // CQEs left by a reap that a waker's panic cut short.
+        let busy = self.wake_room_waiters() || busy || !self.cqes.borrow().is_empty();
         if self.rearm_eventfd.replace(false) {
             if let Signal::EventFd(fd) = &self.remote.signal {
                 let sqe = opcode::PollAdd::new(types::Fd(fd.as_raw_fd()), libc::POLLIN as u32)
@@ -489,9 +492,16 @@ impl Core {
 
     /// Dispatches every CQE on the ring.
     pub(crate) fn reap(&self) {
-        let mut cqes = std::mem::take(&mut *self.cqes.borrow_mut());
-        cqes.extend(self.ring.borrow_mut().completion());
-        for cqe in cqes.drain(..) {
+        // All of the CQ at once (its room is the kernel's), then one at a
+        // time: a waker that panics unwinds out of this loop with the CQEs
+        // after its own still queued, in order, for the next reap.
+        self.cqes
+            .borrow_mut()
+            .extend(self.ring.borrow_mut().completion());
+        loop {
+            let Some(cqe) = self.cqes.borrow_mut().pop_front() else {
+                break;
+            };
             if let Some(lp) = self.lp.borrow_mut().as_mut() {
                 if lp.handle_cqe(&cqe) {
                     continue;
@@ -499,7 +509,6 @@ impl Core {
             }
             self.dispatch(cqe.user_data(), cqe.result(), cqe.flags());
         }
-        *self.cqes.borrow_mut() = cqes;
     }
 
     fn dispatch(&self, user_data: u64, res: i32, flags: u32) {
@@ -521,10 +530,30 @@ impl Core {
             Action::None => {}
             Action::Wake(w) => w.wake(),
             Action::Orphan(f, res, flags) => f(res, flags),
-            Action::Multi(mut h, res, flags, more) => {
-                h(res, flags);
-                if more {
-                    self.ops.borrow_mut().put_back(user_data, h);
+            Action::Multi(h, res, flags, more) => {
+                // Back in its slot even if a waker it calls panics: the
+                // request stays armed in the kernel, and the handler owns
+                // what it uses (the fd among them).
+                struct PutBack<'a> {
+                    ops: &'a RefCell<Ops>,
+                    user_data: u64,
+                    handler: Option<op::Handler>,
+                }
+                impl Drop for PutBack<'_> {
+                    fn drop(&mut self) {
+                        if let Some(h) = self.handler.take() {
+                            self.ops.borrow_mut().put_back(self.user_data, h);
+                        }
+                    }
+                }
+                let mut back = PutBack {
+                    ops: &self.ops,
+                    user_data,
+                    handler: Some(h),
+                };
+                (back.handler.as_mut().expect("set above"))(res, flags);
+                if !more {
+                    back.handler = None;
                 }
             }
         }

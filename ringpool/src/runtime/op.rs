@@ -29,7 +29,8 @@ pub(crate) const CANCEL_USER_DATA: u64 = 1 << 47 | 2;
 const GEN_MASK: u32 = 0x7fff;
 
 type Orphan = Box<dyn FnOnce(i32, u32)>;
-type Handler = Box<dyn FnMut(i32, u32)>;
+/// A multishot request's CQE handler.
+pub(crate) type Handler = Box<dyn FnMut(i32, u32)>;
 
 enum Slot {
     Free,
