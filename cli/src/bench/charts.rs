@@ -26,7 +26,8 @@ pub fn draw(
     contenders: &[Contender],
     r: &Results,
 ) -> Result<Vec<PathBuf>, Box<dyn Error>> {
-    std::fs::create_dir_all(dir)?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("cannot create the chart directory {}: {e}", dir.display()))?;
     let mut files = Vec::new();
     let mut workers: Vec<usize> = r.ping_pong.iter().map(|p| p.workers).collect();
     workers.extend(r.throughput.iter().map(|t| t.workers));

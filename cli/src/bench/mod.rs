@@ -247,6 +247,19 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
         }
         return Ok(());
     }
+    // Where the results go is checked before minutes of measuring, not after.
+    let to_stdout = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-");
+    let json_file = match &args.json {
+        Some(path) if !to_stdout => Some(
+            std::fs::File::create(path)
+                .map_err(|e| format!("cannot create {}: {e}", path.display()))?,
+        ),
+        _ => None,
+    };
+    if let Some(dir) = &args.svg_dir {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create the chart directory {}: {e}", dir.display()))?;
+    }
     let runs = |s: Section| sections.contains(&s);
     let started = Instant::now();
     let machine_at_start = cpu::MachineSnap::now();
@@ -436,7 +449,6 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
         &targets,
         elapsed,
     );
-    let to_stdout = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-");
     // With the JSON on stdout, everything else goes to stderr.
     let say = |text: &str| {
         if to_stdout {
@@ -467,10 +479,9 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn Error>> {
             let mut out = std::io::stdout().lock();
             serde_json::to_writer_pretty(&mut out, &doc)?;
             writeln!(out)?;
-        } else {
-            let file = std::fs::File::create(path)
-                .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-            serde_json::to_writer_pretty(std::io::BufWriter::new(file), &doc)?;
+        } else if let Some(file) = json_file {
+            serde_json::to_writer_pretty(std::io::BufWriter::new(file), &doc)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             println!("json: {}", path.display());
         }
     }
