@@ -449,9 +449,10 @@ fn the_password_hash_is_configurable_and_checked() {
 }
 
 /// Bad thread counts are refused before anything starts, with the flag's
-/// name (100,000 rings once made the process abort, out of memory maps).
+/// name (100,000 rings once made the process abort, out of memory maps);
+/// an address in use is named.
 #[test]
-fn bad_thread_counts_are_refused() {
+fn bad_thread_counts_and_a_taken_address_are_refused() {
     for args in [
         ["--rings", "0"],
         ["--rings", "100000"],
@@ -470,6 +471,16 @@ fn bad_thread_counts_are_refused() {
             "{args:?}: {err}"
         );
     }
+    // An address in use: the error says which.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_ringpool"))
+        .args(["serve", "--addr", addr.as_str()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&addr) && err.contains("in use"), "{err}");
 }
 
 /// A connection's jobs reuse the buffers they carry to the pool: answers

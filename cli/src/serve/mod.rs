@@ -161,7 +161,8 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
     // any thread starts, and port 0 resolves to one port every ring shares:
     // the first ring thread to start takes it over, the others bind its port
     // (SO_REUSEPORT).
-    let first = crate::listen::std_listener(args.addr, true, 1024)?;
+    let first = crate::listen::std_listener(args.addr, true, 1024)
+        .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
     let addr = first.local_addr()?;
     tracing_line(&args, addr, &pool);
     let first = Arc::new(std::sync::Mutex::new(Some(first)));
