@@ -983,6 +983,21 @@ fn futures_moved_to_another_runtime() {
     });
     let msg = panic_message(|| drop(b.block_on(job)));
     assert!(msg.contains("an offload in flight"), "{msg}");
+    // An offload still waiting for room in `d` (its one slot taken): not
+    // queued yet, so it queues in the runtime that polls it next.
+    let d = Runtime::builder()
+        .pool_builder(Pool::builder().workers(1).max_in_flight(1))
+        .build()
+        .unwrap();
+    let mut first = Box::pin(offload(|| std::thread::sleep(Duration::from_millis(50))));
+    let mut second = Box::pin(offload(|| 2u8));
+    d.block_on(async {
+        assert!(!poll_once(&mut first).await);
+        assert!(!poll_once(&mut second).await, "no room for it");
+    });
+    assert_eq!(b.block_on(second).unwrap(), 2);
+    d.block_on(first).unwrap();
+    drop(d);
     // An operation whose buffer is in the kernel (a single-shot read).
     let c = single_shot_rt();
     let (stream2, _peer2) = connected(&c);

@@ -64,8 +64,9 @@
 //! through. Used inside another runtime's `block_on` on the same thread,
 //! or outside any, a socket's call fails with an [`io::Error`](std::io::Error)
 //! and an unfinished task's [`JoinHandle`] with a [`JoinError`], at once
-//! rather than waiting for ever; a [`time::sleep`] moves its timer to the
-//! runtime polling it. An I/O operation or an [`offload`] already in
+//! rather than waiting for ever; a [`time::sleep`], and an [`offload`]
+//! still waiting for room, move to the runtime polling them. An I/O
+//! operation or an [`offload`] already in
 //! flight there panics instead, with a message that says so: its buffer or
 //! its job cannot be handed back before its own runtime reaps it. The
 //! unwind drops it as any drop does (cancelled, nothing freed under the

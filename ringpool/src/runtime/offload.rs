@@ -75,7 +75,12 @@ where
     #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        if this.core.is_none() {
+        // Bound to the runtime that polls it while the job is not queued
+        // yet: first poll, or waiting for room (then moved to another
+        // runtime, it queues there instead of on a ring nobody turns).
+        if matches!(this.state, State::Idle(_))
+            && !this.core.as_deref().is_some_and(context::is_current)
+        {
             this.core = context::current();
         }
         let Some(core) = &this.core else {
