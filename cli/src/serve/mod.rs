@@ -264,8 +264,9 @@ pub(crate) async fn serve_on(
             Ok::<(), std::io::Error>(())
         })
     };
-    // Until told to stop, or until the listener broke (the ring then
-    // drains, and its error ends the process with a failure).
+    // Until told to stop, or until the listener broke: the ring then tells
+    // every ring to stop (below), they drain, and its error ends the
+    // process with a failure.
     while !stop.load(Ordering::SeqCst) && !accept.is_finished() {
         sleep(Duration::from_millis(50)).await;
     }
@@ -273,6 +274,9 @@ pub(crate) async fn serve_on(
     // New connections are refused from here: the listener goes.
     accept.abort();
     let accepted = accept.await;
+    if matches!(accepted, Ok(Err(_))) {
+        stop.store(true, Ordering::SeqCst);
+    }
     let deadline = Instant::now() + shared.request.max(Duration::from_secs(1));
     while shared.conns.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
         sleep(Duration::from_millis(10)).await;

@@ -1,6 +1,6 @@
 //! The accept loop's end: a listener that breaks ends its ring with the
-//! error (the process then fails) instead of leaving a server that no
-//! longer accepts and says nothing.
+//! error and stops the other rings (the process then fails) instead of
+//! leaving a server that no longer accepts and says nothing.
 
 use super::alloc_free::Serve;
 use super::{build_pool, serve_on, Shared};
@@ -40,4 +40,6 @@ fn a_broken_listener_ends_the_ring_with_its_error() {
     let e = served.expect_err("the ring reports the broken listener");
     assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "{e}");
     assert!(t0.elapsed() < Duration::from_secs(9));
+    // And it told the other rings to stop.
+    assert!(STOP.load(std::sync::atomic::Ordering::SeqCst));
 }
