@@ -86,12 +86,10 @@ impl RingpoolTimer {
 
 impl hyper::rt::Timer for RingpoolTimer {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        let now = Instant::now();
-        // Far enough for "never" when `duration` does not fit.
-        let deadline = now
-            .checked_add(duration)
-            .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400));
-        self.sleep_until(deadline)
+        // ringpool's own deadline for `duration` (saturated when it does
+        // not fit an `Instant`); the sleep itself is never polled, so it
+        // registers nothing.
+        self.sleep_until(ringpool::runtime::time::sleep(duration).deadline())
     }
 
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {

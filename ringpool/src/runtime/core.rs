@@ -160,17 +160,17 @@ impl Core {
         .await
     }
 
-    /// Panics unless this runtime is the one running on this thread: for a
-    /// future whose operation is in flight on this ring (its resources may
-    /// still be in the kernel, so it can neither complete elsewhere nor
-    /// give them back with an error).
+    /// Panics, for a future whose operation is in flight on this ring and
+    /// that was polled while this runtime is not the one running on the
+    /// thread: its resources may still be in the kernel (or with a
+    /// worker), so it can neither complete elsewhere nor give them back
+    /// with an error.
     #[track_caller]
-    pub(crate) fn assert_current(&self, what: &str) {
-        assert!(
-            context::is_current(self),
+    pub(crate) fn polled_elsewhere(&self, what: &str) -> ! {
+        panic!(
             "ringpool runtime: {what} in flight on one runtime was polled inside another \
              (or outside any); await it inside the block_on of the runtime that started it"
-        );
+        )
     }
 
     /// Queues `sqe`, submitting first if the SQ is full.

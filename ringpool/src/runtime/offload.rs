@@ -124,7 +124,7 @@ where
                             // runtime's ring. The unwind releases the loop
                             // handle's borrow, then drops `self`, which gives
                             // the job up as any drop does.
-                            core.assert_current("an offload");
+                            core.polled_elsewhere("an offload");
                         }
                         Poll::Pending
                     }

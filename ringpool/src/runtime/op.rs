@@ -284,8 +284,7 @@ impl<T: Resources> Future for Op<T> {
                 // resources cannot be handed back before that (an error
                 // would need them).
                 drop(ops);
-                self.core.assert_current("an I/O operation");
-                unreachable!("assert_current returned off its runtime")
+                self.core.polled_elsewhere("an I/O operation")
             }
             Slot::Waiting(w) => {
                 match w {

@@ -456,24 +456,12 @@ impl<F: Future> Drop for Spawned<F> {
         // Dropped unfinished: the runtime shut down. A panic of the
         // future's destructor is the task's outcome, not the shutdown's:
         // the shutdown goes on to cancel and wait for every operation.
+        // (No output is set while the future is there: `finish` drops it
+        // first.)
         if self.future.is_some() {
-            let panicked = self.drop_future();
-            let waker = {
-                let mut j = self.join.borrow_mut();
-                if j.output.is_none() {
-                    j.output = Some(Err(JoinError {
-                        repr: match panicked {
-                            Some(p) => Repr::Panicked(p),
-                            None => Repr::RuntimeGone,
-                        },
-                    }));
-                }
-                j.header = None;
-                j.waker.take()
-            };
-            if let Some(w) = waker {
-                w.wake();
-            }
+            self.finish(Err(JoinError {
+                repr: Repr::RuntimeGone,
+            }));
         }
     }
 }

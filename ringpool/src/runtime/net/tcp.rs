@@ -130,32 +130,12 @@ impl TcpListener {
             inner.core.check_open()?;
             if inner.core.features.multishot_accept {
                 inner.arm()?;
-                inner
-                    .core
-                    .wait_until(|cx| {
-                        let mut a = inner.accepted.borrow_mut();
-                        if !a.conns.is_empty() || a.armed.is_none() {
-                            return Poll::Ready(());
-                        }
-                        a.waker = Some(cx.waker().clone());
-                        Poll::Pending
-                    })
-                    .await?;
+                inner.wait_accepted(|a| a.armed.is_none()).await?;
                 continue;
             }
             if inner.accepted.borrow().orphans > 0 {
                 // A dropped accept is still in flight; its connection comes first.
-                inner
-                    .core
-                    .wait_until(|cx| {
-                        let mut a = inner.accepted.borrow_mut();
-                        if !a.conns.is_empty() || a.orphans == 0 {
-                            return Poll::Ready(());
-                        }
-                        a.waker = Some(cx.waker().clone());
-                        Poll::Pending
-                    })
-                    .await?;
+                inner.wait_accepted(|a| a.orphans == 0).await?;
                 continue;
             }
             let sqe = opcode::Accept::new(
@@ -182,6 +162,21 @@ impl TcpListener {
 }
 
 impl ListenerInner {
+    /// Waits until a connection is queued or `done` holds of the accept
+    /// state (an error instead if this runtime stops being the one turning).
+    async fn wait_accepted(&self, done: impl Fn(&Accepted) -> bool) -> io::Result<()> {
+        self.core
+            .wait_until(|cx| {
+                let mut a = self.accepted.borrow_mut();
+                if !a.conns.is_empty() || done(&a) {
+                    return Poll::Ready(());
+                }
+                a.waker = Some(cx.waker().clone());
+                Poll::Pending
+            })
+            .await
+    }
+
     /// Arms the multishot accept if it is not.
     fn arm(self: &Rc<Self>) -> io::Result<()> {
         if self.accepted.borrow().armed.is_some() {
