@@ -16,6 +16,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
+use std::marker::PhantomData;
 use std::os::fd::AsRawFd;
 use std::pin::pin;
 use std::rc::Rc;
@@ -40,6 +41,32 @@ pub(crate) struct Features {
 /// its index half would need `u32::MAX` tasks at once.
 const NOT_POLLING: u64 = u64::MAX;
 
+/// Marks a spawned task as the one being polled ([`Core::polling`] and
+/// [`Core::polling_waker`]) until it drops, by return or unwind.
+struct Polling<'a> {
+    core: &'a Core,
+    /// The waker whose address `polling_waker` holds outlives the guard.
+    _waker: PhantomData<&'a Rc<Waker>>,
+}
+
+impl<'a> Polling<'a> {
+    fn start(core: &'a Core, key: TaskKey, waker: &'a Rc<Waker>) -> Polling<'a> {
+        core.polling.set(key.token());
+        core.polling_waker.set(Rc::as_ptr(waker));
+        Polling {
+            core,
+            _waker: PhantomData,
+        }
+    }
+}
+
+impl Drop for Polling<'_> {
+    fn drop(&mut self) {
+        self.core.polling.set(NOT_POLLING);
+        self.core.polling_waker.set(std::ptr::null());
+    }
+}
+
 /// A runtime's state. Shared (`Rc`) by the runtime, its tasks' futures and
 /// its sockets; it never leaves its thread.
 pub(crate) struct Core {
@@ -52,12 +79,14 @@ pub(crate) struct Core {
     tasks: RefCell<Tasks>,
     pub(crate) ready: RefCell<VecDeque<Ready>>,
     /// The token of the spawned task being polled ([`TaskKey::token`]), or
-    /// [`NOT_POLLING`], and (below) that task's own waker, which the poll's
-    /// context lends. Two plain cells, each set and cleared around every
-    /// poll: a pair of the two, moved through the stack, cost a
-    /// store-forwarding stall per poll.
+    /// [`NOT_POLLING`], and (below) the address of that task's own waker,
+    /// which the poll's context lends, or null. Two plain cells, each set
+    /// and cleared around every poll (by [`Polling`], also on unwind): a
+    /// pair of the two, moved through the stack, cost a store-forwarding
+    /// stall per poll. The address is only read while it is not null, so
+    /// during the poll, while `run_task` holds the waker's `Rc`.
     polling: Cell<u64>,
-    polling_waker: RefCell<Option<Rc<Waker>>>,
+    polling_waker: Cell<*const Waker>,
     pub(crate) remote: Arc<Remote>,
     /// The provided buffers multishot receives use (None: plain reads).
     pub(crate) bufs: Option<Rc<BufRing>>,
@@ -110,7 +139,7 @@ impl Core {
             tasks: RefCell::new(Tasks::default()),
             ready: RefCell::new(VecDeque::new()),
             polling: Cell::new(NOT_POLLING),
-            polling_waker: RefCell::new(None),
+            polling_waker: Cell::new(std::ptr::null()),
             remote,
             bufs,
             features,
@@ -253,9 +282,25 @@ impl Core {
     /// waker, another runtime's).
     #[inline]
     pub(crate) fn waking<'a>(&self, waker: &'a Waker) -> Waking<'a> {
-        match &*self.polling_waker.borrow() {
-            Some(own) if own.will_wake(waker) => Waking::Local(self.polling.get()),
-            _ => Waking::Waker(waker),
+        let own = self.polling_waker.get();
+        // The poll's own context lends exactly this waker: no need to look
+        // at it.
+        if std::ptr::eq(own, waker) {
+            return Waking::Local(self.polling.get());
+        }
+        if own.is_null() {
+            return Waking::Waker(waker);
+        }
+        // SAFETY: `polling_waker` is not null only during a poll of
+        // `run_task`, which set it to the address of the task's waker inside
+        // the `Rc` it holds until after that poll, and whose `Polling` guard
+        // resets it to null when the poll ends, by return or unwind. `Core`
+        // never leaves its thread, so this call runs during that poll.
+        let own = unsafe { &*own };
+        if own.will_wake(waker) {
+            Waking::Local(self.polling.get())
+        } else {
+            Waking::Waker(waker)
         }
     }
 
@@ -317,20 +362,16 @@ impl Core {
             return; // a stale wake of a finished task
         };
         self.stats.polls.set(self.stats.polls.get() + 1);
-        self.polling.set(key.token());
-        *self.polling_waker.borrow_mut() = Some(waker);
         let r = {
-            // Shared with `waking`, which the task's `offload`s call.
-            let own = self.polling_waker.borrow();
-            let mut cx = Context::from_waker(own.as_ref().expect("set above"));
+            // Shared with `waking`, which the task's `offload`s call. The
+            // guard drops before `waker` does.
+            let _polling = Polling::start(self, key, &waker);
+            let mut cx = Context::from_waker(&waker);
             // A spawned task's future catches its own panics
-            // (`task::Spawned`), so this poll returns. (Were it to unwind,
-            // the token and waker left behind would still only ever name
-            // their own task: `waking` checks the waker against it.)
+            // (`task::Spawned`), so this poll returns; were it to unwind,
+            // the guard still clears the two cells.
             future.as_mut().poll(&mut cx)
         };
-        self.polling.set(NOT_POLLING);
-        *self.polling_waker.borrow_mut() = None;
         match r {
             Poll::Pending => self.tasks.borrow_mut().put_back(key, future),
             Poll::Ready(()) => {

@@ -119,7 +119,9 @@ pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = ()>>>;
 
 /// One spawned task in the runtime's table.
 pub(crate) struct Task {
-    pub(crate) header: Arc<Header>,
+    /// Its name (also in the header, which its waker holds: kept here so
+    /// that a lookup compares it without reading the header's allocation).
+    key: TaskKey,
     /// Its waker, made once; a poll borrows it through a cheap `Rc` clone
     /// instead of an atomic reference count per poll.
     pub(crate) waker: Rc<Waker>,
@@ -155,7 +157,7 @@ impl Tasks {
         self.next_generation = self.next_generation.wrapping_add(1);
         let header = Header::new(key, remote.clone());
         self.slots[index as usize] = Some(Task {
-            header: header.clone(),
+            key,
             waker: Rc::new(Waker::from(header.clone())),
             future: Some(future),
             local_queued: false,
@@ -168,7 +170,7 @@ impl Tasks {
     /// finished one).
     fn get_mut(&mut self, key: TaskKey) -> Option<&mut Task> {
         let task = self.slots.get_mut(key.index as usize)?.as_mut()?;
-        (task.header.key == key).then_some(task)
+        (task.key == key).then_some(task)
     }
 
     /// Takes the future of the task `key` names out to be polled, if it is
