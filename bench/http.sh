@@ -6,6 +6,7 @@
 #   bash bench/http.sh --smoke          # CI: 2 s, /health only, every contender
 #   SECS=20 WORKERS=2 bash bench/http.sh --out results.txt
 #   SCENARIOS="isolation" HANDOFFS="auto pipe" PEERS="hyper-blocking" bash bench/http.sh
+#   NICES="10 5" HANDOFFS=auto PEERS=hyper-inline bash bench/http.sh   # --worker-nice
 #
 # Each contender's server runs pinned to CPU 1 (taskset -c 1), the load generator on
 # CPU 0, except the one "unpinned" run. Scenarios:
@@ -29,7 +30,7 @@ while [[ $# -gt 0 ]]; do
     case "$1" in
         --smoke) SMOKE=1 ;;
         --out) OUT="$2"; shift ;;
-        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
         *) echo "http.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -77,13 +78,22 @@ for p in $PEERS; do
 done
 # ringpool serve: one contender per handoff in $HANDOFFS.
 HANDOFFS="${HANDOFFS:-auto}"   # e.g. "auto msg-ring+per-job pipe condvar" (the question's and the answer's designs)
+# NICES: also run each handoff with these `--worker-nice` values (default: only
+# serve's own default), e.g. NICES="10 5 0".
+NICES="${NICES:-}"
 if "$BIN/ringpool" serve --help >/dev/null 2>&1; then
     for h in $HANDOFFS; do
         # `X+per-job`: handoff X with one announcement per job (the answer's design).
         case $h in
-            *+per-job) CONTENDERS+=("ringpool-$h|$BIN/ringpool serve --addr 127.0.0.1:PORT --workers $WORKERS --handoff ${h%+per-job} --announce per-job") ;;
-            *) CONTENDERS+=("ringpool-$h|$BIN/ringpool serve --addr 127.0.0.1:PORT --workers $WORKERS --handoff $h") ;;
+            *+per-job) base="--handoff ${h%+per-job} --announce per-job" ;;
+            *) base="--handoff $h" ;;
         esac
+        if [[ -z "$NICES" ]]; then
+            CONTENDERS+=("ringpool-$h|$BIN/ringpool serve --addr 127.0.0.1:PORT --workers $WORKERS $base")
+        fi
+        for n in $NICES; do
+            CONTENDERS+=("ringpool-$h-nice$n|$BIN/ringpool serve --addr 127.0.0.1:PORT --workers $WORKERS $base --worker-nice $n")
+        done
     done
 else
     log "skipping ringpool serve: '$BIN/ringpool serve --help' fails (not built yet)"

@@ -40,10 +40,11 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
     let mut conn = Conn::new(shared.limits);
     let mut out = Vec::with_capacity(4096);
-    // A job's copy of the body and its answer's body: they go to the pool
-    // and come back with the result, so a connection's jobs reuse them (up
-    // to `KEEP_JOB_BUF` each: an idle connection does not hold on to the
-    // room of one big request).
+    // A job's body buffer (the input buffer it was received in) and its
+    // answer's body: they go to the pool and come back with the result, so
+    // a connection's jobs reuse them (up to `KEEP_JOB_BUF` each: an idle
+    // connection does not hold on to the room of one big request). The body
+    // buffer becomes the connection's input buffer at the next job.
     let mut job_bufs = (Vec::new(), Vec::new());
     loop {
         // Answer everything buffered (pipelining), then write once.
@@ -71,13 +72,16 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
                         }
                         continue;
                     };
-                    let (mut body, mut answer) = std::mem::take(&mut job_bufs);
-                    body.clear();
-                    body.extend_from_slice(req.body);
+                    let (spare, mut answer) = std::mem::take(&mut job_bufs);
+                    // The body goes to the pool where it was received: the
+                    // connection's input buffer, or its de-chunked body
+                    // (no copy); a spare buffer takes its place.
+                    let (body, range) = conn.take_body(spare);
                     shared.stats.job_started();
                     let password = shared.password;
                     let done = offload(move || {
-                        let (status, content_type) = job.run_into(&body, password, &mut answer);
+                        let (status, content_type) =
+                            job.run_into(&body[range], password, &mut answer);
                         (status, content_type, body, answer)
                     })
                     .await;

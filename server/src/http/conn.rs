@@ -222,6 +222,20 @@ pub struct Conn {
     /// The current request's de-chunked body (reused).
     body: Vec<u8>,
     head: Head,
+    /// Where the body of the request `poll` returned last is, for
+    /// [`take_body`](Conn::take_body); reset by every `poll`.
+    last_body: LastBody,
+}
+
+/// Where the body of the last [`Event::Request`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LastBody {
+    /// No request since the last `poll`, or its body was taken.
+    None,
+    /// `buf[start..start + len]`, already consumed.
+    Input { start: usize, len: usize },
+    /// `body`, de-chunked.
+    Decoded,
 }
 
 impl Conn {
@@ -241,6 +255,7 @@ impl Conn {
                 keep_alive: true,
                 expect_continue: false,
             },
+            last_body: LastBody::None,
         }
     }
 
@@ -318,6 +333,7 @@ impl Conn {
 
     /// Parses what is buffered: the next request, or what the driver must do first.
     pub fn poll(&mut self) -> Event<'_> {
+        self.last_body = LastBody::None;
         let step = loop {
             match self.step() {
                 Step::Again => continue,
@@ -333,8 +349,64 @@ impl Conn {
                 Event::Error { status }
             }
             Step::Closed => Event::Closed,
-            Step::Input { start, len } => self.request(&self.buf[start..start + len]),
-            Step::Decoded => self.request(&self.body),
+            Step::Input { start, len } => {
+                self.last_body = LastBody::Input { start, len };
+                self.request(&self.buf[start..start + len])
+            }
+            Step::Decoded => {
+                self.last_body = LastBody::Decoded;
+                self.request(&self.body)
+            }
+        }
+    }
+
+    /// Moves the body of the request the last [`poll`](Conn::poll) returned out of the
+    /// connection without copying it (to hand it to another thread, say): returns a
+    /// buffer and the body's range in it. `spare` takes the buffer's place in the
+    /// connection; its contents do not matter, and a buffer an earlier call returned
+    /// makes the next one free of allocation and zeroing.
+    ///
+    /// A body of `Content-Length` bytes leaves with the whole input buffer: the bytes
+    /// received after it (pipelined requests) are copied into `spare`, usually none.
+    /// A chunked body leaves with the buffer it was de-chunked into. With no body to
+    /// take (the last `poll` returned no request, or this was called already), `spare`
+    /// comes back with an empty range.
+    ///
+    /// ```
+    /// use ringpool_server::http::{Conn, Event, Limits};
+    ///
+    /// let mut conn = Conn::new(Limits::default());
+    /// conn.push(b"POST /hash HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /health HTTP/1.1\r\n\r\n");
+    /// let Event::Request(req) = conn.poll() else { panic!() };
+    /// assert_eq!(req.body, b"hello");
+    /// let (buf, range) = conn.take_body(Vec::new());
+    /// assert_eq!(&buf[range], b"hello");
+    /// let Event::Request(req) = conn.poll() else { panic!() };
+    /// assert_eq!(req.target, "/health");
+    /// ```
+    pub fn take_body(&mut self, mut spare: Vec<u8>) -> (Vec<u8>, std::ops::Range<usize>) {
+        match std::mem::replace(&mut self.last_body, LastBody::None) {
+            LastBody::None => (spare, 0..0),
+            LastBody::Decoded => {
+                spare.clear();
+                let body = std::mem::replace(&mut self.body, spare);
+                let len = body.len();
+                (body, 0..len)
+            }
+            LastBody::Input { start, len } => {
+                // The new input buffer keeps the invariant: its length is its zeroed
+                // size, with room to read into after what is buffered.
+                let rest = self.end - self.start;
+                let need = (2 * MIN_READ).max(rest + MIN_READ);
+                if spare.len() < need {
+                    spare.resize(need, 0);
+                }
+                spare[..rest].copy_from_slice(&self.buf[self.start..self.end]);
+                let buf = std::mem::replace(&mut self.buf, spare);
+                self.start = 0;
+                self.end = rest;
+                (buf, start..start + len)
+            }
         }
     }
 

@@ -528,3 +528,87 @@ fn an_idle_connection_gives_back_a_grown_buffer() {
     let _ = conn.read_buf();
     assert_eq!(conn.buf.as_ptr(), before, "a small buffer was reallocated");
 }
+
+#[test]
+fn take_body_moves_a_length_body_and_keeps_what_follows() {
+    let mut conn = Conn::new(Limits::default());
+    // The second request arrives in part: its head, half its body.
+    conn.push(b"POST /hash HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloPOST /hash HTTP/1.1\r\nContent-Length: 6\r\n\r\nwor");
+    let Event::Request(req) = conn.poll() else {
+        panic!("the first request is complete")
+    };
+    assert_eq!(req.body, b"hello");
+    let (first, range) = conn.take_body(Vec::new());
+    assert_eq!(&first[range], b"hello");
+    assert_eq!(conn.poll(), Event::NeedMore);
+    conn.push(b"ld!");
+    let Event::Request(req) = conn.poll() else {
+        panic!("the second request is complete")
+    };
+    assert_eq!(req.body, b"world!");
+    // The first request's buffer goes back in as the spare.
+    let (second, range) = conn.take_body(first);
+    assert_eq!(&second[range], b"world!");
+    assert_eq!(conn.poll(), Event::NeedMore);
+    assert_eq!(conn.phase(), Phase::Idle);
+}
+
+#[test]
+fn take_body_moves_a_chunked_body() {
+    let mut conn = Conn::new(Limits::default());
+    conn.push(b"POST /hash HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\nGET /health HTTP/1.1\r\n\r\n");
+    let Event::Request(req) = conn.poll() else {
+        panic!("the chunked request is complete")
+    };
+    assert_eq!(req.body, b"abcde");
+    let (body, range) = conn.take_body(vec![7; 3]);
+    assert_eq!(&body[range], b"abcde");
+    let Event::Request(req) = conn.poll() else {
+        panic!("the next request follows")
+    };
+    assert_eq!((req.target, req.body), ("/health", &b""[..]));
+}
+
+#[test]
+fn take_body_without_a_body_gives_the_spare_back() {
+    let mut conn = Conn::new(Limits::default());
+    let (spare, range) = conn.take_body(vec![1, 2, 3]);
+    assert_eq!((spare, range), (vec![1, 2, 3], 0..0));
+    conn.push(b"POST /hash HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi");
+    assert!(matches!(conn.poll(), Event::Request(_)));
+    let (body, range) = conn.take_body(Vec::new());
+    assert_eq!(&body[range], b"hi");
+    // Taken once: a second call has nothing to take.
+    let (spare, range) = conn.take_body(vec![9]);
+    assert_eq!((spare, range), (vec![9], 0..0));
+    // Nor after a poll that returned no request.
+    assert_eq!(conn.poll(), Event::NeedMore);
+    assert_eq!(conn.take_body(Vec::new()).1, 0..0);
+}
+
+#[test]
+fn taken_bodies_reuse_their_buffers() {
+    let mut conn = Conn::new(Limits::default());
+    let mut spare = Vec::new();
+    for i in 0..1000usize {
+        let body = vec![(i % 251) as u8; 1 + i * 37 % 20_000];
+        let mut msg = format!(
+            "POST /hash HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        msg.extend_from_slice(&body);
+        // Arrives in pieces, as reads do.
+        for piece in msg.chunks(3000) {
+            conn.push(piece);
+        }
+        let Event::Request(req) = conn.poll() else {
+            panic!("request {i} is complete")
+        };
+        assert_eq!(req.body.len(), body.len());
+        let (buf, range) = conn.take_body(std::mem::take(&mut spare));
+        assert_eq!(&buf[range], &body[..], "request {i}");
+        spare = buf;
+        assert_eq!(conn.poll(), Event::NeedMore);
+    }
+}
