@@ -30,6 +30,9 @@ pub enum Contender {
     /// Floor: a batched SPSC ring each way (cached indices, one publish
     /// per batch), both sides busy-spin.
     SpscSpin,
+    /// Floor: the same rings carrying cell indices, each job in a 128-byte
+    /// cell as in ringpool's slab (what the cells' transfers cost).
+    SpscCells,
     /// Floor: raw futex(2) wait/wake both ways (depth 1 only).
     FutexPingPong,
 }
@@ -53,6 +56,7 @@ impl Contender {
             Contender::StdMpsc,
             Contender::SpinPingPong,
             Contender::SpscSpin,
+            Contender::SpscCells,
             Contender::FutexPingPong,
         ]);
         v
@@ -71,6 +75,7 @@ impl Contender {
             Contender::StdMpsc => "std-mpsc".into(),
             Contender::SpinPingPong => "floor-spin-line".into(),
             Contender::SpscSpin => "floor-spsc".into(),
+            Contender::SpscCells => "floor-cells".into(),
             Contender::FutexPingPong => "floor-futex".into(),
         }
     }
@@ -92,7 +97,7 @@ impl Contender {
     pub fn supports(self, workers: usize, depth: usize) -> bool {
         match self {
             Contender::SpinPingPong | Contender::FutexPingPong => workers == 1 && depth == 1,
-            Contender::SpscSpin => workers == 1,
+            Contender::SpscSpin | Contender::SpscCells => workers == 1,
             _ => true,
         }
     }
@@ -116,6 +121,7 @@ impl Contender {
             Contender::StdMpsc => Box::new(peers::StdMpsc::new(cfg)?),
             Contender::SpinPingPong => Box::new(floors::SpinLine::new(cfg)?),
             Contender::SpscSpin => Box::new(floors::SpscSpin::new(cfg)?),
+            Contender::SpscCells => Box::new(floors::SpscCells::new(cfg)?),
             Contender::FutexPingPong => Box::new(floors::FutexPingPong::new(cfg)?),
         })
     }

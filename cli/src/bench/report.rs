@@ -211,7 +211,9 @@ pub fn render(
         "  peers       crossbeam: two crossbeam_channel::unbounded channels (jobs, shared by the workers; results); \
          std-mpsc: an unbounded std::sync::mpsc channel per worker + one for results; tokio-blocking: current-thread \
          runtime + spawn_blocking; tokio-rayon: rayon pool + tokio oneshot; floor-spsc: a batched SPSC ring each way \
-         (cached indices, one publish per batch), both sides spin"
+         (cached indices, one publish per batch), both sides spin; floor-cells: those rings carrying cell indices, \
+         each job in a 128-byte cell as in ringpool's slab (loop writes it, worker reads it and writes the result, \
+         loop reads it back)"
     );
 
     let order: Vec<String> = contenders.iter().map(|c| c.name()).collect();
