@@ -65,10 +65,11 @@ pub struct ServeArgs {
     pub announce: String,
     /// Nice value of the pool's workers (-20..=19). Positive: a ring thread
     /// sharing a CPU with a worker preempts a long job at once, so I/O stays
-    /// responsive while the pool is saturated. 5 (not 10) so that a worker
-    /// preempted that way still runs its batch on: at 10, on one CPU, each
-    /// request woke a switch more often and `/hash` lost 10-15%.
-    #[arg(long, default_value_t = 5, allow_negative_numbers = true)]
+    /// responsive while the pool is saturated. Measured on one CPU: at 5
+    /// or 8, `/health` p99 under a saturated pool went from ~0.5 to 1.5-4
+    /// ms; at 10 it stayed put (at the price of twice the context switches
+    /// per `/hash` request).
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true)]
     pub worker_nice: i32,
     /// Pin each ring thread to a CPU.
     #[arg(long)]
