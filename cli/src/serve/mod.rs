@@ -65,10 +65,10 @@ pub struct ServeArgs {
     pub announce: String,
     /// Nice value of the pool's workers (-20..=19). Positive: a ring thread
     /// sharing a CPU with a worker preempts a long job at once, so I/O stays
-    /// responsive while the pool is saturated. Measured on one CPU: at 5
-    /// or 8, `/health` p99 under a saturated pool went from ~0.5 to 1.5-4
-    /// ms; at 10 it stayed put (at the price of twice the context switches
-    /// per `/hash` request).
+    /// responsive while the pool is saturated. Measured on one CPU, with
+    /// the pool saturated: `/health` p99 0.3-0.4 ms at 10, 1.6-4.1 ms at 5
+    /// (0.5-2.4 ms at 7 or 8). At 10, `/hash` pays for it with twice the
+    /// context switches per request.
     #[arg(long, default_value_t = 10, allow_negative_numbers = true)]
     pub worker_nice: i32,
     /// Pin each ring thread to a CPU.
