@@ -204,6 +204,15 @@ impl SpscProducer {
         true
     }
 
+    /// The worker's push: never full while at most [`SPSC_SLOTS`] jobs are
+    /// in flight; if it were, publishing lets the loop free slots.
+    fn push_spinning(&mut self, v: [u64; 2]) {
+        while !self.push(v) {
+            self.publish();
+            std::hint::spin_loop();
+        }
+    }
+
     /// Makes every pushed slot visible to the consumer: one Release store
     /// per batch, none if nothing was pushed since the last one.
     fn publish(&mut self) {
@@ -247,6 +256,44 @@ impl SpscConsumer {
         self.ring.head.store(self.head, Ordering::Release);
         n
     }
+
+    /// [`drain`](Self::drain), spinning until at least one item came.
+    fn drain_spinning(&mut self, mut each: impl FnMut([u64; 2])) {
+        while self.drain(&mut each) == 0 {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// The busy-spinning worker thread of an SPSC floor: told to stop and
+/// joined on drop.
+struct SpinningWorker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SpinningWorker {
+    /// Starts `body`, which gets the stop flag to poll when it is idle.
+    fn spawn(
+        cfg: &EngineCfg,
+        name: &str,
+        body: impl FnOnce(Arc<AtomicBool>) + Send + 'static,
+    ) -> Result<SpinningWorker, String> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = spawn_worker(cfg, 0, name.into(), move || body(flag))?;
+        Ok(SpinningWorker {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for SpinningWorker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        join_workers(self.thread.take());
+    }
 }
 
 /// Slots in each direction of the SPSC floor: more than the deepest
@@ -265,8 +312,7 @@ const SPSC_SLOTS: usize = 1024;
 pub struct SpscSpin {
     jobs: SpscProducer,
     results: SpscConsumer,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _worker: SpinningWorker,
 }
 
 impl SpscSpin {
@@ -275,21 +321,14 @@ impl SpscSpin {
         require_one_worker(cfg, "floor-spsc")?;
         let (jobs, mut worker_jobs) = SpscRing::split(SPSC_SLOTS);
         let (mut worker_results, results) = SpscRing::split(SPSC_SLOTS);
-        let stop = Arc::new(AtomicBool::new(false));
-        let worker_stop = stop.clone();
-        let thread = spawn_worker(cfg, 0, "spsc-worker".into(), move || loop {
+        let worker = SpinningWorker::spawn(cfg, "spsc-worker", move |stop| loop {
             let took = worker_jobs.drain(|[token, iters]| {
                 burn(iters);
-                // Never full (at most SPSC_SLOTS jobs are in flight); if it
-                // were, publishing lets the loop free slots.
-                while !worker_results.push([token, 0]) {
-                    worker_results.publish();
-                    std::hint::spin_loop();
-                }
+                worker_results.push_spinning([token, 0]);
             });
             if took > 0 {
                 worker_results.publish();
-            } else if worker_stop.load(Ordering::Relaxed) {
+            } else if stop.load(Ordering::Relaxed) {
                 return;
             } else {
                 std::hint::spin_loop();
@@ -298,8 +337,7 @@ impl SpscSpin {
         Ok(SpscSpin {
             jobs,
             results,
-            stop,
-            thread: Some(thread),
+            _worker: worker,
         })
     }
 }
@@ -315,22 +353,11 @@ impl Engine for SpscSpin {
 
     fn wait(&mut self, done: &mut Vec<u64>) -> Result<(), String> {
         self.jobs.publish();
-        while self.results.drain(|[token, _]| done.push(token)) == 0 {
-            std::hint::spin_loop();
-        }
+        self.results.drain_spinning(|[token, _]| done.push(token));
         Ok(())
     }
 }
 
-impl Drop for SpscSpin {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        join_workers(self.thread.take());
-    }
-}
-
-/// Stores `v` into `word`, then always wakes one waiter (the floor does not
-/// track whether anyone sleeps: it pays the wake every time).
 /// One job's cell in the cells floor: what a ringpool slab cell carries for a
 /// trivial job (a state word, the closure's two words, the result), 128-byte
 /// aligned as ringpool's are, so that two cells never share a line.
@@ -378,8 +405,7 @@ pub struct SpscCells {
     free: Vec<usize>,
     /// The indices of the last drained results (reused).
     back: Vec<usize>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _worker: SpinningWorker,
 }
 
 impl SpscCells {
@@ -396,16 +422,14 @@ impl SpscCells {
                 out: AtomicU64::new(0),
             })
             .collect();
-        let stop = Arc::new(AtomicBool::new(false));
-        let worker_stop = stop.clone();
         let worker_cells = cells.clone();
-        let thread = spawn_worker(cfg, 0, "cells-worker".into(), move || {
+        let worker = SpinningWorker::spawn(cfg, "cells-worker", move |stop| {
             let mut batch = Vec::with_capacity(SPSC_SLOTS);
             loop {
                 batch.clear();
                 let took = worker_jobs.drain(|[i, _]| batch.push(i as usize));
                 if took == 0 {
-                    if worker_stop.load(Ordering::Relaxed) {
+                    if stop.load(Ordering::Relaxed) {
                         return;
                     }
                     std::hint::spin_loop();
@@ -420,11 +444,7 @@ impl SpscCells {
                     burn(cell.iters.load(Ordering::Relaxed));
                     cell.out.store(token, Ordering::Relaxed);
                     cell.state.store(CELL_DONE, Ordering::Release);
-                    // Never full: at most SPSC_SLOTS jobs are in flight.
-                    while !worker_results.push([i as u64, 0]) {
-                        worker_results.publish();
-                        std::hint::spin_loop();
-                    }
+                    worker_results.push_spinning([i as u64, 0]);
                 }
                 worker_results.publish();
             }
@@ -435,8 +455,7 @@ impl SpscCells {
             cells,
             free: (0..SPSC_SLOTS).rev().collect(),
             back: Vec::with_capacity(SPSC_SLOTS),
-            stop,
-            thread: Some(thread),
+            _worker: worker,
         })
     }
 }
@@ -463,9 +482,7 @@ impl Engine for SpscCells {
         self.jobs.publish();
         let back = &mut self.back;
         back.clear();
-        while self.results.drain(|[i, _]| back.push(i as usize)) == 0 {
-            std::hint::spin_loop();
-        }
+        self.results.drain_spinning(|[i, _]| back.push(i as usize));
         for &i in back.iter() {
             prefetch_cell(&self.cells[i]);
         }
@@ -481,13 +498,8 @@ impl Engine for SpscCells {
     }
 }
 
-impl Drop for SpscCells {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        join_workers(self.thread.take());
-    }
-}
-
+/// Stores `v` into `word`, then always wakes one waiter (the floor does not
+/// track whether anyone sleeps: it pays the wake every time).
 fn post(word: &AtomicU32, v: u32) {
     word.store(v, Ordering::Release);
     // A wake can fail only for a bad address, which a reference is not.
