@@ -883,6 +883,73 @@ fn blocking_submit_waits_by_reaping(h: Handoff) {
     ));
 }
 
+/// A result with a value that counts its drops.
+struct Numbered(u32, Arc<AtomicUsize>);
+
+impl Drop for Numbered {
+    fn drop(&mut self) {
+        self.1.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Completions nobody has taken yet never cost a slot or a result: with
+/// every slot's job finished and its completion untaken, a submission
+/// still finds room, completions come back in submission order, and the
+/// ones never taken are dropped (by `close`'s return value or the handle's
+/// drop), each once.
+fn untaken_completions_leave_room(h: Handoff, announce: Announce) {
+    let Some(pool) = pool("untaken_completions", h, 1, |b| {
+        b.max_in_flight(4).announce(announce)
+    }) else {
+        return;
+    };
+    let drops = Arc::new(AtomicUsize::new(0));
+    for close in [true, false] {
+        drops.store(0, Ordering::SeqCst);
+        let mut ring = defer_ring(16);
+        let mut lp = pool.register::<Numbered>(&mut ring).unwrap();
+        let mut ids = Vec::new();
+        for i in 0..4 {
+            let d = drops.clone();
+            ids.push(lp.try_submit(move || Numbered(i, d)).unwrap());
+        }
+        drive(&mut lp, &mut ring, |_| {}, |lp| lp.ready() == 4);
+        assert_eq!(lp.in_flight(), 0, "{h}");
+        let d = drops.clone();
+        let fifth = lp
+            .try_submit(move || Numbered(4, d))
+            .unwrap_or_else(|_| panic!("{h}: no room with every completion untaken"));
+        ids.push(fifth);
+        drive(&mut lp, &mut ring, |_| {}, |lp| lp.ready() == 5);
+        let first = lp.completions().next().expect("a completion");
+        assert_eq!(first.id, ids[0], "{h}: completions out of order");
+        assert_eq!(first.result.as_ref().map(|c| c.0).ok(), Some(0));
+        drop(first);
+        assert_eq!(drops.load(Ordering::SeqCst), 1, "{h}");
+        if close {
+            let rest = lp.close(&mut ring, |_| {});
+            let got: Vec<_> = rest.iter().map(|c| c.id).collect();
+            assert_eq!(got, ids[1..], "{h}: close returns the rest in order");
+            for (c, want) in rest.iter().zip(1..) {
+                assert_eq!(c.result.as_ref().map(|c| c.0).ok(), Some(want));
+            }
+            assert_eq!(
+                drops.load(Ordering::SeqCst),
+                1,
+                "{h}: close dropped a result"
+            );
+            drop(rest);
+        } else {
+            drop(lp);
+        }
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            5,
+            "{h}: a result leaked or dropped twice"
+        );
+    }
+}
+
 /// Long jobs go back one by one: with one worker, a job that takes a while
 /// is followed by one that waits until the loop has seen the first one's
 /// result. A worker that held results until its whole batch was done would
@@ -1074,6 +1141,7 @@ macro_rules! conformance {
             #[test] fn long_jobs_go_back_one_by_one() { super::long_jobs_go_back_one_by_one($h) }
             #[test] fn a_loop_on_a_workers_cpu_loses_no_job() { super::a_loop_on_a_workers_cpu_loses_no_job($h) }
             #[test] fn own_wait_after_flush_hears_the_result() { super::own_wait_after_flush_hears_the_result($h) }
+            #[test] fn untaken_completions_leave_room() { super::untaken_completions_leave_room($h, Announce::Batch) }
         }
     )*};
 }
@@ -1098,6 +1166,14 @@ mod per_job {
     #[test]
     fn msg_ring_sync_many() {
         many_jobs(Handoff::MsgRingSync, Announce::PerJob)
+    }
+    #[test]
+    fn msg_ring_untaken_completions_leave_room() {
+        untaken_completions_leave_room(Handoff::MsgRing, Announce::PerJob)
+    }
+    #[test]
+    fn msg_ring_sync_untaken_completions_leave_room() {
+        untaken_completions_leave_room(Handoff::MsgRingSync, Announce::PerJob)
     }
     #[test]
     fn msg_ring_tiny_cq() {

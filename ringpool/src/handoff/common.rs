@@ -122,6 +122,16 @@ impl JobQueue {
         }
     }
 
+    /// Lane `lane`, as [`JobQueue::attach`] gave it out.
+    ///
+    /// # Panics
+    ///
+    /// If no such lane was ever made.
+    pub(crate) fn lane_of(&self, lane: u32) -> &Lane {
+        assert!((lane as usize) < self.len(), "lane {lane} was never made");
+        self.lane(lane as usize)
+    }
+
     /// `register`: a lane for a new loop: a free one (empty), or a new one.
     pub(crate) fn attach(&self) -> u32 {
         let mut free = lock(&self.free);
@@ -308,6 +318,30 @@ impl ResultQueue {
         }
         // The refs moved into the ring (a `JobRef` has nothing to drop).
         jobs.clear();
+    }
+
+    /// Loop side: asks the CPU to start loading the cell of the result
+    /// `ahead` places after the next one, if it is there: called once per
+    /// result taken, it keeps that many cells' transfers from the workers'
+    /// cores in flight ahead of the loop. A hint: the cell is not touched.
+    #[inline]
+    pub(crate) fn prefetch(&self, ahead: usize) {
+        if let Some(addr) = self.0.peek(ahead) {
+            crate::pool::job::prefetch_cell(addr);
+        }
+    }
+
+    /// Loop side: [`pop`](Self::pop), then [`prefetch`](Self::prefetch)
+    /// `ahead` places after the result taken (with one read of the head).
+    #[inline]
+    pub(crate) fn pop_prefetching(&self, ahead: usize) -> Option<JobRef> {
+        let (v, next) = self.0.pop_peeking(ahead)?;
+        if let Some(addr) = next {
+            crate::pool::job::prefetch_cell(addr);
+        }
+        // SAFETY: every entry is a `JobRef` a worker moved in with
+        // `push_all`, and the ring hands each entry out once, to the loop.
+        Some(unsafe { JobRef::from_addr(v) })
     }
 
     /// Loop side: the next result, if it is there.
@@ -661,6 +695,10 @@ impl<W: MsgSender> MailboxOps for MsgMailbox<W> {
     #[inline]
     fn is_empty(&self) -> bool {
         self.results.is_empty()
+    }
+
+    fn results(&self) -> Option<&ResultQueue> {
+        Some(&self.results)
     }
 }
 

@@ -161,6 +161,9 @@ impl LoopSideOps for LoopSide {
         LoopWait::Poll(self.poll_interval)
     }
 
+    /// No lane: jobs go to the condvar's queue.
+    const LANE_WAKES: Option<bool> = None;
+
     /// The push signals the condvar itself.
     #[inline]
     fn enqueue(&mut self, pool: &PoolSide, job: JobRef, lane: Option<u32>) -> bool {

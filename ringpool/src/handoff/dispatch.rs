@@ -17,7 +17,7 @@
 //! `handoff/mod.rs`, and its name in [`Handoff`](crate::Handoff).
 
 use super::caps::Capabilities;
-use super::common::JobQueue;
+use super::common::{JobQueue, ResultQueue};
 use crate::config::Announce;
 use crate::error::Error;
 use crate::pool::job::JobRef;
@@ -191,6 +191,13 @@ pub(crate) trait MailboxOps {
     /// Loop side: takes one result the workers queued (none for `pipe`).
     fn pop(&self) -> Option<JobRef>;
 
+    /// The result queue that [`pop`](Self::pop) and
+    /// [`is_empty`](Self::is_empty) read and nothing else, if there is one:
+    /// the loop then drains it directly, a run at a time.
+    fn results(&self) -> Option<&ResultQueue> {
+        None
+    }
+
     /// Loop side: no result is queued.
     fn is_empty(&self) -> bool;
 }
@@ -214,11 +221,18 @@ pub(crate) trait LoopSideOps: Sized {
         true
     }
 
+    /// `Some(wakes)` if [`enqueue`](Self::enqueue) is a push onto the
+    /// loop's lane that returns `wakes` and does nothing else, as the
+    /// default one does: the loop handle then pushes onto its lane itself,
+    /// with no dispatch per job. `None` for a mechanism with an `enqueue`
+    /// of its own (`pipe`).
+    const LANE_WAKES: Option<bool> = Some(true);
+
     /// Queues `job` (on `lane`, the loop handle's, where the mechanism has
     /// lanes); `true` if a sleeping worker may need a wake for it.
     fn enqueue(&mut self, pool: &Self::Pool, job: JobRef, lane: Option<u32>) -> bool {
         pool.push(job, lane);
-        true
+        Self::LANE_WAKES.unwrap_or(true)
     }
 
     /// Sends the jobs the loop side holds back until a flush (`pipe`).
@@ -395,6 +409,11 @@ macro_rules! backends {
                 match self { $(PoolSide::$variant(p) => p.job_queue().map(|q| q.attach())),* }
             }
 
+            /// Lane `lane` of the pool's job queue, if the mechanism has one.
+            pub(crate) fn lane(&self, lane: u32) -> Option<&crate::protocol::rings::Lane> {
+                match self { $(PoolSide::$variant(p) => p.job_queue().map(|q| q.lane_of(lane))),* }
+            }
+
             /// `close`, once every job of the loop is back: its lane may
             /// serve another loop.
             pub(crate) fn detach_lane(&self, lane: u32) {
@@ -457,6 +476,12 @@ macro_rules! backends {
             pub(crate) fn is_empty(&self) -> bool {
                 match self { $(Mailbox::$variant(m) => m.is_empty()),* }
             }
+
+            /// [`MailboxOps::results`] of the mechanism.
+            #[inline]
+            pub(crate) fn results(&self) -> Option<&super::common::ResultQueue> {
+                match self { $(Mailbox::$variant(m) => m.results()),* }
+            }
         }
 
         impl LoopSide {
@@ -475,6 +500,11 @@ macro_rules! backends {
 
             pub(crate) fn spins_on_results(&self) -> bool {
                 match self { $(LoopSide::$variant(l) => l.spins_on_results()),* }
+            }
+
+            /// [`LoopSideOps::LANE_WAKES`] of the mechanism.
+            pub(crate) fn lane_wakes(&self) -> Option<bool> {
+                match self { $(LoopSide::$variant(_) => <super::$module::LoopSide as LoopSideOps>::LANE_WAKES),* }
             }
 
             #[inline]

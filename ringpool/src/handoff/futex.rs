@@ -65,6 +65,10 @@ impl MailboxOps for Mailbox {
     fn is_empty(&self) -> bool {
         self.results.is_empty()
     }
+
+    fn results(&self) -> Option<&ResultQueue> {
+        Some(&self.results)
+    }
 }
 
 pub(crate) struct LoopSide {

@@ -229,6 +229,9 @@ impl LoopSideOps for LoopSide {
         false
     }
 
+    /// Jobs leave through the pipe, not a lane.
+    const LANE_WAKES: Option<bool> = None;
+
     #[inline]
     fn enqueue(&mut self, _pool: &PoolSide, job: JobRef, _lane: Option<u32>) -> bool {
         self.unsent.push(job.into_raw());

@@ -8,7 +8,7 @@
 use super::caps::Capabilities;
 use super::common::{QueueMechanism, QueuePool, ResultQueue};
 use super::dispatch::{
-    BackendConfig, LoopSideOps, LoopWait, MailboxOps, PoolSideOps, WorkerOps,
+    BackendConfig, LoopSideOps, LoopWait, MailboxOps, WorkerOps,
 };
 use crate::error::Error;
 use crate::pool::job::JobRef;
@@ -91,6 +91,10 @@ impl MailboxOps for Mailbox {
     fn is_empty(&self) -> bool {
         self.results.is_empty()
     }
+
+    fn results(&self) -> Option<&ResultQueue> {
+        Some(&self.results)
+    }
 }
 
 pub(crate) struct LoopSide;
@@ -109,9 +113,5 @@ impl LoopSideOps for LoopSide {
     }
 
     /// No worker ever sleeps, so no job needs a wake.
-    #[inline]
-    fn enqueue(&mut self, pool: &PoolSide, job: JobRef, lane: Option<u32>) -> bool {
-        pool.push(job, lane);
-        false
-    }
+    const LANE_WAKES: Option<bool> = Some(false);
 }

@@ -161,6 +161,7 @@ impl<R> LoopHandle<R> {
         }
         // Every job is back, so the loop's lane is empty: another loop may
         // have it. (Once: a close that unwinds after this does not repeat it.)
+        self.direct = None;
         if let Some(lane) = self.lane.take() {
             pool.backend.detach_lane(lane);
         }

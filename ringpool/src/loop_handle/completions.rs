@@ -118,7 +118,32 @@ impl<R> LoopHandle<R> {
     /// Publishes the jobs queued since the last publish (see `try_submit`),
     /// and moves every result queued in the mailbox into the ready list.
     pub(super) fn drain_results(&mut self) {
-        self.owner.shared.backend.publish(self.lane);
+        self.publish();
+        // What a drain that unwound (a waker that panicked) had taken out.
+        while let Some(job) = self.draining.pop() {
+            self.slots.complete(job);
+        }
+        if let Some(results) = self.shared.mailbox.results() {
+            // Taken one at a time, so a completion that unwinds leaves the
+            // rest in the queue. Once there is one, the cells of the next
+            // `PREFETCH_AHEAD` start coming from the workers' cores, and
+            // each one taken then starts the transfer of the cell that far
+            // behind it, so the loop rarely waits for a cell.
+            let Some(mut job) = results.pop() else {
+                return;
+            };
+            for ahead in 0..PREFETCH_AHEAD {
+                results.prefetch(ahead);
+            }
+            loop {
+                let slot = self.shared.cells.slot_of(&job);
+                self.slots.complete_at(slot, job);
+                match results.pop_prefetching(PREFETCH_AHEAD - 1) {
+                    Some(next) => job = next,
+                    None => return,
+                }
+            }
+        }
         loop {
             if self.draining.is_empty() {
                 // A run of up to a claim's size: start every cell's
@@ -142,3 +167,7 @@ impl<R> LoopHandle<R> {
         }
     }
 }
+
+/// How many results ahead of the one it completes the loop prefetches
+/// cells (a claim's worth: about what one worker hands back at once).
+const PREFETCH_AHEAD: usize = 16;

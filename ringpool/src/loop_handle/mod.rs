@@ -136,6 +136,9 @@ pub struct LoopHandle<R> {
     state: close::State,
     /// The loop's lane in the pool's job queue, until `close` gives it back.
     lane: Option<u32>,
+    /// The same lane, pushed onto without the mechanism's dispatch, where
+    /// its enqueue is a plain push ([`DirectLane`]); `None` with `lane`.
+    direct: Option<DirectLane>,
     /// Task jobs (the runtime's `offload`) not yet in the pool's queue: they
     /// go out together at the next flush, so the loop publishes a turn's
     /// jobs in one burst instead of one at a time between task polls.
@@ -146,6 +149,23 @@ pub struct LoopHandle<R> {
     /// that panics) loses none: the next drain completes them first.
     draining: Vec<crate::pool::job::JobRef>,
     _not_send: PhantomData<*const ()>,
+}
+
+/// A loop's lane in the pool's job queue, for a mechanism whose enqueue is
+/// a push onto it that does nothing else ([`LoopSideOps::LANE_WAKES`]):
+/// the handle pushes and publishes there itself, with no dispatch on the
+/// mechanism per job.
+///
+/// [`LoopSideOps::LANE_WAKES`]: crate::handoff::dispatch::LoopSideOps::LANE_WAKES
+#[derive(Clone, Copy)]
+struct DirectLane {
+    /// Points into the pool's job queue. Lanes are freed only when the
+    /// queue is, with the pool's shared part, which the handle's `owner`
+    /// keeps alive; and only this loop pushes on it until `close` gives
+    /// the lane back (clearing this first).
+    lane: NonNull<crate::protocol::rings::Lane>,
+    /// What the mechanism's enqueue returns: a push may need a wake.
+    wakes: bool,
 }
 
 impl<R: Send + 'static> LoopHandle<R> {
@@ -199,6 +219,11 @@ impl<R: Send + 'static> LoopHandle<R> {
         // The last step that takes something of the pool's: `close` gives
         // the lane back once every job of the loop is back.
         let lane = pool.backend.attach_lane();
+        let direct = lane.and_then(|l| {
+            let wakes = side.lane_wakes()?;
+            let lane = NonNull::from(pool.backend.lane(l)?);
+            Some(DirectLane { lane, wakes })
+        });
         // The slab's cells name their home, the `LoopShared` being built.
         let shared = Arc::new_cyclic(|me: &Weak<LoopShared>| {
             let home = NonNull::new(me.as_ptr().cast_mut()).expect("an Arc is never null");
@@ -231,6 +256,7 @@ impl<R: Send + 'static> LoopHandle<R> {
             unsubmitted_arm: false,
             state: close::State::Open,
             lane,
+            direct,
             staged: Vec::new(),
             draining: Vec::with_capacity(crate::protocol::rings::CLAIM_MAX),
             _not_send: PhantomData,

@@ -7,6 +7,14 @@
 //! its outcome itself and is woken when it is there). A task's slot stays
 //! taken from its job's end until the task takes the outcome or gives the
 //! slot up ([`Owner::Abandoned`]: the outcome is dropped on arrival).
+//!
+//! A queue job's outcome also stays in its cell once the job is done: the
+//! slot goes on the `done` list, and the outcome is moved out only when
+//! [`Slots::pop_ready`] hands it to the user (or when a slot is needed, or
+//! the handle closes). So taking a result off the pool touches only the
+//! loop's own table, and the cell is read when the user asks for it, by
+//! which time the prefetch that `drain_results` started has brought it over
+//! from the worker's core.
 
 use super::completions::{Completion, JobId};
 use crate::handoff::dispatch::Sink;
@@ -73,7 +81,8 @@ struct Slot {
     /// The job's cell (in the loop's slab) while the job is out. The loop
     /// does not touch it then, except to read `state` (with `Acquire`).
     cell: Option<NonNull<Header>>,
-    /// A task's finished job whose outcome waits in its cell for the task.
+    /// A finished job whose outcome waits in its cell: for its task, or
+    /// (a queue job) on the `done` list for `completions`.
     held: Option<NonNull<Header>>,
     id: u64,
     owner: Owner,
@@ -84,7 +93,12 @@ pub(crate) struct Slots<R> {
     free: Vec<u32>,
     /// Jobs out (submitted, final state not yet seen).
     out: usize,
+    /// Completions moved out of their cells, oldest first; all older than
+    /// those on `done`.
     ready: VecDeque<Completion<R>>,
+    /// Slots of finished queue jobs whose outcome waits in the cell
+    /// (`Slot::held`), oldest first (capacity for every slot, made once).
+    done: VecDeque<u32>,
     next_id: u64,
     /// Completions produced so far.
     pub(crate) completed: u64,
@@ -109,6 +123,7 @@ impl<R> Slots<R> {
             free: (0..capacity as u32).rev().collect(),
             out: 0,
             ready: VecDeque::new(),
+            done: VecDeque::with_capacity(capacity),
             next_id: 0,
             completed: 0,
             ignored: 0,
@@ -125,13 +140,14 @@ impl<R> Slots<R> {
         self.out
     }
 
-    /// `true` if a slot is free for a new job.
+    /// `true` if a slot is free for a new job (or can be freed: a finished
+    /// job's outcome moved out of its cell).
     pub(crate) fn has_room(&self) -> bool {
-        !self.free.is_empty()
+        !self.free.is_empty() || !self.done.is_empty()
     }
 
     pub(crate) fn ready(&self) -> usize {
-        self.ready.len()
+        self.ready.len() + self.done.len()
     }
 
     /// `true` if finished jobs named tasks that the runtime has not taken.
@@ -146,18 +162,63 @@ impl<R> Slots<R> {
         }
     }
 
+    #[inline]
     pub(crate) fn pop_ready(&mut self) -> Option<Completion<R>> {
-        self.ready.pop_front()
+        if let Some(c) = self.ready.pop_front() {
+            return Some(c);
+        }
+        let slot = self.done.pop_front()?;
+        Some(self.finish_done(slot))
     }
 
     pub(crate) fn take_ready(&mut self) -> Vec<Completion<R>> {
+        self.move_out_done();
         self.ready.drain(..).collect()
+    }
+
+    /// Moves the outcome of every finished queue job out of its cell, onto
+    /// `ready` (in order), freeing the slots.
+    pub(crate) fn move_out_done(&mut self) {
+        while let Some(slot) = self.done.pop_front() {
+            let c = self.finish_done(slot);
+            self.ready.push_back(c);
+        }
+    }
+
+    /// The completion of the finished queue job in `slot` (taken off
+    /// `done`): its outcome moved out of the cell, the slot free again.
+    #[inline]
+    fn finish_done(&mut self, slot: u32) -> Completion<R> {
+        let s = &mut self.table[slot as usize];
+        let cell = s.held.take().expect("a done queue slot holds its cell");
+        let id = JobId::new(s.id);
+        self.free.push(slot);
+        // SAFETY: the final state was published and seen before the slot
+        // went on `done` (`complete_at`), so the worker no longer touches
+        // the cell; the slot held it, and gives it up exactly once (`held`
+        // cleared above).
+        let job = unsafe { JobRef::from_raw(cell.as_ptr() as usize as u64) };
+        // SAFETY: as above, the final state is published and seen; this
+        // loop filled the cell with result type `R` (a queue job's, through
+        // `try_submit`), and the cell is of this loop's slab.
+        let result = unsafe { job.finish::<R>() };
+        Completion { id, result }
     }
 
     /// Takes a free slot for a new job, or `None` if every slot is in flight.
     #[inline]
     pub(crate) fn reserve(&mut self) -> Option<(u32, JobId)> {
-        let slot = self.free.pop()?;
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                // Every slot is out or holds an outcome: move the oldest
+                // outcome out (it stays first in line) to free its slot.
+                let done = self.done.pop_front()?;
+                let c = self.finish_done(done);
+                self.ready.push_back(c);
+                self.free.pop().expect("finish_done freed a slot")
+            }
+        };
         let id = self.next_id;
         self.next_id += 1;
         self.table[slot as usize].id = id;
@@ -170,7 +231,12 @@ impl<R> Slots<R> {
     pub(crate) fn occupy(&mut self, slot: u32, job: &JobRef, owner: Owner) {
         let s = &mut self.table[slot as usize];
         s.cell = Some(job.as_ptr());
-        s.owner = owner;
+        // A free slot's owner is `Queue` (every path that frees a slot sets
+        // it so): a queue job leaves it as it is.
+        debug_assert!(matches!(s.owner, Owner::Queue));
+        if !matches!(owner, Owner::Queue) {
+            s.owner = owner;
+        }
         self.out += 1;
     }
 
@@ -227,8 +293,11 @@ impl<R> Slots<R> {
         }
     }
 
-    /// Drops the outcomes that tasks never took (the handle is going away).
+    /// Drops the outcomes that tasks never took (the handle is going away),
+    /// and moves those of queue jobs out of their cells (dropped with the
+    /// ready list, or taken by `close`).
     pub(crate) fn discard_held(&mut self) {
+        self.move_out_done();
         for slot in 0..self.table.len() as u32 {
             if self.table[slot as usize].held.is_some() {
                 let id = self.table[slot as usize].id;
@@ -238,21 +307,27 @@ impl<R> Slots<R> {
     }
 
     /// A job handed back by a worker; its header names its slot.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn complete(&mut self, job: JobRef) {
         let slot = job.header().slot;
         self.complete_at(slot, job);
     }
 
-    #[inline]
-    fn complete_at(&mut self, slot: u32, job: JobRef) {
+    /// A job handed back by a worker, in `slot` (which the caller found
+    /// from the cell's address: [`Slab::slot_of`](crate::pool::job::Slab::slot_of)).
+    #[inline(always)]
+    pub(crate) fn complete_at(&mut self, slot: u32, job: JobRef) {
         let s = &mut self.table[slot as usize];
         debug_assert_eq!(s.cell, Some(job.as_ptr()));
         s.cell = None;
         self.out -= 1;
         self.completed += 1;
         match &mut s.owner {
-            Owner::Queue => {}
+            Owner::Queue => {
+                // The outcome stays in the cell until the user takes it.
+                s.held = Some(job.as_ptr());
+                self.done.push_back(slot);
+            }
             Owner::Task { wake, done } => {
                 // The outcome stays in the cell for the task to take.
                 *done = true;
@@ -264,7 +339,6 @@ impl<R> Slots<R> {
                     Wake::Waker(w) => w.wake(),
                     Wake::Local(t) => self.local_wakes.push(t),
                 }
-                return;
             }
             Owner::Abandoned => {
                 s.owner = Owner::Queue;
@@ -272,16 +346,8 @@ impl<R> Slots<R> {
                 // SAFETY: the worker published the final state before
                 // handing the ref back, and the cell is of this loop's slab.
                 unsafe { job.discard() };
-                return;
             }
         }
-        let id = JobId::new(s.id);
-        self.free.push(slot);
-        // SAFETY: the worker published the final state before handing the
-        // ref back (queue push, pipe write or message), this loop filled the
-        // cell with result type `R`, and the cell is of this loop's slab.
-        let result = unsafe { job.finish::<R>() };
-        self.ready.push_back(Completion { id, result });
     }
 
     /// Collects every in-flight job whose final state is published (`close`,

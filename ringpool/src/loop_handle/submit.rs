@@ -70,18 +70,52 @@ impl<R> LoopHandle<R> {
     /// Puts the staged task jobs into the pool's queue, and publishes every
     /// job queued since the last publish (a lane's one store per batch).
     pub(super) fn publish_staged(&mut self) {
-        let backend = &self.owner.shared.backend;
-        for job in self.staged.drain(..) {
-            if self.side.enqueue(backend, job, self.lane) {
-                self.pending_wake += 1;
-            }
+        let mut staged = std::mem::take(&mut self.staged);
+        for job in staged.drain(..) {
+            self.enqueue(job);
         }
-        backend.publish(self.lane);
+        self.staged = staged;
+        self.publish();
+    }
+
+    /// Queues `job` on the loop's lane (or however the mechanism queues);
+    /// it is published at the next [`publish`](Self::publish).
+    #[inline(always)]
+    fn enqueue(&mut self, job: JobRef) {
+        let wakes = match self.direct {
+            Some(d) => {
+                // SAFETY: a `DirectLane` points into the pool's job queue,
+                // which `self.owner` keeps alive, and lanes are freed only
+                // with it; the lane is this loop's (`close` clears `direct`
+                // before it gives the lane back), and this is its only
+                // producer, the loop's thread (the handle is not Send).
+                unsafe { d.lane.as_ref() }.push(job.into_addr());
+                d.wakes
+            }
+            None => self
+                .side
+                .enqueue(&self.owner.shared.backend, job, self.lane),
+        };
+        if wakes {
+            self.pending_wake += 1;
+        }
+    }
+
+    /// Makes every job queued on the loop's lane visible to the workers.
+    #[inline]
+    pub(super) fn publish(&self) {
+        match self.direct {
+            // SAFETY: as in `enqueue`: the lane outlives the handle's
+            // `owner`, and is this loop's while `direct` is set.
+            Some(d) => unsafe { d.lane.as_ref() }.publish(),
+            None => self.owner.shared.backend.publish(self.lane),
+        }
     }
 
     /// Queues `job` (of any result type `T`) for the pool in a free slot
     /// whose outcome goes to `owner`; returns the slot and the job's id.
     /// With `stage`, the job waits in the handle until the next flush.
+    #[inline(always)]
     pub(super) fn submit_as<F, T>(
         &mut self,
         job: F,
@@ -109,11 +143,8 @@ impl<R> LoopHandle<R> {
         self.stats.submitted += 1;
         if stage {
             self.staged.push(job);
-        } else if self
-            .side
-            .enqueue(&self.owner.shared.backend, job, self.lane)
-        {
-            self.pending_wake += 1;
+        } else {
+            self.enqueue(job);
         }
         Ok((slot, id))
     }

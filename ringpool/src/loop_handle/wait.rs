@@ -104,7 +104,23 @@ impl<R> LoopHandle<R> {
         self.drain_results();
         self.send_work(ring)?;
         if self.has_news(seen) || woken() || deadline.is_some_and(|d| d <= Instant::now()) {
-            return self.enter_nowait(ring);
+            if !self.results_need_events() {
+                return self.enter_nowait(ring);
+            }
+            // No wait, but results that come as CQEs (pipe's reads, per-job
+            // messages) need the read armed, and are posted on a
+            // DEFER_TASKRUN ring only when its thread enters for events:
+            // arm, and enter without waiting, so that a loop that leaves
+            // completions untaken still sees new ones come in.
+            self.arm(ring)?;
+            let n = self.enter_nowait(ring)?;
+            self.stats.enters += 1;
+            // SAFETY: no argument pointer is passed (None, size 0).
+            unsafe {
+                ring.submitter()
+                    .enter::<libc::sigset_t>(0, 0, IORING_ENTER_GETEVENTS, None)?
+            };
+            return Ok(n);
         }
         match self.side.wait_policy() {
             LoopWait::Block => {}
@@ -200,6 +216,12 @@ impl<R> LoopHandle<R> {
     /// More than `seen` completions are ready, or a task's job finished.
     fn has_news(&self, seen: usize) -> bool {
         self.slots.ready() > seen || self.slots.has_local_wakes()
+    }
+
+    /// Results reach this loop as CQEs, not through its mailbox: `pipe`'s
+    /// reads, or the per-job announcements.
+    fn results_need_events(&self) -> bool {
+        !self.side.spins_on_results() || self.owner.shared.announce == Announce::PerJob
     }
 
     /// `has_news`, or results wait to be drained.

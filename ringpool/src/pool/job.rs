@@ -161,6 +161,26 @@ impl Slab {
     }
 }
 
+impl Slab {
+    /// The slot of `job`, a cell of this slab, found from its address
+    /// alone: the cell is not read (a worker may have just written it, and
+    /// reading it would wait for its transfer).
+    ///
+    /// # Panics
+    ///
+    /// In debug builds, if `job` is not a cell of this slab (a bug); in
+    /// release builds the result is then out of range, and indexing the
+    /// slot table with it panics.
+    #[inline]
+    pub(crate) fn slot_of(&self, job: &JobRef) -> u32 {
+        let base = self.cells.as_ptr() as usize;
+        let i = job.addr().wrapping_sub(base) / size_of::<Cell>();
+        debug_assert!(i < self.cells.len(), "a job of another slab");
+        debug_assert_eq!(i as u32, job.header().slot);
+        i as u32
+    }
+}
+
 // A slab is dropped only when every cell is free (no payload to drop): the
 // loop frees `LoopShared` after every in-flight job is back. A cell still in
 // use (only if that contract was broken) leaks its payload.
@@ -302,23 +322,10 @@ impl JobRef {
     /// Asks the CPU to start loading the cell's cache lines, which the
     /// other side wrote last: called on a whole batch before it is worked
     /// through, so the cross-core transfers overlap instead of each job
-    /// waiting for its own. A hint only: it reads nothing and cannot fault.
+    /// waiting for its own. A hint only: see [`prefetch_cell`].
     #[inline]
     pub(crate) fn prefetch(&self) {
-        #[cfg(all(target_arch = "x86_64", not(loom)))]
-        {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            let p = self.0.as_ptr().cast::<i8>();
-            // SAFETY: a prefetch is a hint with no architectural effect: it
-            // never faults, reads nothing into the program and needs no
-            // valid memory; SSE (which provides it) is part of the x86_64
-            // baseline. `wrapping_add` stays inside the 128-byte cell
-            // anyway, its second line.
-            unsafe {
-                _mm_prefetch::<_MM_HINT_T0>(p);
-                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64));
-            }
-        }
+        prefetch_cell(self.addr());
     }
 
     #[inline]
@@ -451,6 +458,28 @@ impl JobRef {
         // held across this write.
         unsafe { *self.header().vtable.get() = &EMPTY };
     }
+}
+
+/// Asks the CPU to start loading both cache lines of the cell at `addr`
+/// (a [`JobRef::addr`], or any address: a prefetch is a hint with no
+/// architectural effect, which reads nothing into the program and cannot
+/// fault, so it needs no ownership and no valid memory).
+#[inline]
+pub(crate) fn prefetch_cell(addr: usize) {
+    #[cfg(all(target_arch = "x86_64", not(loom)))]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let p = addr as *const i8;
+        // SAFETY: a prefetch never faults and reads nothing into the
+        // program, whatever the address; SSE (which provides it) is part of
+        // the x86_64 baseline. `wrapping_add` makes no claim on the pointer.
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(p);
+            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64));
+        }
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(loom))))]
+    let _ = addr;
 }
 
 /// The payload room of the cell whose header is `h`.

@@ -223,6 +223,29 @@ impl ResultRing {
     /// may pop (the loop's).
     #[inline]
     pub(crate) fn pop(&self) -> Option<usize> {
+        self.take().map(|(v, _)| v)
+    }
+
+    /// Consumer side: [`pop`](Self::pop), and with the entry taken, the
+    /// entry `ahead` places after it if it is ready ([`peek`](Self::peek)
+    /// once the entry is taken), with one read of the head.
+    #[inline]
+    pub(crate) fn pop_peeking(&self, ahead: usize) -> Option<(usize, Option<usize>)> {
+        let (v, next) = self.take()?;
+        Some((v, self.peek_at(next, ahead)))
+    }
+
+    /// Consumer side: the entry `ahead` places after the next one, if it is
+    /// ready, without taking it (to prefetch what it points to). Only the
+    /// consumer may peek; `None` if `ahead` is not below the capacity.
+    #[inline]
+    pub(crate) fn peek(&self, ahead: usize) -> Option<usize> {
+        self.peek_at(self.head.load(Relaxed), ahead)
+    }
+
+    /// Takes the entry at the head if it is ready: it and the new head.
+    #[inline]
+    fn take(&self) -> Option<(usize, usize)> {
         let h = self.head.load(Relaxed);
         let e = &self.entries[h & self.mask];
         let v = e.load(Acquire);
@@ -231,7 +254,18 @@ impl ResultRing {
         }
         e.store(0, Relaxed);
         self.head.store(h + 1, Relaxed);
-        Some(v)
+        Some((v, h + 1))
+    }
+
+    /// The entry `ahead` places after position `head` if it is ready
+    /// (`Relaxed`: a hint's read, never dereferenced by the caller).
+    #[inline]
+    fn peek_at(&self, head: usize, ahead: usize) -> Option<usize> {
+        if ahead > self.mask {
+            return None;
+        }
+        let v = self.entries[(head + ahead) & self.mask].load(Relaxed);
+        (v != 0).then_some(v)
     }
 
     /// Consumer side: the next entry is not ready (`SeqCst`: the doorbell's
@@ -310,6 +344,26 @@ mod tests {
             assert_eq!(got, [round * 10 + 1, round * 10 + 2, round * 10 + 3]);
             assert!(ring.is_empty());
         }
+    }
+
+    #[test]
+    fn result_ring_peeks_ahead_without_taking() {
+        let ring = ResultRing::new(4);
+        assert_eq!(ring.peek(0), None);
+        ring.push_all(&[11, 12, 13]);
+        assert_eq!(ring.peek(0), Some(11));
+        assert_eq!(ring.peek(2), Some(13));
+        assert_eq!(ring.peek(3), None, "not pushed yet");
+        assert_eq!(ring.peek(4), None, "beyond the capacity");
+        assert_eq!(ring.pop_peeking(1), Some((11, Some(13))));
+        assert_eq!(ring.pop_peeking(1), Some((12, None)));
+        ring.push_all(&[14, 15]);
+        // Across the wrap: 13 is at position 2, 14 at 3, 15 at 0.
+        assert_eq!(ring.pop_peeking(1), Some((13, Some(15))));
+        assert_eq!(ring.pop_peeking(9), Some((14, None)));
+        assert_eq!(ring.pop(), Some(15));
+        assert_eq!(ring.pop_peeking(0), None);
+        assert!(ring.is_empty());
     }
 
     #[test]
