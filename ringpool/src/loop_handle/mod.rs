@@ -6,6 +6,7 @@
 
 mod close;
 mod completions;
+mod slot_lists;
 mod slots;
 mod submit;
 mod tasks;

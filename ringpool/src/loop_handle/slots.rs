@@ -17,6 +17,7 @@
 //! from the worker's core.
 
 use super::completions::{Completion, JobId};
+use super::slot_lists::{SlotQueue, SlotStack};
 use crate::handoff::dispatch::Sink;
 use crate::pool::job::{Header, JobRef, CANCELLED, DONE};
 use crate::sync::Ordering::Acquire;
@@ -90,15 +91,15 @@ struct Slot {
 
 pub(crate) struct Slots<R> {
     table: Vec<Slot>,
-    free: Vec<u32>,
+    free: SlotStack,
     /// Jobs out (submitted, final state not yet seen).
     out: usize,
     /// Completions moved out of their cells, oldest first; all older than
     /// those on `done`.
     ready: VecDeque<Completion<R>>,
     /// Slots of finished queue jobs whose outcome waits in the cell
-    /// (`Slot::held`), oldest first (capacity for every slot, made once).
-    done: VecDeque<u32>,
+    /// (`Slot::held`), oldest first.
+    done: SlotQueue,
     next_id: u64,
     /// Completions produced so far.
     pub(crate) completed: u64,
@@ -120,10 +121,10 @@ impl<R> Slots<R> {
                     owner: Owner::Queue,
                 })
                 .collect(),
-            free: (0..capacity as u32).rev().collect(),
+            free: SlotStack::full(capacity),
             out: 0,
             ready: VecDeque::new(),
-            done: VecDeque::with_capacity(capacity),
+            done: SlotQueue::with_capacity(capacity),
             next_id: 0,
             completed: 0,
             ignored: 0,
@@ -205,19 +206,24 @@ impl<R> Slots<R> {
         Completion { id, result }
     }
 
+    /// Every slot is out or holds an outcome: moves the oldest outcome out
+    /// (it stays first in line) and takes its slot; `None` if every slot is
+    /// out.
+    #[cold]
+    #[inline(never)]
+    fn free_oldest_done(&mut self) -> Option<u32> {
+        let done = self.done.pop_front()?;
+        let c = self.finish_done(done);
+        self.ready.push_back(c);
+        self.free.pop()
+    }
+
     /// Takes a free slot for a new job, or `None` if every slot is in flight.
     #[inline]
     pub(crate) fn reserve(&mut self) -> Option<(u32, JobId)> {
         let slot = match self.free.pop() {
             Some(slot) => slot,
-            None => {
-                // Every slot is out or holds an outcome: move the oldest
-                // outcome out (it stays first in line) to free its slot.
-                let done = self.done.pop_front()?;
-                let c = self.finish_done(done);
-                self.ready.push_back(c);
-                self.free.pop().expect("finish_done freed a slot")
-            }
+            None => self.free_oldest_done()?,
         };
         let id = self.next_id;
         self.next_id += 1;

@@ -23,7 +23,7 @@
 //! # The payload
 //!
 //! A cell stores its job's payload inline: first the closure `F`, then its
-//! `std::thread::Result<R>`. A value that does not fit ([`INLINE`] bytes,
+//! outcome, a `Result<R, JobError<R>>` (the value or the panic). A value that does not fit ([`INLINE`] bytes,
 //! aligned to [`PAYLOAD_ALIGN`]) is boxed and the box stored inline instead;
 //! which one is a compile-time fact of its type ([`fits`]), so the writer and
 //! the reader always agree.
@@ -402,16 +402,13 @@ impl JobRef {
             // The common case, typed on `R` alone, so the outcome moves
             // straight from the cell to the caller (no vtable call, no
             // out-parameter).
-            // SAFETY: a DONE cell holds the `std::thread::Result<R>` that
-            // `execute` stored at the payload's start (only `execute` stores
-            // DONE, after its `put`), `R` is the cell's result type (caller's
+            // SAFETY: a DONE cell holds the `Outcome<R>` that `execute`
+            // stored at the payload's start (only `execute` stores DONE,
+            // after its `put`), `R` is the cell's result type (caller's
             // obligation), the final state is published (Acquire above) and
             // the contents are ours; it is moved out once, as the cell is
             // emptied below.
-            match unsafe { take::<std::thread::Result<R>>(payload(self.0)) } {
-                Ok(v) => Ok(v),
-                Err(panic) => Err(JobError::Panicked(panic)),
-            }
+            unsafe { take::<Outcome<R>>(payload(self.0)) }
         } else {
             // A cancelled job: the closure's type is needed, so the typed
             // function of the vtable (written by this thread in `new_in`)
@@ -482,6 +479,10 @@ pub(crate) fn prefetch_cell(addr: usize) {
     let _ = addr;
 }
 
+/// What a job that ran leaves in its cell: its value, or its panic
+/// ([`JobError::Panicked`]).
+type Outcome<R> = Result<R, JobError<R>>;
+
 /// The payload room of the cell whose header is `h`.
 fn payload(h: NonNull<Header>) -> *mut Payload {
     // `Cell` is `repr(C)` with the header first, so the header's address is
@@ -536,16 +537,18 @@ unsafe fn execute<F: FnOnce() -> R, R>(h: NonNull<Header>) {
     // SAFETY: the payload holds the `F` (caller's obligation); it is taken
     // exactly once, here, and the room is then empty.
     let f = unsafe { take::<F>(p) };
-    let out = catch_unwind(AssertUnwindSafe(f));
+    // Made here, on the worker, in the form the loop hands out: taking it
+    // is then a move.
+    let out: Outcome<R> = catch_unwind(AssertUnwindSafe(f)).map_err(JobError::Panicked);
     // SAFETY: the room is empty (the `F` was moved out) and ours.
-    unsafe { put::<std::thread::Result<R>>(p, out) };
+    unsafe { put::<Outcome<R>>(p, out) };
 }
 
 /// # Safety
 /// `h` is a cell of a live slab whose worker is done (its final state is
 /// published and loaded with `Acquire` by the caller), whose contents the
 /// caller owns, filled by `new_in::<F, R>`: a `DONE` cell holds the
-/// `std::thread::Result<R>` of `execute`, a `CANCELLED` one the `F`. `out`
+/// [`Outcome<R>`] of `execute`, a `CANCELLED` one the `F`. `out`
 /// points to an `Option<Result<R, JobError<R>>>`.
 unsafe fn finish<F, R>(h: NonNull<Header>, out: *mut ())
 where
@@ -558,10 +561,7 @@ where
     let outcome = if state == DONE {
         // SAFETY: a DONE cell holds the result `execute` stored (the
         // contract: only `execute` stores DONE, after `put`); moved out once.
-        match unsafe { take::<std::thread::Result<R>>(p) } {
-            Ok(v) => Ok(v),
-            Err(panic) => Err(JobError::Panicked(panic)),
-        }
+        unsafe { take::<Outcome<R>>(p) }
     } else {
         // SAFETY: a cancelled cell still holds the `F` of `new_in` (only
         // `cancel` stores CANCELLED, and only instead of `execute`); moved
