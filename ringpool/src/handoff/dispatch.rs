@@ -193,7 +193,8 @@ pub(crate) trait MailboxOps {
 
     /// The result queue that [`pop`](Self::pop) and
     /// [`is_empty`](Self::is_empty) read and nothing else, if there is one:
-    /// the loop then drains it directly, a run at a time.
+    /// the loop then takes results off it directly, with a rolling
+    /// prefetch of their cells.
     fn results(&self) -> Option<&ResultQueue> {
         None
     }
@@ -225,7 +226,7 @@ pub(crate) trait LoopSideOps: Sized {
     /// loop's lane that returns `wakes` and does nothing else, as the
     /// default one does: the loop handle then pushes onto its lane itself,
     /// with no dispatch per job. `None` for a mechanism with an `enqueue`
-    /// of its own (`pipe`).
+    /// of its own, or no lanes (`pipe`, `condvar`).
     const LANE_WAKES: Option<bool> = Some(true);
 
     /// Queues `job` (on `lane`, the loop handle's, where the mechanism has

@@ -116,7 +116,9 @@ impl<R> LoopHandle<R> {
     }
 
     /// Publishes the jobs queued since the last publish (see `try_submit`),
-    /// and moves every result queued in the mailbox into the ready list.
+    /// and completes every result queued in the mailbox: a queue job's slot
+    /// goes on the ready side (its outcome still in the cell), a task's
+    /// job wakes the task.
     pub(super) fn drain_results(&mut self) {
         self.publish();
         // What a drain that unwound (a waker that panicked) had taken out.
