@@ -189,6 +189,61 @@ fn offload_from_many_tasks() {
     assert_eq!(rt.stats().jobs_in_flight, 0);
 }
 
+/// Tasks woken by their own jobs are run from a list taken from the loop
+/// handle in batches, at most a turn's budget at a time: with many more
+/// tasks than one turn polls (and than `max_in_flight`), none is left
+/// asleep; a task that awaits many jobs at once gets every result.
+#[test]
+fn offload_from_more_tasks_than_a_turn_polls() {
+    let _w = watchdog("offload_from_more_tasks_than_a_turn_polls");
+    let rt = rt();
+    let (total, joined) = rt.block_on(async {
+        let tasks: Vec<_> = (0..1000u64)
+            .map(|t| {
+                runtime::spawn(async move {
+                    let mut sum = 0;
+                    for i in 0..20u64 {
+                        sum += offload(move || t * 100 + i).await.expect("job");
+                    }
+                    sum
+                })
+            })
+            .collect();
+        // One task awaiting 64 jobs at once, polled under its own waker.
+        let joined = runtime::spawn(async {
+            let mut jobs: Vec<_> = (0..64u64).map(|i| Some(offload(move || i))).collect();
+            let mut got = 0u64;
+            std::future::poll_fn(|cx| {
+                for slot in jobs.iter_mut() {
+                    if let Some(f) = slot {
+                        if let Poll::Ready(v) = Pin::new(f).poll(cx) {
+                            got += v.expect("job");
+                            *slot = None;
+                        }
+                    }
+                }
+                if jobs.iter().all(Option::is_none) {
+                    Poll::Ready(got)
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await
+        });
+        let mut total = 0;
+        for t in tasks {
+            total += t.await.unwrap();
+        }
+        (total, joined.await.unwrap())
+    });
+    let expect: u64 = (0..1000u64)
+        .map(|t| (0..20).map(|i| t * 100 + i).sum::<u64>())
+        .sum();
+    assert_eq!(total, expect);
+    assert_eq!(joined, (0..64).sum::<u64>());
+    assert_eq!(rt.stats().jobs_in_flight, 0);
+}
+
 #[test]
 fn offload_beyond_max_in_flight_waits_for_room() {
     let _w = watchdog("offload_beyond_max_in_flight");

@@ -47,6 +47,7 @@ pub(crate) enum Waking<'a> {
 }
 
 impl From<Waking<'_>> for Wake {
+    #[inline]
     fn from(by: Waking<'_>) -> Wake {
         match by {
             Waking::Waker(w) => Wake::Waker(w.clone()),
@@ -156,11 +157,11 @@ impl<R> Slots<R> {
         !self.local_wakes.is_empty()
     }
 
-    /// Hands each token of [`Wake::Local`] woken so far to `wake`, once.
-    pub(crate) fn take_local_wakes(&mut self, mut wake: impl FnMut(u64)) {
-        for t in self.local_wakes.drain(..) {
-            wake(t);
-        }
+    /// Swaps the tokens of [`Wake::Local`] woken so far into `tokens`
+    /// (empty), whose room takes their place.
+    pub(crate) fn swap_local_wakes(&mut self, tokens: &mut Vec<u64>) {
+        debug_assert!(tokens.is_empty());
+        std::mem::swap(&mut self.local_wakes, tokens);
     }
 
     #[inline]

@@ -34,7 +34,12 @@ impl<R> LoopHandle<R> {
             wake: Wake::from(by),
             done: false,
         };
-        let (slot, id) = self.submit_as(job, owner, true)?;
+        // On a direct lane a push is a plain store that no worker sees
+        // before the flush's publish: the job goes there at once. Other
+        // mechanisms' enqueues may touch what workers read, so the job
+        // waits in the handle until the flush.
+        let stage = self.direct.is_none();
+        let (slot, id) = self.submit_as(job, owner, stage)?;
         Ok(TaskJob { slot, id: id.get() })
     }
 
@@ -72,10 +77,17 @@ impl<R> LoopHandle<R> {
         }
     }
 
-    /// Hands the token of every [`Waking::Local`] task whose job finished
-    /// since the last call to `wake`, once each.
-    pub(crate) fn take_local_wakes(&mut self, wake: impl FnMut(u64)) {
-        self.slots.take_local_wakes(wake);
+    /// Swaps the tokens of the [`Waking::Local`] tasks whose jobs finished
+    /// since the last swap (oldest first, one per job) into `tokens`, which
+    /// must be empty; what was in `tokens` (its room) takes their place.
+    pub(crate) fn swap_local_wakes(&mut self, tokens: &mut Vec<u64>) {
+        self.slots.swap_local_wakes(tokens);
+    }
+
+    /// `true` if jobs of [`Waking::Local`] tasks finished since the last
+    /// [`swap_local_wakes`](Self::swap_local_wakes).
+    pub(crate) fn has_local_wakes(&self) -> bool {
+        self.slots.has_local_wakes()
     }
 
     /// Gives up `task`'s job: its outcome is dropped on this thread when it

@@ -3,7 +3,7 @@
 
 use super::core::Core;
 use super::remote::Remote;
-use super::task::{Header, Ready};
+use super::task::Header;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -44,9 +44,7 @@ pub(crate) fn push_local(task: Arc<Header>) -> Result<(), Arc<Header>> {
     let _ = CURRENT.try_with(|c| {
         if let (Some(core), Some(t)) = (c.borrow().as_deref(), task.as_ref()) {
             if Arc::ptr_eq(&core.remote, &t.remote) {
-                core.ready
-                    .borrow_mut()
-                    .extend(task.take().map(Ready::Woken));
+                core.ready.borrow_mut().extend(task.take());
             }
         }
     });

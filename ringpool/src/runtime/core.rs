@@ -6,7 +6,7 @@ use super::bufs::BufRing;
 use super::context;
 use super::op::{self, Action, Ops, CANCEL_USER_DATA};
 use super::remote::{Remote, Signal, WAKE_USER_DATA};
-use super::task::{self, Header, JoinHandle, Ready, TaskKey, Tasks, MAIN};
+use super::task::{self, Header, JoinHandle, TaskKey, Tasks, MAIN};
 use super::time::Timers;
 use crate::loop_handle::{submit_until, LoopHandle, Waking};
 use crate::sys;
@@ -77,7 +77,14 @@ pub(crate) struct Core {
     pub(crate) ops: RefCell<Ops>,
     pub(crate) timers: RefCell<Timers>,
     tasks: RefCell<Tasks>,
-    pub(crate) ready: RefCell<VecDeque<Ready>>,
+    /// Tasks woken through their wakers (the header's `scheduled` flag is
+    /// set).
+    pub(crate) ready: RefCell<VecDeque<Arc<Header>>>,
+    /// Tasks woken by their own jobs ([`Waking::Local`]), as the tokens the
+    /// loop handle gathered: swapped out of it in one go (a batch,
+    /// [`Tasks::next_batch`]), then run in order from `local_next` on.
+    local: RefCell<Vec<u64>>,
+    local_next: Cell<usize>,
     /// The token of the spawned task being polled ([`TaskKey::token`]), or
     /// [`NOT_POLLING`], and (below) the address of that task's own waker,
     /// which the poll's context lends, or null. Two plain cells, each set
@@ -130,6 +137,9 @@ impl Core {
         io_spin: Duration,
     ) -> Core {
         let rearm = matches!(remote.signal, Signal::EventFd(_));
+        // As many as the loop handle's own list holds (one per slot): the
+        // two are swapped, and neither grows.
+        let local_capacity = lp.capacity();
         Core {
             ring: RefCell::new(ring),
             lp: RefCell::new(Some(lp)),
@@ -138,6 +148,8 @@ impl Core {
             timers: RefCell::new(Timers::new()),
             tasks: RefCell::new(Tasks::default()),
             ready: RefCell::new(VecDeque::new()),
+            local: RefCell::new(Vec::with_capacity(local_capacity)),
+            local_next: Cell::new(0),
             polling: Cell::new(NOT_POLLING),
             polling_waker: Cell::new(std::ptr::null()),
             remote,
@@ -270,7 +282,7 @@ impl Core {
         let header = self.tasks.borrow_mut().insert(&self.remote, boxed);
         task::set_header(&handle, header.clone());
         if header.schedule() {
-            self.ready.borrow_mut().push_back(Ready::Woken(header));
+            self.ready.borrow_mut().push_back(header);
         }
         handle
     }
@@ -328,21 +340,19 @@ impl Core {
         let mut future = pin!(future);
         // `future` is polled first, before the tasks already queued.
         main.schedule();
-        self.ready
-            .borrow_mut()
-            .push_front(Ready::Woken(main.clone()));
+        self.ready.borrow_mut().push_front(main.clone());
         loop {
             self.remote.wakes.awake();
-            for _ in 0..TASK_BUDGET {
+            let budget = TASK_BUDGET - self.run_local(TASK_BUDGET);
+            for _ in 0..budget {
                 let next = self.ready.borrow_mut().pop_front();
                 match next {
                     None => break,
-                    Some(Ready::Local(key)) => self.run_task(key),
-                    Some(Ready::Woken(h)) if h.key.index != MAIN => {
+                    Some(h) if h.key.index != MAIN => {
                         h.unschedule();
-                        self.run_task(h.key);
+                        self.run_task(h.key, false);
                     }
-                    Some(Ready::Woken(h)) => {
+                    Some(h) => {
                         if Arc::ptr_eq(&h, &main) {
                             main.unschedule();
                             if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
@@ -352,14 +362,62 @@ impl Core {
                     }
                 }
             }
-            let busy = !self.ready.borrow().is_empty();
+            let busy = !self.ready.borrow().is_empty() || self.local_left();
             self.turn(busy);
         }
     }
 
-    fn run_task(&self, key: TaskKey) {
-        let Some((mut future, waker)) = self.tasks.borrow_mut().take_future(key) else {
-            return; // a stale wake of a finished task
+    /// Runs up to `budget` tasks woken by their own jobs, in the order
+    /// their jobs finished; returns how many tokens it took. When the
+    /// current batch is used up, it takes the next one from the loop
+    /// handle first.
+    fn run_local(&self, budget: usize) -> usize {
+        if self.local_next.get() >= self.local.borrow().len() {
+            let mut local = self.local.borrow_mut();
+            local.clear();
+            self.local_next.set(0);
+            match self.lp.borrow_mut().as_mut() {
+                Some(lp) => lp.swap_local_wakes(&mut local),
+                None => return 0,
+            }
+            if local.is_empty() {
+                return 0;
+            }
+            self.tasks.borrow_mut().next_batch();
+        }
+        let mut taken = 0;
+        while taken < budget {
+            // Read one at a time (the list is not borrowed across a poll),
+            // and counted as taken before its poll, which may unwind.
+            let i = self.local_next.get();
+            let Some(&t) = self.local.borrow().get(i) else {
+                break;
+            };
+            self.local_next.set(i + 1);
+            taken += 1;
+            self.run_task(TaskKey::from_token(t), true);
+        }
+        taken
+    }
+
+    /// Tokens of the current batch of local wakes not run yet, or tokens
+    /// gathered by the loop handle for the next one.
+    fn local_left(&self) -> bool {
+        self.local_next.get() < self.local.borrow().len()
+            || self
+                .lp
+                .borrow()
+                .as_ref()
+                .is_some_and(|lp| lp.has_local_wakes())
+    }
+
+    /// Polls the task `key` names, woken by its waker or (`local`) by a
+    /// token of the current batch of local wakes.
+    fn run_task(&self, key: TaskKey, local: bool) {
+        let Some((mut future, waker)) = self.tasks.borrow_mut().take_future(key, local) else {
+            // A stale wake of a finished task, or a token of a task
+            // polled since its job finished.
+            return;
         };
         self.stats.polls.set(self.stats.polls.get() + 1);
         let r = {
@@ -429,24 +487,9 @@ impl Core {
             }
         }
         self.reap();
-        self.take_local_wakes();
         self.timers.borrow_mut().fire(Instant::now());
         self.take_remote();
         self.wake_room_waiters();
-    }
-
-    /// Tasks whose own jobs finished (`Waking::Local`), onto the ready queue.
-    fn take_local_wakes(&self) {
-        let mut lp = self.lp.borrow_mut();
-        let Some(lp) = lp.as_mut() else { return };
-        let mut tasks = self.tasks.borrow_mut();
-        let mut ready = self.ready.borrow_mut();
-        lp.take_local_wakes(|t| {
-            let key = TaskKey::from_token(t);
-            if tasks.wake_local(key) {
-                ready.push_back(Ready::Local(key));
-            }
-        });
     }
 
     /// Before a sleep: submits what is queued, then polls the ring for up
@@ -526,9 +569,7 @@ impl Core {
     /// Tasks woken from other threads, onto the local queue.
     fn take_remote(&self) {
         let mut ready = self.ready.borrow_mut();
-        self.remote
-            .wakes
-            .drain(|h| ready.push_back(Ready::Woken(h)));
+        self.remote.wakes.drain(|h| ready.push_back(h));
     }
 
     /// Dispatches every CQE on the ring.
@@ -619,6 +660,7 @@ impl Core {
             drop(futures);
         }
         self.ready.borrow_mut().clear();
+        self.local.borrow_mut().clear();
         for ud in self.ops.borrow().in_kernel() {
             self.cancel(ud);
         }

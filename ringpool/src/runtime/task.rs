@@ -12,7 +12,7 @@ use super::context;
 use super::remote::Remote;
 use crate::protocol::remote::Scheduled;
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -52,15 +52,6 @@ impl TaskKey {
             generation: (t >> 32) as u32,
         }
     }
-}
-
-/// An entry of the runtime's ready queue.
-pub(crate) enum Ready {
-    /// Woken through a [`Waker`] (the header's `scheduled` flag is set).
-    Woken(Arc<Header>),
-    /// Woken on the runtime's thread by the task's own job (`offload`),
-    /// without a waker: the table's `local_queued` flag is set.
-    Local(TaskKey),
 }
 
 /// The part of a task that wakers hold.
@@ -127,8 +118,9 @@ pub(crate) struct Task {
     pub(crate) waker: Rc<Waker>,
     /// `None` while it is being polled.
     pub(crate) future: Option<BoxFuture>,
-    /// On the ready queue as [`Ready::Local`] and not yet polled.
-    local_queued: bool,
+    /// The [`Tasks::batch`] of its last poll: a batch's later tokens for
+    /// it are then redundant.
+    polled_in: u64,
 }
 
 /// The runtime's table of spawned tasks.
@@ -139,6 +131,9 @@ pub(crate) struct Tasks {
     live: usize,
     /// The generation the next inserted task gets.
     next_generation: u32,
+    /// Which batch of local wakes is being run ([`next_batch`](Tasks::next_batch));
+    /// 64 bits, so that a stamp of an old batch can never come round again.
+    batch: u64,
 }
 
 impl Tasks {
@@ -160,7 +155,7 @@ impl Tasks {
             key,
             waker: Rc::new(Waker::from(header.clone())),
             future: Some(future),
-            local_queued: false,
+            polled_in: self.batch,
         });
         self.live += 1;
         header
@@ -174,26 +169,33 @@ impl Tasks {
     }
 
     /// Takes the future of the task `key` names out to be polled, if it is
-    /// still that task; a wake from now on queues it again.
+    /// still that task (a stale wake names a finished one).
+    ///
+    /// With `local`, the wake is a token of the current batch of local
+    /// wakes ([`next_batch`](Tasks::next_batch)), and the future is not
+    /// taken if the task was polled already during this batch: every token
+    /// of a batch was made before the batch began, so that poll came after
+    /// the job the token names had finished, and saw its outcome. (A task
+    /// awaiting several jobs that finish together is polled once.)
     #[inline]
-    pub(crate) fn take_future(&mut self, key: TaskKey) -> Option<(BoxFuture, Rc<Waker>)> {
+    pub(crate) fn take_future(
+        &mut self,
+        key: TaskKey,
+        local: bool,
+    ) -> Option<(BoxFuture, Rc<Waker>)> {
+        let batch = self.batch;
         let task = self.get_mut(key)?;
-        task.local_queued = false;
+        if local && task.polled_in == batch {
+            return None;
+        }
+        task.polled_in = batch;
         Some((task.future.take()?, task.waker.clone()))
     }
 
-    /// Marks the task `key` names as queued by its own job; `false` if it
-    /// is gone or queued that way already (the caller then does not queue
-    /// it).
-    #[inline]
-    pub(crate) fn wake_local(&mut self, key: TaskKey) -> bool {
-        match self.get_mut(key) {
-            Some(task) if !task.local_queued => {
-                task.local_queued = true;
-                true
-            }
-            _ => false,
-        }
+    /// Starts a new batch of local wakes (a list of tokens taken from the
+    /// loop handle at once).
+    pub(crate) fn next_batch(&mut self) {
+        self.batch += 1;
     }
 
     /// Puts a pending task's future back.
@@ -310,11 +312,31 @@ impl std::error::Error for JoinError {}
 
 /// What a task and its join handle share.
 struct Join<T> {
+    /// Set by [`JoinHandle::abort`]; a plain cell, as every poll of the
+    /// task reads it.
+    aborted: Cell<bool>,
+    state: RefCell<JoinState<T>>,
+}
+
+/// The part of [`Join`] that the task and the handle borrow in turn.
+struct JoinState<T> {
     output: Option<Result<T, JoinError>>,
     waker: Option<Waker>,
-    aborted: bool,
     /// The task's header, to schedule it when aborted.
     header: Option<Arc<Header>>,
+}
+
+impl<T> Join<T> {
+    fn new(output: Option<Result<T, JoinError>>) -> Rc<Join<T>> {
+        Rc::new(Join {
+            aborted: Cell::new(false),
+            state: RefCell::new(JoinState {
+                output,
+                waker: None,
+                header: None,
+            }),
+        })
+    }
 }
 
 /// An owned permission to await a spawned task's output.
@@ -323,18 +345,18 @@ struct Join<T> {
 /// task's output, or a [`JoinError`] if the task panicked, was aborted, or
 /// its runtime went away first.
 pub struct JoinHandle<T> {
-    join: Rc<RefCell<Join<T>>>,
+    join: Rc<Join<T>>,
 }
 
 impl<T> JoinHandle<T> {
     /// Cancels the task: it is dropped at its next scheduling point and the
     /// handle resolves to a cancelled [`JoinError`] (unless it had finished).
     pub fn abort(&self) {
-        let mut j = self.join.borrow_mut();
-        if j.output.is_some() || j.aborted {
+        let j = self.join.state.borrow();
+        if j.output.is_some() || self.join.aborted.get() {
             return;
         }
-        j.aborted = true;
+        self.join.aborted.set(true);
         if let Some(h) = j.header.clone() {
             drop(j);
             Waker::from(h).wake();
@@ -343,7 +365,7 @@ impl<T> JoinHandle<T> {
 
     /// `true` once the task has finished (output, panic or abort).
     pub fn is_finished(&self) -> bool {
-        self.join.borrow().output.is_some()
+        self.join.state.borrow().output.is_some()
     }
 }
 
@@ -351,7 +373,7 @@ impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut j = self.join.borrow_mut();
+        let mut j = self.join.state.borrow_mut();
         if let Some(out) = j.output.take() {
             return Poll::Ready(out);
         }
@@ -383,7 +405,7 @@ impl<T> fmt::Debug for JoinHandle<T> {
 /// The spawned future, wrapped: catches its panics and honours aborts.
 struct Spawned<F: Future> {
     future: Option<F>,
-    join: Rc<RefCell<Join<F::Output>>>,
+    join: Rc<Join<F::Output>>,
 }
 
 impl<F: Future> Spawned<F> {
@@ -407,7 +429,7 @@ impl<F: Future> Spawned<F> {
             }
         }
         let waker = {
-            let mut j = self.join.borrow_mut();
+            let mut j = self.join.state.borrow_mut();
             j.output = Some(out);
             j.header = None;
             j.waker.take()
@@ -425,7 +447,7 @@ impl<F: Future> Future for Spawned<F> {
         // SAFETY: `future` is never moved out while pinned: it is only
         // polled in place or dropped in place (set to `None`).
         let this = unsafe { self.get_unchecked_mut() };
-        if this.join.borrow().aborted {
+        if this.join.aborted.get() {
             this.finish(Err(JoinError {
                 repr: Repr::Aborted,
             }));
@@ -474,12 +496,7 @@ pub(crate) fn wrap<F>(future: F) -> (BoxFuture, JoinHandle<F::Output>)
 where
     F: Future + 'static,
 {
-    let join = Rc::new(RefCell::new(Join {
-        output: None,
-        waker: None,
-        aborted: false,
-        header: None,
-    }));
+    let join = Join::new(None);
     let task = Spawned {
         future: Some(future),
         join: join.clone(),
@@ -489,19 +506,77 @@ where
 
 /// Records the task's header in its join handle (for `abort`).
 pub(crate) fn set_header<T>(handle: &JoinHandle<T>, header: Arc<Header>) {
-    handle.join.borrow_mut().header = Some(header);
+    handle.join.state.borrow_mut().header = Some(header);
 }
 
 /// A join handle already resolved: the runtime was not there to run it.
 pub(crate) fn gone<T>() -> JoinHandle<T> {
     JoinHandle {
-        join: Rc::new(RefCell::new(Join {
-            output: Some(Err(JoinError {
-                repr: Repr::RuntimeGone,
-            })),
-            waker: None,
-            aborted: false,
-            header: None,
-        })),
+        join: Join::new(Some(Err(JoinError {
+            repr: Repr::RuntimeGone,
+        }))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::remote::Signal;
+
+    fn remote() -> Arc<Remote> {
+        let fd = crate::sys::eventfd::new().expect("eventfd");
+        Arc::new(Remote::new(Signal::EventFd(fd)))
+    }
+
+    fn table_with_one_task() -> (Tasks, TaskKey) {
+        let mut tasks = Tasks::default();
+        let key = tasks.insert(&remote(), Box::pin(async {})).key;
+        (tasks, key)
+    }
+
+    /// Whether the runtime would poll `key` for this wake (the future is
+    /// put back at once, as after a pending poll).
+    fn polls(tasks: &mut Tasks, key: TaskKey, local: bool) -> bool {
+        match tasks.take_future(key, local) {
+            Some((f, _)) => {
+                tasks.put_back(key, f);
+                true
+            }
+            None => false,
+        }
+    }
+
+    #[test]
+    fn a_batch_of_local_wakes_polls_a_task_once() {
+        let (mut tasks, key) = table_with_one_task();
+        tasks.next_batch();
+        // Two tokens of one batch (two jobs of the task that finished
+        // together): one poll.
+        assert!(polls(&mut tasks, key, true));
+        assert!(!polls(&mut tasks, key, true));
+        // A wake through its waker still polls it.
+        assert!(polls(&mut tasks, key, false));
+        // The next batch's token is a job that finished after that poll.
+        tasks.next_batch();
+        assert!(polls(&mut tasks, key, true));
+        // Polled by its waker between batches, while a job was finishing:
+        // that job's token is in the next batch, which polls it again.
+        assert!(polls(&mut tasks, key, false));
+        tasks.next_batch();
+        assert!(polls(&mut tasks, key, true));
+    }
+
+    #[test]
+    fn a_task_spawned_during_a_batch_is_polled_by_the_next() {
+        let (mut tasks, first) = table_with_one_task();
+        tasks.next_batch();
+        assert!(polls(&mut tasks, first, true));
+        let key = tasks.insert(&remote(), Box::pin(async {})).key;
+        tasks.next_batch();
+        assert!(polls(&mut tasks, key, true));
+        // A stale key (another generation) finds nothing.
+        tasks.remove(key);
+        assert!(tasks.take_future(key, true).is_none());
+        assert!(tasks.take_future(key, false).is_none());
     }
 }
