@@ -343,11 +343,19 @@ impl Core {
         self.ready.borrow_mut().push_front(main.clone());
         loop {
             self.remote.wakes.awake();
-            let budget = TASK_BUDGET - self.run_local(TASK_BUDGET);
-            for _ in 0..budget {
+            // Tasks woken by their own jobs take at most half of the
+            // turn's polls first, tasks woken through wakers what they need
+            // of the rest, then the jobs' tasks what is left: neither kind
+            // crowds out the other.
+            let mut budget = TASK_BUDGET - self.run_local(TASK_BUDGET / 2);
+            while budget > 0 {
+                budget -= 1;
                 let next = self.ready.borrow_mut().pop_front();
                 match next {
-                    None => break,
+                    None => {
+                        budget += 1;
+                        break;
+                    }
                     Some(h) if h.key.index != MAIN => {
                         h.unschedule();
                         self.run_task(h.key, false);
@@ -362,6 +370,7 @@ impl Core {
                     }
                 }
             }
+            self.run_local(budget);
             let busy = !self.ready.borrow().is_empty() || self.local_left();
             self.turn(busy);
         }
