@@ -137,8 +137,9 @@ impl Core {
         io_spin: Duration,
     ) -> Core {
         let rearm = matches!(remote.signal, Signal::EventFd(_));
-        // As many as the loop handle's own list holds (one per slot): the
-        // two are swapped, and neither grows.
+        // As many as the loop handle's own list is made with (one per
+        // slot): the two are swapped, so neither needs to grow unless a
+        // slot's job finishes twice between two swaps.
         let local_capacity = lp.capacity();
         Core {
             ring: RefCell::new(ring),
@@ -347,30 +348,23 @@ impl Core {
             // turn's polls first, tasks woken through wakers what they need
             // of the rest, then the jobs' tasks what is left: neither kind
             // crowds out the other.
-            let mut budget = TASK_BUDGET - self.run_local(TASK_BUDGET / 2);
-            while budget > 0 {
-                budget -= 1;
+            let budget = TASK_BUDGET - self.run_local(TASK_BUDGET / 2);
+            let mut ran = 0;
+            while ran < budget {
                 let next = self.ready.borrow_mut().pop_front();
-                match next {
-                    None => {
-                        budget += 1;
-                        break;
-                    }
-                    Some(h) if h.key.index != MAIN => {
-                        h.unschedule();
-                        self.run_task(h.key, false);
-                    }
-                    Some(h) => {
-                        if Arc::ptr_eq(&h, &main) {
-                            main.unschedule();
-                            if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
-                                return v;
-                            }
-                        }
+                let Some(h) = next else { break };
+                ran += 1;
+                if h.key.index != MAIN {
+                    h.unschedule();
+                    self.run_task(h.key, false);
+                } else if Arc::ptr_eq(&h, &main) {
+                    main.unschedule();
+                    if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+                        return v;
                     }
                 }
             }
-            self.run_local(budget);
+            self.run_local(budget - ran);
             let busy = !self.ready.borrow().is_empty() || self.local_left();
             self.turn(busy);
         }
