@@ -254,6 +254,7 @@ impl<R> Slots<R> {
 
     /// A task's job: `Some(job)` (the slot is free again) if its outcome is
     /// there, else `None`, with `by` kept to wake the task when it is.
+    #[inline(always)]
     pub(crate) fn take_task(&mut self, slot: u32, id: u64, by: Waking<'_>) -> Option<JobRef> {
         let s = &mut self.table[slot as usize];
         assert_eq!(s.id, id, "a task polled a slot that is not its own");

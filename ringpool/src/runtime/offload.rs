@@ -97,6 +97,28 @@ where
                 _ => panic!("ringpool: Offload polled after its runtime shut down"),
             };
         };
+        // The queued state is matched in place: a poll that finds its
+        // job's outcome there (the usual case) moves nothing but the outcome.
+        if let State::Queued(job) = &this.state {
+            // SAFETY: `job` was queued by `submit_task` with an `F`
+            // returning `T`, on this runtime's loop handle.
+            return match unsafe { lp.poll_task::<T>(job, core.waking(cx.waker())) } {
+                Poll::Ready(out) => {
+                    this.state = State::Done;
+                    Poll::Ready(out)
+                }
+                Poll::Pending => {
+                    if !context::is_current(core) {
+                        // Its result comes back only through this runtime's
+                        // ring. The unwind releases the loop handle's
+                        // borrow, then drops `self`, which gives the job up
+                        // as any drop does.
+                        core.polled_elsewhere("an offload");
+                    }
+                    Poll::Pending
+                }
+            };
+        }
         match std::mem::replace(&mut this.state, State::Done) {
             State::Idle(f) => match lp.submit_task(f, core.waking(cx.waker())) {
                 Ok(job) => {
@@ -112,24 +134,7 @@ where
                     Poll::Ready(Err(JobError::Cancelled(Task::new(f))))
                 }
             },
-            State::Queued(job) => {
-                // SAFETY: `job` was queued by `submit_task` with an `F`
-                // returning `T`, on this runtime's loop handle.
-                match unsafe { lp.poll_task::<T>(&job, core.waking(cx.waker())) } {
-                    Poll::Ready(out) => Poll::Ready(out),
-                    Poll::Pending => {
-                        this.state = State::Queued(job);
-                        if !context::is_current(core) {
-                            // Its result comes back only through this
-                            // runtime's ring. The unwind releases the loop
-                            // handle's borrow, then drops `self`, which gives
-                            // the job up as any drop does.
-                            core.polled_elsewhere("an offload");
-                        }
-                        Poll::Pending
-                    }
-                }
-            }
+            State::Queued(_) => unreachable!("matched above"),
             State::Done => panic!("ringpool: Offload polled after it resolved"),
         }
     }
@@ -137,7 +142,7 @@ where
 
 impl<F, T> Drop for Offload<F, T> {
     fn drop(&mut self) {
-        if let State::Queued(job) = std::mem::replace(&mut self.state, State::Done) {
+        if let State::Queued(job) = &self.state {
             if let Some(core) = &self.core {
                 if let Some(lp) = core.lp.borrow_mut().as_mut() {
                     lp.abandon_task(job);
