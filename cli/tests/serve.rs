@@ -374,6 +374,61 @@ fn the_connection_limit_refuses_the_excess() {
     }
 }
 
+/// Clients that send requests and never read the answers: once their
+/// socket buffers fill, each send stalls, and after `--write-timeout` the
+/// server drops them. Before, they held their connections (and the
+/// connection limit) for ever: with `--max-conns 2`, two of them had every
+/// later client answered 503.
+#[test]
+fn clients_that_never_read_are_dropped_after_the_write_timeout() {
+    let srv = Server::start(&["--max-conns", "2", "--write-timeout", "0.5"]);
+    // Enough pipelined requests that their answers overflow every buffer
+    // between the server and a client that does not read.
+    let batch = b"GET /health HTTP/1.1\r\n\r\n".repeat(4096);
+    let stalled: Vec<_> = (0..2)
+        .map(|_| {
+            let s = srv.raw();
+            s.set_write_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            let mut w = &s;
+            let t0 = Instant::now();
+            // Until the server stops reading (its writes stall) or drops us.
+            while t0.elapsed() < Duration::from_secs(3) && w.write_all(&batch).is_ok() {}
+            s
+        })
+        .collect();
+    // Within the timeout and a margin, a new client is served (not 503).
+    let t0 = Instant::now();
+    loop {
+        let mut c = srv.raw();
+        let resp = exchange(&mut c, b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n");
+        if status_of(&resp) == 200 {
+            break;
+        }
+        assert_eq!(status_of(&resp), 503, "{resp}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "clients that never read still hold the connection limit"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // And the stalled ones were closed by the server: reading what they
+    // were sent ends (at the close or a reset), it does not wait for ever.
+    for s in stalled {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = vec![0u8; 1 << 16];
+        let ended = loop {
+            match (&s).read(&mut buf) {
+                Ok(0) => break true,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+                Err(_) => break false,
+            }
+        };
+        assert!(ended, "a stalled client's connection was not closed");
+    }
+}
+
 #[test]
 fn a_panicking_job_is_a_500_and_the_server_goes_on() {
     let srv = Server::start(&[]);
@@ -458,6 +513,12 @@ fn bad_thread_counts_and_a_taken_address_are_refused() {
         ["--rings", "100000"],
         ["--workers", "0"],
         ["--workers", "100000"],
+        // Timeouts must be finite, above zero and at most a year (NaN and
+        // 1e300 once panicked converting to a Duration).
+        ["--idle-timeout", "nan"],
+        ["--request-timeout", "1e300"],
+        ["--write-timeout", "-1"],
+        ["--idle-timeout", "0"],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_ringpool"))
             .args(["serve", "--addr", "127.0.0.1:0"])

@@ -5,6 +5,7 @@ use super::Shared;
 use ringpool::runtime::net::TcpStream;
 use ringpool::runtime::offload;
 use ringpool::runtime::time::timeout;
+use ringpool::runtime::IoBuf;
 use ringpool_server::http::{response, Conn, Event, ResponseMode};
 use ringpool_server::routes::{respond_inline, route, Route};
 use ringpool_server::work::Output;
@@ -32,7 +33,7 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
         shared.stats.conn_refused();
         let mut out = Vec::new();
         response::write_error(&mut out, 503, ResponseMode::CLOSE, None);
-        let _ = stream.write_all(out).await;
+        let _ = write_all(&stream, out, shared.write).await;
         return;
     }
     shared.stats.conn_accepted();
@@ -123,11 +124,12 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
             }
         };
         if !out.is_empty() {
-            let (w, b) = stream.write_all(std::mem::take(&mut out)).await;
-            out = b;
-            out.clear();
-            if w.is_err() {
-                return;
+            match write_all(&stream, std::mem::take(&mut out), shared.write).await {
+                Some(mut b) => {
+                    b.clear();
+                    out = b;
+                }
+                None => return,
             }
         }
         if close {
@@ -149,7 +151,7 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
                 if phase.in_request() {
                     response::write_error(&mut out, 408, ResponseMode::CLOSE, None);
                     shared.stats.record_status(408);
-                    let _ = stream.write_all(std::mem::take(&mut out)).await;
+                    let _ = write_all(&stream, std::mem::take(&mut out), shared.write).await;
                 }
                 return;
             }
@@ -157,4 +159,27 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
             Ok(Ok(n)) => conn.filled(n),
         }
     }
+}
+
+/// Writes all of `buf`, each send allowed `limit` to make progress: a
+/// client that stops reading its answers is dropped instead of holding its
+/// connection (and a place under the connection limit) for ever. The
+/// buffer back, or `None` if the write failed or stalled (the connection
+/// is then done; a stalled send's buffer stays with its operation until
+/// the kernel lets it go).
+async fn write_all(
+    stream: &TcpStream,
+    mut buf: Vec<u8>,
+    limit: std::time::Duration,
+) -> Option<Vec<u8>> {
+    let mut at = 0;
+    while at < buf.len() {
+        let (r, slice) = timeout(limit, stream.write(buf.slice(at..))).await.ok()?;
+        buf = slice.into_inner();
+        match r {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => at += n,
+        }
+    }
+    Some(buf)
 }

@@ -52,11 +52,16 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 10_000)]
     pub max_conns: usize,
     /// Seconds an idle keep-alive connection is kept.
-    #[arg(long, default_value_t = 30.0)]
-    pub idle_timeout: f64,
+    #[arg(long, default_value = "30", value_parser = parse_seconds, allow_negative_numbers = true)]
+    pub idle_timeout: Duration,
     /// Seconds a request may take to arrive (head and body); then 408.
-    #[arg(long, default_value_t = 10.0)]
-    pub request_timeout: f64,
+    #[arg(long, default_value = "10", value_parser = parse_seconds, allow_negative_numbers = true)]
+    pub request_timeout: Duration,
+    /// Seconds a response write may go without progress (a client that
+    /// does not read its answers); then the connection is closed, so such
+    /// clients cannot hold the connection limit.
+    #[arg(long, default_value = "10", value_parser = parse_seconds, allow_negative_numbers = true)]
+    pub write_timeout: Duration,
     /// How results are announced to the ring: `batch` (one CQE for every
     /// result ready, the default) or `per-job` (one MSG_RING CQE per job, the
     /// answer's design; msg-ring and msg-ring-sync only). With `per-job` the
@@ -93,6 +98,8 @@ pub(crate) struct Shared {
     pub(crate) max_conns: usize,
     pub(crate) idle: Duration,
     pub(crate) request: Duration,
+    /// How long a write may go without progress.
+    pub(crate) write: Duration,
     pub(crate) pool: Pool,
     pub(crate) stopping: AtomicBool,
     pub(crate) panic_route: bool,
@@ -118,8 +125,9 @@ impl Shared {
             stats: Stats::new(pool.handoff().name()),
             conns: AtomicUsize::new(0),
             max_conns: args.max_conns,
-            idle: Duration::from_secs_f64(args.idle_timeout),
-            request: Duration::from_secs_f64(args.request_timeout),
+            idle: args.idle_timeout,
+            request: args.request_timeout,
+            write: args.write_timeout,
             pool,
             stopping: AtomicBool::new(false),
             panic_route: args.panic_route,
@@ -182,6 +190,22 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
         r??;
     }
     Ok(())
+}
+
+/// A timeout in seconds: finite, above zero, and at most a year (a
+/// duration the clock can add to now).
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    const MAX: f64 = 365.0 * 24.0 * 3600.0;
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !(secs > 0.0 && secs <= MAX) {
+        return Err(format!(
+            "`{s}` seconds: a timeout must be above 0 and at most {MAX} (a year)"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 /// The pool `args` ask for (handoff, announce, workers, their nice value).
