@@ -28,6 +28,10 @@ pub enum ErrorKind {
     Io,
     /// A worker thread could not be spawned.
     Spawn,
+    /// A loop was registered on one of its own pool's worker threads: its
+    /// waits for its jobs would wait for the worker it runs on (with one
+    /// worker, for ever).
+    OnOwnWorker,
 }
 
 impl Error {
@@ -81,7 +85,7 @@ impl From<Error> for io::Error {
     fn from(e: Error) -> io::Error {
         let kind = match e.kind {
             ErrorKind::Unsupported(_) => io::ErrorKind::Unsupported,
-            ErrorKind::InvalidConfig => io::ErrorKind::InvalidInput,
+            ErrorKind::InvalidConfig | ErrorKind::OnOwnWorker => io::ErrorKind::InvalidInput,
             ErrorKind::Io | ErrorKind::Spawn => io::ErrorKind::Other,
         };
         io::Error::new(kind, e)

@@ -527,6 +527,40 @@ fn close_passes_every_user_cqe(h: Handoff) {
 /// delivery writes into live memory; built with `--cfg ringpool_no_quiesce`
 /// (the close skips that wait) it writes into freed memory, which ASan must
 /// report.
+/// A loop registered from inside a job, on the worker that runs it, would
+/// wait for that worker to run its own jobs: with one worker, for ever. It
+/// is refused with `OnOwnWorker`; the same job can register with another
+/// pool and get its results, and the outer loop goes on.
+fn loop_on_its_own_pools_worker(h: Handoff) {
+    let test = "loop_on_its_own_pools_worker";
+    let Some(pool) = build_or_skip(test, Pool::builder().workers(1), h) else {
+        return;
+    };
+    let _w = watchdog(test, h, &pool);
+    let other = Pool::builder().workers(1).build().unwrap();
+    let mut ring = IoUring::new(64).unwrap();
+    let mut lp = pool
+        .register::<(ringpool::ErrorKind, u32)>(&mut ring)
+        .unwrap();
+    let inner = pool.clone();
+    lp.try_submit(move || {
+        let mut ring = IoUring::new(16).unwrap();
+        let kind = inner
+            .register::<u32>(&mut ring)
+            .map(drop)
+            .unwrap_err()
+            .kind();
+        // Another pool's workers are not this thread: that works.
+        let mut lp = other.register::<u32>(&mut ring).unwrap();
+        lp.try_submit(|| 7).unwrap();
+        (kind, util::wait_one(&mut lp, &mut ring).result.unwrap())
+    })
+    .unwrap();
+    let (kind, got) = util::wait_one(&mut lp, &mut ring).result.unwrap();
+    assert_eq!(kind, ringpool::ErrorKind::OnOwnWorker, "[{h}]");
+    assert_eq!(got, 7, "[{h}]");
+}
+
 #[test]
 fn asan_probe() {
     let pool = Pool::builder().workers(1).build().unwrap();
@@ -564,6 +598,7 @@ macro_rules! hostile {
             #[test] fn hundreds_of_handles_on_one_ring() { super::hundreds_of_handles_on_one_ring($h) }
             #[test] fn results_that_panic_on_drop() { super::results_that_panic_on_drop($h) }
             #[test] fn close_passes_every_user_cqe() { super::close_passes_every_user_cqe($h) }
+            #[test] fn loop_on_its_own_pools_worker() { super::loop_on_its_own_pools_worker($h) }
         }
     )*};
 }

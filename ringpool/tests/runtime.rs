@@ -1041,6 +1041,33 @@ fn misuse_is_an_error_not_a_hang() {
     drop((stream, listener, peer));
 }
 
+/// A runtime built inside an offload, on the worker running it, with that
+/// same pool: its offloads would wait for the one worker, which waits for
+/// them (this hung for ever). The build is refused with `OnOwnWorker`; with
+/// another pool the nested runtime works.
+#[test]
+fn a_runtime_on_its_own_pools_worker_is_refused() {
+    let _w = watchdog("a_runtime_on_its_own_pools_worker_is_refused");
+    let pool = Pool::builder().workers(1).build().unwrap();
+    let rt = Runtime::builder().pool(pool.clone()).build().unwrap();
+    let (kind, nested) = rt
+        .block_on(offload(move || {
+            let kind = Runtime::builder()
+                .pool(pool)
+                .build()
+                .map(drop)
+                .unwrap_err()
+                .kind();
+            let other = Runtime::builder().workers(1).build().unwrap();
+            (kind, other.block_on(offload(|| 6 * 7)).unwrap())
+        }))
+        .unwrap();
+    assert_eq!(kind, ringpool::ErrorKind::OnOwnWorker);
+    assert_eq!(nested, 42);
+    // The outer runtime goes on.
+    assert_eq!(rt.block_on(offload(|| 1)).unwrap(), 1);
+}
+
 /// A runtime whose reads are single-shot: a read's own buffer is in the
 /// kernel while it waits.
 fn single_shot_rt() -> Runtime {

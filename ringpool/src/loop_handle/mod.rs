@@ -183,6 +183,15 @@ impl<R: Send + 'static> LoopHandle<R> {
         }
         let cq_entries = p.cq_entries() as usize;
         let pool = &owner.shared;
+        #[cfg(not(loom))]
+        if crate::pool::worker::is_worker_of(pool) {
+            return Err(Error::new(
+                ErrorKind::OnOwnWorker,
+                "a loop cannot be registered on a worker thread of its own pool: its waits \
+                 for its jobs would wait for the thread they run on; give it another pool, \
+                 or run it on a thread of its own",
+            ));
+        }
         let max = owner.config.max_in_flight;
         if pool.announce == Announce::PerJob && max + POOL_CQ_RESERVE > cq_entries {
             return Err(Error::new(

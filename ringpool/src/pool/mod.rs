@@ -5,7 +5,7 @@ mod builder;
 pub(crate) mod job;
 pub(crate) mod loop_shared;
 pub(crate) mod shared;
-mod worker;
+pub(crate) mod worker;
 pub(crate) mod workers;
 
 pub use builder::PoolBuilder;
@@ -138,6 +138,8 @@ impl Pool {
     /// * [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig): the ring lacks NODROP or EXT_ARG; with
     ///   `Announce::PerJob` the in-flight limit does not fit in its CQ; 65536
     ///   handles are live already.
+    /// * [`ErrorKind::OnOwnWorker`](crate::ErrorKind::OnOwnWorker): called from a job, on one of
+    ///   this pool's own workers (the loop would wait for the thread it runs on).
     /// * [`ErrorKind::Io`](crate::ErrorKind::Io): the fd duplicate, eventfd or pipe could not be made.
     pub fn register<R: Send + 'static>(&self, ring: &mut IoUring) -> Result<LoopHandle<R>, Error> {
         LoopHandle::new(self.owner.clone(), ring)

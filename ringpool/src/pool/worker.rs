@@ -74,6 +74,19 @@ impl Pacing {
     };
 }
 
+#[cfg(not(loom))]
+std::thread_local! {
+    /// The pool whose worker this thread is (its `PoolShared`'s address),
+    /// or 0.
+    static WORKER_OF: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// `true` if this thread is one of `pool`'s workers.
+#[cfg(not(loom))]
+pub(crate) fn is_worker_of(pool: &PoolShared) -> bool {
+    WORKER_OF.with(|w| w.get() == pool as *const PoolShared as usize)
+}
+
 /// A worker thread's body. Reports start-up (pinning, the mechanism's
 /// per-thread setup) on `ready`, then serves jobs until the pool exits.
 pub(crate) fn main(
@@ -83,6 +96,8 @@ pub(crate) fn main(
     nice: Option<i32>,
     ready: Sender<io::Result<()>>,
 ) {
+    #[cfg(not(loom))]
+    WORKER_OF.with(|w| w.set(Arc::as_ptr(&pool) as usize));
     let setup = (|| {
         if let Some(cpu) = cpu {
             sys::thread::pin_current(cpu)?;
@@ -118,6 +133,8 @@ pub(crate) fn main(
     }
     worker.retire(&pool.backend, idx);
     drop(worker); // closes the worker's own kernel objects, on its thread
+    #[cfg(not(loom))]
+    WORKER_OF.with(|w| w.set(0));
 }
 
 /// A worker's batch buffers (allocated once) and its claim limit.

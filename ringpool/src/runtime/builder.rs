@@ -145,7 +145,8 @@ impl Builder {
     ///
     /// [`ErrorKind::InvalidConfig`] for a pool given together with pool
     /// settings, a bad ring size or buffer count, or an `io_spin` over 1 s;
-    /// [`ErrorKind::Io`] if
+    /// [`ErrorKind::OnOwnWorker`] if built, with its pool, on one of that
+    /// pool's workers (inside an `offload`); [`ErrorKind::Io`] if
     /// io_uring cannot be set up; the pool's own errors.
     pub fn build(self) -> Result<Runtime, Error> {
         if self.pool.is_some() && self.pool_builder.is_some() {
