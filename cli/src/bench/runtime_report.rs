@@ -59,13 +59,16 @@ fn render_echo(out: &mut String, plan: &Plan, results: &Results) {
         format!(
             "echo: loopback TCP, each server a process pinned to one CPU, the same epoll client on the other CPU(s), one \
              thread per CPU; \
-             closed loop, one message in flight per connection; a fresh server per cell, {} ms warm-up, then the \
-             median (by rt/s) of {} windows of {} ms; server CPU = utime+stime of /proc/<pid>/stat; rt = round trip; \
-             other % = CPU of other processes, % of the machine, in that window (a cell above 10% runs again, the \
-             less disturbed run is kept)",
-            spec.warmup.as_millis(),
+             closed loop, one message in flight per connection; every server started per cell, then {} rounds in \
+             which each server in turn gets {} ms of warm-up and a window of {} ms on fresh connections; the \
+             median window (by rt/s) of each; server CPU = utime+stime of /proc/<pid>/stat; rt = round trip; \
+             other % = CPU of other processes, % of the machine, in that window (a window above {}% runs again, at \
+             most {} windows, the less disturbed is kept)",
             spec.reps,
-            spec.window.as_millis()
+            spec.warmup.as_millis(),
+            spec.window.as_millis(),
+            crate::bench::echo::RETRY_ABOVE_PCT,
+            crate::bench::echo::RETRIES,
         ),
         &[
             "server", "conns", "size B", "rt/s", "vs ct", "p50 µs", "vs ct", "p99 µs", "vs ct",

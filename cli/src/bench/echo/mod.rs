@@ -8,8 +8,10 @@
 //! * Idle connections: 10,000 connections held open; the server's `VmRSS`
 //!   per connection.
 //!
-//! Every cell runs against a freshly started server, all servers back to
-//! back per cell (so slow drift of the VM hits them alike).
+//! Per cell every server is started, then they take turns: each round is
+//! one window (after its warm-up, on fresh connections) of each server in
+//! turn, and the cell's figure is the median of its rounds, so the VM's
+//! slow and fast phases fall on every server alike.
 //!
 //! # The client's limit
 //!
@@ -115,9 +117,10 @@ pub struct EchoSpec {
     /// Each measured window.
     #[serde(with = "super::seconds")]
     pub window: Duration,
-    /// Measured windows per cell, back to back on the same connections; the
-    /// one with the median round trips/s is reported (a burst of other load
-    /// on this shared machine then spoils one window, not the figure).
+    /// Measured windows per cell, one per round (every server takes its
+    /// turn in each round, on fresh connections); the one with the median
+    /// round trips/s is reported (a burst of other load on this shared
+    /// machine then spoils one window, not the figure).
     pub reps: usize,
     /// Idle connections opened (0: not measured).
     pub idle_connections: usize,
@@ -133,7 +136,7 @@ impl EchoSpec {
     /// Progress-bar steps of this section.
     pub fn steps(&self) -> usize {
         let cells = self.connections.len() * self.sizes.len();
-        self.servers.len() * (cells + usize::from(self.idle_connections > 0))
+        self.servers.len() * (cells * self.reps + usize::from(self.idle_connections > 0))
     }
 }
 
@@ -198,15 +201,19 @@ pub struct EchoCell {
     pub window: client::WindowFigures,
     /// Round trips/s of every window (the median one is reported).
     pub rtt_per_s_reps: Vec<f64>,
-    /// 1, or 2 if the first run was disturbed by other processes (more than
-    /// [`RETRY_ABOVE_PCT`]) and the cell ran again (the less disturbed run
-    /// is reported).
+    /// 1, or 2 if one of its windows was disturbed by other processes (more
+    /// than [`RETRY_ABOVE_PCT`]) and ran again (the less disturbed is kept;
+    /// at most [`RETRIES`] windows of the section run twice).
     pub attempts: u32,
 }
 
-/// A cell whose median window saw other processes use more than this share
-/// of the machine (%) runs once more.
+/// A window that saw other processes use more than this share of the
+/// machine (%) runs once more.
 pub const RETRY_ABOVE_PCT: f64 = 10.0;
+
+/// The most windows of the echo section that run a second time because
+/// other processes disturbed the first.
+pub const RETRIES: usize = 4;
 
 /// Measures a figure with `measure`; if other processes disturbed its
 /// window (`other(&figure)`, % of the machine, above [`RETRY_ABOVE_PCT`])
@@ -229,6 +236,44 @@ pub fn less_disturbed<T, E>(
         Ok(second) if other(&second) < other(&first) => Ok((second, 2)),
         _ => Ok((first, 2)),
     }
+}
+
+/// Measures every one of `servers` in `reps` rounds, one window each per
+/// round and server in turn, so that the VM's slow and fast phases fall on
+/// all of them alike (back-to-back windows per server let one phase decide
+/// a comparison). A window disturbed by other processes (more than
+/// [`RETRY_ABOVE_PCT`]) is measured once more while `retries` lasts, and
+/// the less disturbed of the two kept (`other`: a window's share of other
+/// load, %). For each server, in order: its windows and its attempts (1,
+/// or 2 if a window ran again), or the error that stopped it (its later
+/// rounds are skipped).
+pub fn interleaved<S, W>(
+    servers: &[S],
+    reps: usize,
+    retries: &mut usize,
+    other: fn(&W) -> f64,
+    mut window: impl FnMut(&S) -> Result<W, String>,
+) -> Vec<Result<(Vec<W>, u32), String>> {
+    let mut out: Vec<Result<(Vec<W>, u32), String>> =
+        servers.iter().map(|_| Ok((Vec::new(), 1))).collect();
+    for _ in 0..reps {
+        for (server, slot) in servers.iter().zip(out.iter_mut()) {
+            let Ok((windows, attempts)) = slot else {
+                continue;
+            };
+            match less_disturbed(|| window(server), other, *retries > 0) {
+                Ok((w, tries)) => {
+                    if tries > 1 {
+                        *retries -= 1;
+                        *attempts = 2;
+                    }
+                    windows.push(w);
+                }
+                Err(e) => *slot = Err(e),
+            }
+        }
+    }
+    out
 }
 
 /// The idle-connections figure of one server.
@@ -288,21 +333,16 @@ pub fn run(spec: &EchoSpec, cpus: &EchoCpus, tick: &mut dyn FnMut(&str), results
             .skipped
             .push(Skipped::new("echo", imp.name(), what, m));
     };
+    let mut retries = RETRIES;
     for &connections in &spec.connections {
         for &size in &spec.sizes {
+            let mut live = Vec::new();
             for &imp in &spec.servers {
-                tick(&format!("echo {} {connections} conn {size} B", imp.name()));
                 if not_built.contains(&imp) {
                     continue;
                 }
-                let measured = less_disturbed(
-                    || cell(spec, cpus, imp, connections, size),
-                    |c| c.window.other_load_pct,
-                    true,
-                )
-                .map(|(c, attempts)| EchoCell { attempts, ..c });
-                match measured {
-                    Ok(c) => results.echo.cells.push(c),
+                match ServerProcess::start(imp, cpus.server) {
+                    Ok(server) => live.push((imp, server)),
                     Err(m) => {
                         let what = if matches!(m, Missing::NotBuilt(_)) {
                             not_built.push(imp);
@@ -312,6 +352,36 @@ pub fn run(spec: &EchoSpec, cpus: &EchoCpus, tick: &mut dyn FnMut(&str), results
                         };
                         skip(results, imp, what, &m);
                     }
+                }
+            }
+            let echo = client::Echo::new(size);
+            let load = client::Load {
+                connections,
+                warmup: spec.warmup,
+                window: spec.window,
+                reps: 1,
+            };
+            let other = client::Window::other_load_pct;
+            let measured = interleaved(&live, spec.reps, &mut retries, other, |(imp, server)| {
+                tick(&format!("echo {} {connections} conn {size} B", imp.name()));
+                let mut w = client::run(server.addr, server.pid, &echo, load, &cpus.client)?;
+                w.pop()
+                    .ok_or_else(|| "the client measured no window".to_string())
+            });
+            for ((imp, _), m) in live.iter().zip(measured) {
+                match m {
+                    Ok((windows, attempts)) => {
+                        results
+                            .echo
+                            .cells
+                            .push(cell(*imp, connections, size, windows, attempts));
+                    }
+                    Err(e) => skip(
+                        results,
+                        *imp,
+                        format!("{connections} connections, {size} B"),
+                        &Missing::Failed(e),
+                    ),
                 }
             }
         }
@@ -338,25 +408,16 @@ pub fn run(spec: &EchoSpec, cpus: &EchoCpus, tick: &mut dyn FnMut(&str), results
     }
 }
 
-/// One load cell against a fresh server.
+/// The cell of `imp` from its windows (the median one by round trips/s).
 fn cell(
-    spec: &EchoSpec,
-    cpus: &EchoCpus,
     imp: ServerImpl,
     connections: usize,
     size: usize,
-) -> Result<EchoCell, Missing> {
-    let server = ServerProcess::start(imp, cpus.server)?;
-    let load = client::Load {
-        connections,
-        warmup: spec.warmup,
-        window: spec.window,
-        reps: spec.reps,
-    };
-    let echo = client::Echo::new(size);
-    let windows = client::run(server.addr, server.pid, &echo, load, &cpus.client)?;
+    windows: Vec<client::Window>,
+    attempts: u32,
+) -> EchoCell {
     let (w, reps) = client::median(windows);
-    Ok(EchoCell {
+    EchoCell {
         server: imp.name().into(),
         connections,
         size,
@@ -366,8 +427,8 @@ fn cell(
         server_vcsw_per_rt: w.server_vcsw_per_rt(),
         window: client::WindowFigures::of(&w),
         rtt_per_s_reps: reps,
-        attempts: 1,
-    })
+        attempts,
+    }
 }
 
 /// The idle-connections figure against a fresh server.
@@ -397,4 +458,43 @@ fn idle_figure(spec: &EchoSpec, cpus: &EchoCpus, imp: ServerImpl) -> Result<Echo
         rss_after_kib: after,
         rss_bytes_per_conn: after.saturating_sub(before) as f64 * 1024.0 / n.max(1) as f64,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Servers take turns round by round; a disturbed window runs again
+    /// while the retry budget lasts (the less disturbed kept); a server
+    /// whose window fails is left out of its later rounds only.
+    #[test]
+    fn interleaved_rounds_take_turns_retry_and_stop_a_failed_server() {
+        let mut calls = Vec::new();
+        let mut retries = 1;
+        // Windows are their "other load" figures: server 0's first one is
+        // disturbed (50%), its rerun less so (20%); server 2 fails in
+        // round 2.
+        let mut n = [0usize; 3];
+        let out = interleaved(
+            &[0usize, 1, 2],
+            3,
+            &mut retries,
+            |w: &f64| *w,
+            |&s| {
+                calls.push(s);
+                n[s] += 1;
+                match (s, n[s]) {
+                    (0, 1) => Ok(50.0),
+                    (0, 2) => Ok(20.0),
+                    (2, 2) => Err("gone".to_string()),
+                    _ => Ok(1.0),
+                }
+            },
+        );
+        assert_eq!(calls, [0, 0, 1, 2, 0, 1, 2, 0, 1]);
+        assert_eq!(retries, 0);
+        assert_eq!(out[0], Ok((vec![20.0, 1.0, 1.0], 2)));
+        assert_eq!(out[1], Ok((vec![1.0, 1.0, 1.0], 1)));
+        assert_eq!(out[2], Err("gone".to_string()));
+    }
 }

@@ -15,8 +15,10 @@
 //!   other than 200 (errors, reported, never dropped); ratios to
 //!   hyper-blocking's.
 //!
-//! A fresh server per cell, every server back to back per endpoint (so
-//! slow drift of the VM hits them alike). `bench/http.sh` remains the full
+//! Per endpoint every server is started, then they take turns: a round is
+//! one window (after its warm-up, on fresh connections) of each server in
+//! turn, and a cell's figure is the median of its rounds, so the VM's slow
+//! and fast phases fall on every server alike. `bench/http.sh` remains the full
 //! load test (wrk, h2load open loop, isolation, every handoff).
 //!
 //! Modules, one job each: [`server`] (the hidden subcommand), [`client`]
@@ -30,7 +32,7 @@ pub mod targets;
 
 use super::echo::client::{self as load, Load, WindowFigures};
 use super::echo::process::ServerProcess;
-use super::echo::{less_disturbed, EchoCpus};
+use super::echo::{interleaved, EchoCpus};
 use super::missing::{Missing, Skipped};
 use super::results::Results;
 use serde::Serialize;
@@ -142,15 +144,15 @@ pub struct HttpSpec {
     /// Each measured window.
     #[serde(with = "super::seconds")]
     pub window: Duration,
-    /// Measured windows per cell, back to back; the median (by requests/s)
-    /// is reported.
+    /// Measured windows per cell, one per round (every server takes its
+    /// turn in each round); the median (by requests/s) is reported.
     pub reps: usize,
 }
 
 impl HttpSpec {
     /// Progress-bar steps of this section.
     pub fn steps(&self) -> usize {
-        self.servers.len() * self.endpoints.len()
+        self.servers.len() * self.endpoints.len() * self.reps
     }
 }
 
@@ -214,14 +216,14 @@ pub struct HttpCell {
     pub window: WindowFigures,
     /// Requests/s of every window (the median one is reported).
     pub req_per_s_reps: Vec<f64>,
-    /// 1, or 2 if the first run was disturbed by other processes (more than
-    /// [`RETRY_ABOVE_PCT`](super::echo::RETRY_ABOVE_PCT)) and the cell ran
-    /// again (the less disturbed run is reported; at most [`RETRIES`] cells
-    /// of the section run twice).
+    /// 1, or 2 if one of its windows was disturbed by other processes (more
+    /// than [`RETRY_ABOVE_PCT`](super::echo::RETRY_ABOVE_PCT)) and ran again
+    /// (the less disturbed is kept; at most [`RETRIES`] windows of the
+    /// section run twice).
     pub attempts: u32,
 }
 
-/// The most cells of the section that run a second time because other
+/// The most windows of the section that run a second time because other
 /// processes disturbed the first (which keeps the section short on a busy
 /// machine).
 pub const RETRIES: usize = 2;
@@ -247,57 +249,70 @@ impl HttpResults {
 }
 
 /// Runs the http section, filing figures and skips into `results`;
-/// `tick(label)` is called before each step. A server that does not start
-/// is left out of its later cells.
+/// `tick(label)` is called before each window. Per endpoint every server
+/// starts, then they take turns (see [`interleaved`]); a server that does
+/// not start is left out of its later cells.
 pub fn run(spec: &HttpSpec, cpus: &HttpCpus, tick: &mut dyn FnMut(&str), results: &mut Results) {
     let started = std::time::Instant::now();
     results.http.pinning = cpus.described.clone();
     let mut did_not_start: Vec<HttpServer> = Vec::new();
     let mut retries = RETRIES;
     for &endpoint in &spec.endpoints {
+        let mut live = Vec::new();
         for &imp in &spec.servers {
-            tick(&format!("http {} {}", imp.name(), endpoint.name()));
             if did_not_start.contains(&imp) {
                 continue;
             }
-            let measured = less_disturbed(
-                || cell(spec, &cpus.cpus, imp, endpoint),
-                |c| c.window.other_load_pct,
-                retries > 0,
-            );
-            match measured {
-                Ok((c, attempts)) => {
-                    retries -= usize::from(attempts > 1);
-                    results.http.cells.push(HttpCell { attempts, ..c });
-                }
-                Err((started, m)) => {
-                    let what = if started {
-                        endpoint.name().to_string()
-                    } else {
-                        did_not_start.push(imp);
-                        format!(
-                            "{} and its later http cells (the server did not start)",
-                            endpoint.name()
-                        )
-                    };
+            match start(spec, &cpus.cpus, imp) {
+                Ok(server) => live.push((imp, server)),
+                Err(m) => {
+                    did_not_start.push(imp);
+                    let what = format!(
+                        "{} and its later http cells (the server did not start)",
+                        endpoint.name()
+                    );
                     results
                         .skipped
                         .push(Skipped::new("http", imp.name(), what, &m));
                 }
             }
         }
+        let http = client::Http::new(endpoint);
+        let load = Load {
+            connections: spec.connections,
+            warmup: spec.warmup,
+            window: spec.window,
+            reps: 1,
+        };
+        let other = load::Window::other_load_pct;
+        let measured = interleaved(&live, spec.reps, &mut retries, other, |(imp, server)| {
+            tick(&format!("http {} {}", imp.name(), endpoint.name()));
+            let mut w = load::run(server.addr, server.pid, &http, load, &cpus.cpus.client)?;
+            w.pop()
+                .ok_or_else(|| "the client measured no window".to_string())
+        });
+        for ((imp, _), m) in live.iter().zip(measured) {
+            match m {
+                Ok((windows, attempts)) => {
+                    results
+                        .http
+                        .cells
+                        .push(cell(spec, *imp, endpoint, windows, attempts));
+                }
+                Err(e) => results.skipped.push(Skipped::new(
+                    "http",
+                    imp.name(),
+                    endpoint.name().to_string(),
+                    &Missing::Failed(e),
+                )),
+            }
+        }
     }
     results.http.secs = started.elapsed().as_secs_f64();
 }
 
-/// One cell against a fresh server; the error says whether the server had
-/// started.
-fn cell(
-    spec: &HttpSpec,
-    cpus: &EchoCpus,
-    imp: HttpServer,
-    endpoint: Endpoint,
-) -> Result<HttpCell, (bool, Missing)> {
+/// Starts `imp`'s server, pinned as `cpus` say.
+fn start(spec: &HttpSpec, cpus: &EchoCpus, imp: HttpServer) -> Result<ServerProcess, Missing> {
     let mut args = ["--impl", imp.name(), "--workers"]
         .map(String::from)
         .to_vec();
@@ -305,18 +320,20 @@ fn cell(
     if let Some(cpu) = cpus.server {
         args.extend(["--cpu".to_string(), cpu.to_string()]);
     }
-    let server = ServerProcess::spawn("http-server", &args).map_err(|m| (false, m))?;
-    let load = Load {
-        connections: spec.connections,
-        warmup: spec.warmup,
-        window: spec.window,
-        reps: spec.reps,
-    };
-    let http = client::Http::new(endpoint);
-    let windows = load::run(server.addr, server.pid, &http, load, &cpus.client)
-        .map_err(|e| (true, Missing::Failed(e)))?;
+    ServerProcess::spawn("http-server", &args)
+}
+
+/// The cell of `imp` on `endpoint` from its windows (the median one by
+/// requests/s).
+fn cell(
+    spec: &HttpSpec,
+    imp: HttpServer,
+    endpoint: Endpoint,
+    windows: Vec<load::Window>,
+    attempts: u32,
+) -> HttpCell {
     let (w, reps) = load::median(windows);
-    Ok(HttpCell {
+    HttpCell {
         server: imp.name().into(),
         endpoint,
         connections: spec.connections,
@@ -326,6 +343,6 @@ fn cell(
         server_cpu_ns_per_req: w.server_cpu_ns_per_rt(),
         window: WindowFigures::of(&w),
         req_per_s_reps: reps,
-        attempts: 1,
-    })
+        attempts,
+    }
 }

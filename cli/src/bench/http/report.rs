@@ -13,15 +13,16 @@ pub fn render(out: &mut String, spec: &HttpSpec, http: &HttpResults) {
         format!(
             "http: ringpool serve against tokio + hyper (ringpool-peers), each server a process of its own with {} \
              CPU workers and one event-loop thread; {}; the bench's closed-loop HTTP/1.1 client (epoll), {} keep-alive \
-             connections, one request in flight each; a fresh server per cell, {} ms warm-up, then the median (by \
-             req/s) of {} windows of {} ms; latency = request written to response read; server CPU = utime+stime of \
+             connections, one request in flight each; every server started per endpoint, then {} rounds in which each \
+             server in turn gets {} ms of warm-up and a window of {} ms on fresh connections; the median window (by \
+             req/s) of each; latency = request written to response read; server CPU = utime+stime of \
              /proc/<pid>/stat; errors = answers other than 200; other % = CPU of other processes, % of the machine, in that window (a \
-             cell above {}% runs again, at most {} cells, the less disturbed run is kept)",
+             window above {}% runs again, at most {} windows, the less disturbed is kept)",
             spec.workers,
             http.pinning,
             spec.connections,
-            spec.warmup.as_millis(),
             spec.reps,
+            spec.warmup.as_millis(),
             spec.window.as_millis(),
             crate::bench::echo::RETRY_ABOVE_PCT,
             super::RETRIES,
