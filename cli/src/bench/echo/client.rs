@@ -216,6 +216,21 @@ impl WindowFigures {
     }
 }
 
+/// One window of `load` (its `reps` ignored: one) against the server at
+/// `addr`, after the warm-up; see [`run`].
+pub fn one_window<E: Exchange>(
+    addr: SocketAddr,
+    pid: u32,
+    exchange: &E,
+    load: Load,
+    cpus: &[Option<usize>],
+) -> Result<Window, String> {
+    let load = Load { reps: 1, ..load };
+    run(addr, pid, exchange, load, cpus)?
+        .pop()
+        .ok_or_else(|| "the client measured no window".to_string())
+}
+
 /// The window with the median rate (the one reported: a burst of other
 /// load on a shared machine then spoils one window, not the figure), and
 /// the rate of every window in run order.

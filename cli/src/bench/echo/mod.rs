@@ -364,9 +364,7 @@ pub fn run(spec: &EchoSpec, cpus: &EchoCpus, tick: &mut dyn FnMut(&str), results
             let other = client::Window::other_load_pct;
             let measured = interleaved(&live, spec.reps, &mut retries, other, |(imp, server)| {
                 tick(&format!("echo {} {connections} conn {size} B", imp.name()));
-                let mut w = client::run(server.addr, server.pid, &echo, load, &cpus.client)?;
-                w.pop()
-                    .ok_or_else(|| "the client measured no window".to_string())
+                client::one_window(server.addr, server.pid, &echo, load, &cpus.client)
             });
             for ((imp, _), m) in live.iter().zip(measured) {
                 match m {

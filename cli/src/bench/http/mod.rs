@@ -287,9 +287,7 @@ pub fn run(spec: &HttpSpec, cpus: &HttpCpus, tick: &mut dyn FnMut(&str), results
         let other = load::Window::other_load_pct;
         let measured = interleaved(&live, spec.reps, &mut retries, other, |(imp, server)| {
             tick(&format!("http {} {}", imp.name(), endpoint.name()));
-            let mut w = load::run(server.addr, server.pid, &http, load, &cpus.cpus.client)?;
-            w.pop()
-                .ok_or_else(|| "the client measured no window".to_string())
+            load::one_window(server.addr, server.pid, &http, load, &cpus.cpus.client)
         });
         for ((imp, _), m) in live.iter().zip(measured) {
             match m {
