@@ -1068,6 +1068,102 @@ fn a_runtime_on_its_own_pools_worker_is_refused() {
     assert_eq!(rt.block_on(offload(|| 1)).unwrap(), 1);
 }
 
+/// Two tasks waiting on one socket are both served: two reads of one
+/// stream (bytes for both, then the end of the stream for both), two
+/// `readable`s, two accepts with two connections coming. With multishot
+/// receives and accepts, a socket kept only its last waiter's waker, so
+/// the other task waited for ever, even at the end of the stream.
+fn two_waiters_on_one_socket(rt: Runtime) {
+    let limit = Duration::from_secs(5);
+    rt.block_on(async {
+        let listener = Rc::new(TcpListener::bind("127.0.0.1:0").unwrap());
+        let addr = listener.local_addr().unwrap();
+        let mut peer = std::net::TcpStream::connect(addr).unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        let stream = Rc::new(stream);
+        let read4 = |s: Rc<TcpStream>| {
+            runtime::spawn(async move {
+                let (r, b) = s.read(vec![0u8; 4]).await;
+                (r.unwrap(), b)
+            })
+        };
+        let readable =
+            |s: Rc<TcpStream>| runtime::spawn(async move { s.readable().await.unwrap() });
+        // Both readable once a byte is in (it stays unread).
+        let (a, b) = (readable(stream.clone()), readable(stream.clone()));
+        sleep(Duration::from_millis(20)).await;
+        peer.write_all(b"abcdefg").unwrap();
+        timeout(limit, a)
+            .await
+            .expect("first readable stranded")
+            .unwrap();
+        timeout(limit, b)
+            .await
+            .expect("second readable stranded")
+            .unwrap();
+        // 7 bytes and two 4-byte reads: each gets its share, in order.
+        let (a, b) = (read4(stream.clone()), read4(stream.clone()));
+        let (na, ba) = timeout(limit, a)
+            .await
+            .expect("first read stranded")
+            .unwrap();
+        let (nb, bb) = timeout(limit, b)
+            .await
+            .expect("second read stranded")
+            .unwrap();
+        let mut got = [&ba[..na], &bb[..nb]].concat();
+        got.sort_unstable();
+        assert_eq!(got, b"abcdefg");
+        // The end of the stream reaches both readers.
+        let (a, b) = (read4(stream.clone()), read4(stream.clone()));
+        sleep(Duration::from_millis(20)).await;
+        drop(peer);
+        assert_eq!(
+            timeout(limit, a)
+                .await
+                .expect("first read stranded at EOF")
+                .unwrap()
+                .0,
+            0
+        );
+        assert_eq!(
+            timeout(limit, b)
+                .await
+                .expect("second read stranded at EOF")
+                .unwrap()
+                .0,
+            0
+        );
+        // Two accepts, two connections.
+        let accept =
+            |l: Rc<TcpListener>| runtime::spawn(async move { l.accept().await.unwrap().1 });
+        let (a, b) = (accept(listener.clone()), accept(listener.clone()));
+        sleep(Duration::from_millis(20)).await;
+        let _c1 = std::net::TcpStream::connect(addr).unwrap();
+        let _c2 = std::net::TcpStream::connect(addr).unwrap();
+        timeout(limit, a)
+            .await
+            .expect("first accept stranded")
+            .unwrap();
+        timeout(limit, b)
+            .await
+            .expect("second accept stranded")
+            .unwrap();
+    });
+}
+
+#[test]
+fn two_waiters_on_one_socket_multishot() {
+    let _w = watchdog("two_waiters_on_one_socket_multishot");
+    two_waiters_on_one_socket(rt());
+}
+
+#[test]
+fn two_waiters_on_one_socket_single_shot() {
+    let _w = watchdog("two_waiters_on_one_socket_single_shot");
+    two_waiters_on_one_socket(single_shot_rt());
+}
+
 /// A runtime whose reads are single-shot: a read's own buffer is in the
 /// kernel while it waits.
 fn single_shot_rt() -> Runtime {

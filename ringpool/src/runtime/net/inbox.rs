@@ -3,11 +3,12 @@
 //! in flight, the end of the stream or an error. A read takes from here
 //! first, so no byte the kernel delivered is ever lost or reordered.
 
+use super::waiters::Waiters;
 use crate::runtime::buf::{copy_at, IoBufMut};
 use crate::runtime::bufs::Chunk;
 use std::collections::VecDeque;
 use std::io;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 /// Chunks a stream may hold before its multishot receive is paused
 /// (cancelled, re-armed by the next read): a reader that does not keep up
@@ -36,7 +37,8 @@ pub(crate) struct Inbox {
     /// Reads dropped in flight whose final CQE has not come: a new read
     /// waits for them, so that bytes stay in order.
     pub(crate) orphans: usize,
-    pub(crate) waker: Option<Waker>,
+    /// The tasks waiting for any of that (two reads of one stream may).
+    pub(crate) waiters: Waiters,
 }
 
 impl Inbox {
@@ -109,16 +111,12 @@ impl Inbox {
         if self.orphans == 0 && (something || self.armed.is_none()) {
             return Poll::Ready(());
         }
-        match &self.waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            _ => self.waker = Some(cx.waker().clone()),
-        }
+        self.waiters.register(cx.waker());
         Poll::Pending
     }
 
+    /// Wakes every task waiting on the inbox.
     pub(crate) fn wake(&mut self) {
-        if let Some(w) = self.waker.take() {
-            w.wake();
-        }
+        self.waiters.wake_all();
     }
 }

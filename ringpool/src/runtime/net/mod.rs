@@ -4,6 +4,7 @@
 mod inbox;
 mod tcp;
 mod udp;
+mod waiters;
 
 pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;

@@ -1,6 +1,7 @@
 //! TCP: [`TcpListener`] and [`TcpStream`].
 
 use super::inbox::{Data, Inbox, MAX_QUEUED};
+use super::waiters::Waiters;
 use crate::runtime::buf::{IoBuf, IoBufMut};
 use crate::runtime::bufs;
 use crate::runtime::context;
@@ -15,7 +16,7 @@ use std::io;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
-use std::task::{Poll, Waker};
+use std::task::Poll;
 
 /// Connections a listener may hold accepted before its multishot accept
 /// is paused (the kernel's backlog holds the rest).
@@ -45,7 +46,8 @@ struct Accepted {
     armed: Option<u64>,
     pausing: bool,
     orphans: usize,
-    waker: Option<Waker>,
+    /// The tasks waiting to accept (two accepts on one listener may).
+    waiters: Waiters,
 }
 
 struct ListenerInner {
@@ -92,7 +94,7 @@ impl TcpListener {
                     armed: None,
                     pausing: false,
                     orphans: 0,
-                    waker: None,
+                    waiters: Waiters::default(),
                 }),
             }),
         }
@@ -171,7 +173,7 @@ impl ListenerInner {
                 if !a.conns.is_empty() || done(&a) {
                     return Poll::Ready(());
                 }
-                a.waker = Some(cx.waker().clone());
+                a.waiters.register(cx.waker());
                 Poll::Pending
             })
             .await
@@ -211,9 +213,7 @@ impl ListenerInner {
                 self.core.cancel(ud);
             }
         }
-        if let Some(w) = a.waker.take() {
-            w.wake();
-        }
+        a.waiters.wake_all();
     }
 }
 
@@ -251,9 +251,7 @@ impl Resources for AcceptOne {
             a.conns.push_back(Ok(unsafe { OwnedFd::from_raw_fd(res) }));
         }
         a.orphans -= 1;
-        if let Some(w) = a.waker.take() {
-            w.wake();
-        }
+        a.waiters.wake_all();
     }
 }
 

@@ -1,6 +1,7 @@
 //! UDP: [`UdpSocket`].
 
 use super::tcp::core;
+use super::waiters::Waiters;
 use crate::runtime::buf::{IoBuf, IoBufMut};
 use crate::runtime::core::Core;
 use crate::runtime::op::{Op, Resources};
@@ -13,14 +14,15 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::rc::Rc;
-use std::task::{Poll, Waker};
+use std::task::Poll;
 
 #[derive(Default)]
 struct Saved {
     /// Datagrams received by a `recv_from` whose future was dropped.
     datagrams: VecDeque<(Vec<u8>, io::Result<SocketAddr>)>,
     orphans: usize,
-    waker: Option<Waker>,
+    /// The tasks waiting for the orphans (two receives may).
+    waiters: Waiters,
 }
 
 struct Inner {
@@ -141,7 +143,7 @@ impl UdpSocket {
                     if !s.datagrams.is_empty() || s.orphans == 0 {
                         return Poll::Ready(());
                     }
-                    s.waker = Some(cx.waker().clone());
+                    s.waiters.register(cx.waker());
                     Poll::Pending
                 })
                 .await;
@@ -220,9 +222,7 @@ impl<B: IoBufMut> Resources for Recv<B> {
                 .push_back((bytes.to_vec(), self.msg.addr.to_std()));
         }
         s.orphans -= 1;
-        if let Some(w) = s.waker.take() {
-            w.wake();
-        }
+        s.waiters.wake_all();
     }
 }
 
