@@ -16,10 +16,25 @@ struct Server {
 
 impl Server {
     fn start(extra: &[&str]) -> Server {
+        Server::start_in(Command::new(env!("CARGO_BIN_EXE_ringpool")), extra)
+    }
+
+    /// The server with its open-file limit (soft and hard) at `n`.
+    fn start_with_fd_limit(n: u32, extra: &[&str]) -> Server {
+        let mut sh = Command::new("sh");
+        sh.args([
+            "-c",
+            &format!("ulimit -n {n} && ulimit -Hn {n} && exec \"$0\" \"$@\""),
+            env!("CARGO_BIN_EXE_ringpool"),
+        ]);
+        Server::start_in(sh, extra)
+    }
+
+    fn start_in(mut cmd: Command, extra: &[&str]) -> Server {
         // Port 0: the server binds a free port itself and names it in its
         // start-up line, so parallel tests (and other processes) never race
         // for a port.
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ringpool"))
+        let mut child = cmd
             .args([
                 "serve",
                 "--addr",
@@ -426,6 +441,70 @@ fn clients_that_never_read_are_dropped_after_the_write_timeout() {
             }
         };
         assert!(ended, "a stalled client's connection was not closed");
+    }
+}
+
+/// Out of file descriptors: accepts fail with EMFILE. The server backs off
+/// (no busy loop), keeps serving the connections it has, and accepts again
+/// once some close.
+#[test]
+fn out_of_fds_the_server_backs_off_serves_and_recovers() {
+    let srv = Server::start_with_fd_limit(64, &[]);
+    let pid = srv.child.id();
+    let cpu_ticks = || -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let f: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+    };
+    let mut first = srv.raw();
+    let resp = |s: &mut TcpStream| {
+        s.write_all(b"GET /health HTTP/1.1\r\n\r\n").unwrap();
+        read_response(&mut BufReader::new(&*s)).0
+    };
+    assert_eq!(resp(&mut first), 200);
+    // More connections than fds: the kernel completes them (the backlog),
+    // the server cannot accept the excess.
+    let extra: Vec<TcpStream> = (0..100).map(|_| srv.raw()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // The limit did bite: the last of them is not being served.
+    let mut last = extra.last().unwrap();
+    last.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    last.write_all(b"GET /health HTTP/1.1\r\n\r\n").unwrap();
+    let mut buf = [0u8; 16];
+    assert!(last.read(&mut buf).is_err(), "the fd limit did not bite");
+    let t0 = cpu_ticks();
+    std::thread::sleep(Duration::from_secs(1));
+    let spent = cpu_ticks() - t0;
+    // A retry loop without back-off would burn the whole second (100 ticks).
+    assert!(spent < 50, "{spent} ticks in 1 s while out of fds");
+    assert_eq!(
+        resp(&mut first),
+        200,
+        "an accepted connection is still served"
+    );
+    drop(extra);
+    // Room again: a new connection is served.
+    let t0 = Instant::now();
+    loop {
+        let mut c = srv.raw();
+        c.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut out = Vec::new();
+        let _ = c.write_all(b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n");
+        let _ = c.read_to_end(&mut out);
+        if status_of(&String::from_utf8_lossy(&out)) == 200 {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "not accepting again"
+        );
     }
 }
 

@@ -266,6 +266,9 @@ pub(crate) async fn serve_on(
     let accept = {
         let shared = shared.clone();
         runtime::spawn(async move {
+            // Back-offs in a row (out of fds, say): one warning per streak,
+            // not one every 10 ms.
+            let mut backoffs = 0u64;
             loop {
                 let (stream, _) = match listener.accept().await {
                     Ok(c) => c,
@@ -275,7 +278,15 @@ pub(crate) async fn serve_on(
                             continue;
                         }
                         AcceptError::Backoff => {
-                            tracing::warn!("ringpool serve: accept: {e}; retrying in 10 ms");
+                            if backoffs == 0 {
+                                tracing::warn!(
+                                    "ringpool serve: accept: {e}; retrying every 10 ms \
+                                     (one line when accepting again)"
+                                );
+                            } else {
+                                tracing::debug!("ringpool serve: accept: {e}; retrying in 10 ms");
+                            }
+                            backoffs += 1;
                             sleep(Duration::from_millis(10)).await;
                             continue;
                         }
@@ -285,6 +296,12 @@ pub(crate) async fn serve_on(
                         }
                     },
                 };
+                if backoffs > 0 {
+                    tracing::info!(
+                        "ringpool serve: accepting again after {backoffs} failed accepts"
+                    );
+                    backoffs = 0;
+                }
                 runtime::spawn(conn::serve(stream, shared.clone()));
             }
             #[allow(unreachable_code)]
