@@ -598,6 +598,9 @@ fn bad_thread_counts_and_a_taken_address_are_refused() {
         ["--request-timeout", "1e300"],
         ["--write-timeout", "-1"],
         ["--idle-timeout", "0"],
+        // Configurations that could only refuse: no connection, no head.
+        ["--max-conns", "0"],
+        ["--max-head", "10"],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_ringpool"))
             .args(["serve", "--addr", "127.0.0.1:0"])

@@ -137,6 +137,9 @@ impl Shared {
     }
 }
 
+/// The smallest `--max-head`: room for a request line and a few headers.
+const MIN_HEAD: usize = 64;
+
 /// Set by SIGINT and SIGTERM: every ring stops accepting and drains.
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -158,6 +161,17 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
         // `per_core` checks it too, but only after the pool and the first
         // listener exist.
         return Err(format!("--rings must be 1 to 4096, not {}", args.rings).into());
+    }
+    if args.max_conns == 0 {
+        return Err("--max-conns must be at least 1 (0 would refuse every connection)".into());
+    }
+    if args.max_head < MIN_HEAD {
+        return Err(format!(
+            "--max-head must be at least {MIN_HEAD} bytes (not {}): shorter would answer every \
+             request 431",
+            args.max_head
+        )
+        .into());
     }
     // SAFETY: installs an async-signal-safe handler (one atomic store).
     unsafe {
