@@ -194,8 +194,17 @@ impl World {
         let l = &mut self.loops[k];
         // Waiting with nothing out would block for ever.
         if l.lp.in_flight() > 0 {
-            l.lp.submit_and_wait(&mut l.ring, 1)
-                .expect("submit_and_wait");
+            // A signal (libFuzzer's own timers send some) ends the wait
+            // with EINTR, as documented: wait again.
+            loop {
+                match l.lp.submit_and_wait(&mut l.ring, 1) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    r => {
+                        r.expect("submit_and_wait");
+                        break;
+                    }
+                }
+            }
         }
         l.lp.reap(&mut l.ring, |cqe| panic!("foreign CQE {cqe:?}"));
     }
