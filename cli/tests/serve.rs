@@ -88,6 +88,30 @@ impl Server {
         s
     }
 
+    /// Connects again and again until a `GET /health` on a new connection
+    /// is answered 200, failing with `what` after 10 s; each connection
+    /// waits `patience` for its answer, and `other(status, response)` sees
+    /// every other answer (status 0: none in time, as from a connection
+    /// the server has not accepted).
+    fn wait_served(&self, what: &str, patience: Duration, mut other: impl FnMut(u16, &str)) {
+        let t0 = Instant::now();
+        loop {
+            let mut c = self.raw();
+            c.set_read_timeout(Some(patience)).unwrap();
+            let mut out = Vec::new();
+            let _ = c.write_all(b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n");
+            let _ = c.read_to_end(&mut out);
+            let resp = String::from_utf8_lossy(&out);
+            let status = status_of(&resp);
+            if status == 200 {
+                return;
+            }
+            other(status, &resp);
+            assert!(t0.elapsed() < Duration::from_secs(10), "{what}: {resp}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGTERM; the exit status.
     fn stop(mut self) -> std::process::ExitStatus {
         // SAFETY: kill(2) on our own child's pid.
@@ -377,16 +401,11 @@ fn the_connection_limit_refuses_the_excess() {
     assert_eq!(status_of(&resp), 503, "{resp}");
     drop((a, b));
     // Room again once they are gone.
-    let t0 = Instant::now();
-    loop {
-        let mut d = srv.raw();
-        let resp = exchange(&mut d, b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n");
-        if status_of(&resp) == 200 {
-            break;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(10), "{resp}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    srv.wait_served(
+        "no room once they are gone",
+        Duration::from_secs(10),
+        |_, _| {},
+    );
 }
 
 /// Clients that send requests and never read the answers: once their
@@ -413,20 +432,11 @@ fn clients_that_never_read_are_dropped_after_the_write_timeout() {
         })
         .collect();
     // Within the timeout and a margin, a new client is served (not 503).
-    let t0 = Instant::now();
-    loop {
-        let mut c = srv.raw();
-        let resp = exchange(&mut c, b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n");
-        if status_of(&resp) == 200 {
-            break;
-        }
-        assert_eq!(status_of(&resp), 503, "{resp}");
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "clients that never read still hold the connection limit"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    srv.wait_served(
+        "clients that never read still hold the connection limit",
+        Duration::from_secs(10),
+        |status, resp| assert_eq!(status, 503, "{resp}"),
+    );
     // And the stalled ones were closed by the server: reading what they
     // were sent ends (at the close or a reset), it does not wait for ever.
     for s in stalled {
@@ -490,22 +500,9 @@ fn out_of_fds_the_server_backs_off_serves_and_recovers() {
     );
     drop(extra);
     // Room again: a new connection is served.
-    let t0 = Instant::now();
-    loop {
-        let mut c = srv.raw();
-        c.set_read_timeout(Some(Duration::from_millis(500)))
-            .unwrap();
-        let mut out = Vec::new();
-        let _ = c.write_all(b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n");
-        let _ = c.read_to_end(&mut out);
-        if status_of(&String::from_utf8_lossy(&out)) == 200 {
-            break;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "not accepting again"
-        );
-    }
+    // Short patience: a connection still queued behind the limit answers
+    // nothing until it is accepted.
+    srv.wait_served("not accepting again", Duration::from_millis(500), |_, _| {});
 }
 
 #[test]
