@@ -99,7 +99,7 @@ impl Server {
             let mut c = self.raw();
             c.set_read_timeout(Some(patience)).unwrap();
             let mut out = Vec::new();
-            let _ = c.write_all(b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n");
+            let _ = c.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
             let _ = c.read_to_end(&mut out);
             let resp = String::from_utf8_lossy(&out);
             let status = status_of(&resp);
@@ -228,14 +228,17 @@ fn bad_input_is_answered_and_closed() {
     let srv = Server::start(&["--max-body", "1000", "--max-head", "2048"]);
     let cases: &[(&[u8], u16)] = &[
         (b"GARBAGE\r\n\r\n", 400),
-        (b"GET / HTTP/1.1\r\nHost x\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nHost x\r\n\r\n", 400),
         (
-            b"POST /hash HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+            b"POST /hash HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
             400,
         ),
-        (b"POST /hash HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400),
-        (b"POST /hash HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
-        (b"POST /hash HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+        (b"POST /hash HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400),
+        (b"POST /hash HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
+        (b"POST /hash HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+        // RFC 9112, section 3.2: Host is required, once.
+        (b"GET /health HTTP/1.1\r\n\r\n", 400),
+        (b"GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
     ];
     for (req, want) in cases {
         let mut s = srv.raw();
@@ -253,13 +256,13 @@ fn bad_input_is_answered_and_closed() {
     }
     // 413 before the body is sent.
     let mut s = srv.raw();
-    s.write_all(b"POST /hash HTTP/1.1\r\nContent-Length: 5000\r\n\r\n")
+    s.write_all(b"POST /hash HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n")
         .unwrap();
     let mut r = BufReader::new(&s);
     assert_eq!(read_response(&mut r).0, 413);
     // A chunked body over the limit: 413 too.
     let mut s = srv.raw();
-    let mut req = b"POST /hash HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let mut req = b"POST /hash HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
     for _ in 0..3 {
         req.extend_from_slice(b"1f4\r\n");
         req.extend_from_slice(&[b'a'; 500]);
@@ -269,7 +272,7 @@ fn bad_input_is_answered_and_closed() {
     assert_eq!(status_of(&exchange(&mut s, &req)), 413);
     // A header block over the limit: 431.
     let mut s = srv.raw();
-    let mut req = b"GET /health HTTP/1.1\r\nX-Big: ".to_vec();
+    let mut req = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
     req.extend(std::iter::repeat_n(b'x', 4096));
     req.extend_from_slice(b"\r\n\r\n");
     assert_eq!(status_of(&exchange(&mut s, &req)), 431);
@@ -277,7 +280,7 @@ fn bad_input_is_answered_and_closed() {
     let mut s = srv.raw();
     let resp = exchange(
         &mut s,
-        b"POST /hash HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        b"POST /hash HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
     );
     assert_eq!(status_of(&resp), 200);
     assert!(
@@ -296,7 +299,7 @@ fn thousands_of_keep_alive_requests_on_one_connection() {
     let mut r = BufReader::new(&s);
     for i in 0..5000 {
         if i % 10 == 0 {
-            w.write_all(b"POST /hash HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi")
+            w.write_all(b"POST /hash HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
                 .unwrap();
             let (st, body) = read_response(&mut r);
             assert_eq!(
@@ -319,11 +322,11 @@ fn pipelined_requests_are_answered_in_order() {
     let bodies: Vec<String> = (0..20).map(|i| format!("body-{i}")).collect();
     for (i, b) in bodies.iter().enumerate() {
         if i % 3 == 0 {
-            batch.extend_from_slice(b"GET /health HTTP/1.1\r\n\r\n");
+            batch.extend_from_slice(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
         } else {
             batch.extend_from_slice(
                 format!(
-                    "POST /hash HTTP/1.1\r\nContent-Length: {}\r\n\r\n{b}",
+                    "POST /hash HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{b}",
                     b.len()
                 )
                 .as_bytes(),
@@ -362,7 +365,7 @@ fn slow_loris_is_timed_out_while_others_are_served() {
     assert_eq!(status_of(&out), 408, "{out}");
     // A stalled body is timed out too.
     let mut slow = srv.raw();
-    slow.write_all(b"POST /hash HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc")
+    slow.write_all(b"POST /hash HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
         .unwrap();
     let mut out = String::new();
     let _ = slow.read_to_string(&mut out);
@@ -386,7 +389,8 @@ fn the_connection_limit_refuses_the_excess() {
         let (a, b) = (srv.raw(), srv.raw());
         let ok = [&a, &b].iter().all(|s| {
             let mut w = *s;
-            w.write_all(b"GET /health HTTP/1.1\r\n\r\n").unwrap();
+            w.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
             read_response(&mut BufReader::new(*s)).0 == 200
         });
         if ok {
@@ -397,7 +401,7 @@ fn the_connection_limit_refuses_the_excess() {
         std::thread::sleep(Duration::from_millis(50));
     };
     let mut c = srv.raw();
-    let resp = exchange(&mut c, b"GET /health HTTP/1.1\r\n\r\n");
+    let resp = exchange(&mut c, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(status_of(&resp), 503, "{resp}");
     drop((a, b));
     // Room again once they are gone.
@@ -418,7 +422,7 @@ fn clients_that_never_read_are_dropped_after_the_write_timeout() {
     let srv = Server::start(&["--max-conns", "2", "--write-timeout", "0.5"]);
     // Enough pipelined requests that their answers overflow every buffer
     // between the server and a client that does not read.
-    let batch = b"GET /health HTTP/1.1\r\n\r\n".repeat(4096);
+    let batch = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n".repeat(4096);
     let stalled: Vec<_> = (0..2)
         .map(|_| {
             let s = srv.raw();
@@ -473,7 +477,8 @@ fn out_of_fds_the_server_backs_off_serves_and_recovers() {
     };
     let mut first = srv.raw();
     let resp = |s: &mut TcpStream| {
-        s.write_all(b"GET /health HTTP/1.1\r\n\r\n").unwrap();
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
         read_response(&mut BufReader::new(&*s)).0
     };
     assert_eq!(resp(&mut first), 200);
@@ -485,7 +490,8 @@ fn out_of_fds_the_server_backs_off_serves_and_recovers() {
     let mut last = extra.last().unwrap();
     last.set_read_timeout(Some(Duration::from_millis(300)))
         .unwrap();
-    last.write_all(b"GET /health HTTP/1.1\r\n\r\n").unwrap();
+    last.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let mut buf = [0u8; 16];
     assert!(last.read(&mut buf).is_err(), "the fd limit did not bite");
     let t0 = cpu_ticks();
@@ -509,7 +515,7 @@ fn out_of_fds_the_server_backs_off_serves_and_recovers() {
 fn a_panicking_job_is_a_500_and_the_server_goes_on() {
     let srv = Server::start(&[]);
     let s = srv.raw();
-    (&s).write_all(b"POST /__panic HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
+    (&s).write_all(b"POST /__panic HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
         .unwrap();
     assert_eq!(read_response(&mut BufReader::new(&s)).0, 500);
     assert_eq!(ureq::get(&srv.url("/health")).call().unwrap().status(), 200);
@@ -522,7 +528,7 @@ fn sigterm_drains_a_request_in_flight_and_exits_zero() {
     let srv = Server::start(&[]);
     let s = srv.raw();
     // Half a request: its body is still to come when SIGTERM lands.
-    (&s).write_all(b"POST /hash HTTP/1.1\r\nContent-Length: 10\r\n\r\nhello")
+    (&s).write_all(b"POST /hash HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
         .unwrap();
     std::thread::sleep(Duration::from_millis(100));
     let addr = srv.addr;
@@ -534,7 +540,7 @@ fn sigterm_drains_a_request_in_flight_and_exits_zero() {
         TcpStream::connect(addr).is_err() || {
             let mut t = TcpStream::connect(addr).unwrap();
             t.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            exchange(&mut t, b"GET /health HTTP/1.1\r\n\r\n").is_empty()
+            exchange(&mut t, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").is_empty()
         }
     );
     (&s).write_all(b"world").unwrap();

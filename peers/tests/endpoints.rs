@@ -168,8 +168,8 @@ fn endpoints(imp: &str, signal: &str) {
     // (which one depends on where its parser stops); either way no request is served. (Both Content-Length and chunked is not here:
     // hyper lets chunked win, as RFC 9112 allows, where ringpool-server refuses it.)
     for bad in [
-        &b"GET / HTTP/1.1\r\nBad Header\r\n\r\n"[..],
-        b"POST /hash HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+        &b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n"[..],
+        b"POST /hash HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
     ] {
         let status = peer.send(bad).0;
         assert!(status == 0 || status == 400, "{status}");
@@ -182,7 +182,9 @@ fn endpoints(imp: &str, signal: &str) {
     stalled
         .set_read_timeout(Some(std::time::Duration::from_secs(60)))
         .unwrap();
-    stalled.write_all(b"GET /health HTTP/1.1\r\nHo").unwrap();
+    stalled
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nHo")
+        .unwrap();
     let t0 = std::time::Instant::now();
     assert_eq!(peer.get("/health").0, 200);
     let mut rest = Vec::new();

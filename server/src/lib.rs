@@ -26,7 +26,7 @@
 //! let stats = Stats::new("inline");
 //! let mut conn = Conn::new(Limits::default());
 //! let mut out = Vec::new();
-//! conn.push(b"GET /health HTTP/1.1\r\n\r\nPOST /hash HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc");
+//! conn.push(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\nPOST /hash HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc");
 //! loop {
 //!     match conn.poll() {
 //!         Event::Request(req) => {

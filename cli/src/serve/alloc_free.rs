@@ -171,8 +171,8 @@ impl Client {
 
     /// Sends `POST /hash` and `GET /stats` (closing), reads to the end.
     fn control(mut self) {
-        let reqs: &[u8] = b"POST /hash HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc\
-            GET /stats HTTP/1.1\r\nConnection: close\r\n\r\n";
+        let reqs: &[u8] = b"POST /hash HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc\
+            GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
         self.stream.write_all(reqs).unwrap();
         let mut all = Vec::new();
         self.stream.read_to_end(&mut all).unwrap();

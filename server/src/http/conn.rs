@@ -9,6 +9,9 @@
 //!   both (400: the classic request-smuggling ambiguity). Duplicate `Content-Length`
 //!   values must agree (400 otherwise); a transfer coding other than a lone `chunked`:
 //!   400; `Transfer-Encoding` in an HTTP/1.0 request: 400.
+//! * `Host` (RFC 9112, section 3.2): an HTTP/1.1 request without one, any request with
+//!   more than one, or a value that is not a `uri-host [ ":" port ]`: 400. (Two `Host`
+//!   fields are how a request means one host to a proxy and another to the server.)
 //! * A `Content-Length` over [`Limits::max_body`] is answered with 413 as soon as the head
 //!   is parsed, before any of the body is read. A chunked body is counted as its chunk
 //!   sizes arrive: 413 the moment the declared total would pass the limit.
@@ -201,7 +204,7 @@ struct Head {
 /// use ringpool_server::http::{Conn, Event, Limits, Method};
 ///
 /// let mut conn = Conn::new(Limits::default());
-/// conn.push(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /stats HTTP/1.1\r\n\r\n");
+/// conn.push(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /stats HTTP/1.1\r\nHost: x\r\n\r\n");
 /// let Event::Request(req) = conn.poll() else { panic!() };
 /// assert_eq!((req.method, req.target), (Method::Get, "/health"));
 /// let Event::Request(req) = conn.poll() else { panic!() };
@@ -376,7 +379,7 @@ impl Conn {
     /// use ringpool_server::http::{Conn, Event, Limits};
     ///
     /// let mut conn = Conn::new(Limits::default());
-    /// conn.push(b"POST /hash HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /health HTTP/1.1\r\n\r\n");
+    /// conn.push(b"POST /hash HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /health HTTP/1.1\r\nHost: x\r\n\r\n");
     /// let Event::Request(req) = conn.poll() else { panic!() };
     /// assert_eq!(req.body, b"hello");
     /// let (buf, range) = conn.take_body(Vec::new());
@@ -554,6 +557,7 @@ impl Conn {
         let mut close = false;
         let mut keep_alive = false;
         let mut expect_continue = false;
+        let mut hosts = 0;
         for field in req.headers.iter() {
             let name = field.name.as_bytes();
             if name.eq_ignore_ascii_case(b"content-length") {
@@ -578,7 +582,15 @@ impl Conn {
                 }
             } else if name.eq_ignore_ascii_case(b"expect") {
                 expect_continue = trim(field.value).eq_ignore_ascii_case(b"100-continue");
+            } else if name.eq_ignore_ascii_case(b"host") {
+                if !valid_host(trim(field.value)) {
+                    return Step::Error(400);
+                }
+                hosts += 1;
             }
+        }
+        if hosts > 1 || (hosts == 0 && version == Version::Http11) {
+            return Step::Error(400);
         }
         if chunked && (content_length.is_some() || version == Version::Http10) {
             return Step::Error(400);
@@ -673,6 +685,15 @@ fn parse_chunk_line(buf: &[u8]) -> Result<Option<(usize, u64)>, ()> {
 }
 
 /// `bytes` without leading and trailing spaces and tabs.
+/// A `Host` value: `uri-host [ ":" port ]` (RFC 3986), checked by its characters
+/// (a reg-name's, an IP literal's brackets, the port's colon), empty allowed (RFC 9112
+/// asks clients to send an empty `Host` when the target has no authority).
+fn valid_host(value: &[u8]) -> bool {
+    value
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:[]".contains(&b))
+}
+
 fn trim(bytes: &[u8]) -> &[u8] {
     let is_ws = |b: &u8| *b == b' ' || *b == b'\t';
     let start = bytes.iter().position(|b| !is_ws(b)).unwrap_or(bytes.len());

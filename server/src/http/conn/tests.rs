@@ -94,6 +94,13 @@ fn status(input: &[u8]) -> Vec<Got> {
     feed(small(), input)
 }
 
+/// Each of `inputs`, on a fresh connection, gives `want`.
+fn each_is(inputs: &[&[u8]], want: &[Got]) {
+    for input in inputs {
+        assert_eq!(status(input), want, "{:?}", String::from_utf8_lossy(input));
+    }
+}
+
 #[test]
 fn one_get() {
     assert_eq!(
@@ -104,10 +111,10 @@ fn one_get() {
 
 #[test]
 fn pipelined_in_order() {
-    let input = b"GET /a HTTP/1.1\r\n\r\n\
-        POST /b HTTP/1.1\r\nContent-Length: 3\r\n\r\nxyz\
-        POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n\
-        GET /d HTTP/1.1\r\n\r\nGET /e HT";
+    let input = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n\
+        POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nxyz\
+        POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n\
+        GET /d HTTP/1.1\r\nHost: x\r\n\r\nGET /e HT";
     let want = vec![
         req(Method::Get, "/a", true, b""),
         req(Method::Post, "/b", true, b"xyz"),
@@ -121,8 +128,8 @@ fn pipelined_in_order() {
 
 #[test]
 fn split_anywhere() {
-    let input: &[u8] = b"POST /x HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello\
-        POST /y HTTP/1.1\r\ntransfer-encoding: Chunked\r\n\r\n3;a=b\r\nabc\r\n1\r\nd\r\n0\r\nT: v\r\n\r\n";
+    let input: &[u8] = b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello\
+        POST /y HTTP/1.1\r\nHost: x\r\ntransfer-encoding: Chunked\r\n\r\n3;a=b\r\nabc\r\n1\r\nd\r\n0\r\nT: v\r\n\r\n";
     let whole = feed(small(), input);
     for cut in 0..input.len() {
         let mut conn = Conn::new(small());
@@ -147,7 +154,7 @@ fn keep_alive_rules() {
         body: vec![],
     };
     assert_eq!(
-        status(b"GET / HTTP/1.0\r\n\r\nGET / HTTP/1.1\r\n\r\n"),
+        status(b"GET / HTTP/1.0\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"),
         [v10(false), Got::Closed]
     );
     assert_eq!(
@@ -159,49 +166,88 @@ fn keep_alive_rules() {
         [v10(false), Got::Closed]
     );
     assert_eq!(
-        status(b"GET / HTTP/1.1\r\nConnection: foo, CLOSE\r\n\r\nGET / HTTP/1.1\r\n\r\n"),
+        status(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: foo, CLOSE\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"),
         [req(Method::Get, "/", false, b""), Got::Closed]
     );
     assert_eq!(
-        status(b"GET / HTTP/1.1\r\nConnection: keep-alive\r\n\r\n"),
+        status(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"),
         [req(Method::Get, "/", true, b""), Got::NeedMore]
     );
     // Closed stays closed.
     let mut conn = Conn::new(small());
-    conn.push(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n");
+    conn.push(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert!(matches!(conn.poll(), Event::Request(r) if !r.keep_alive && r.mode().close));
     assert_eq!(conn.phase(), Phase::Closed);
-    conn.push(b"GET / HTTP/1.1\r\n\r\n");
+    conn.push(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(conn.poll(), Event::Closed);
 }
 
 #[test]
+fn host_is_required_once_in_http11() {
+    // RFC 9112, section 3.2: no Host in HTTP/1.1, two of them, or a value that is
+    // not `uri-host [":" port]` is answered 400 (and the connection closes).
+    each_is(
+        &[
+            &b"GET / HTTP/1.1\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\nhOsT: b\r\n\r\n",
+            b"GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: user@a\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\"\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: \xc3\xa9\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nabGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        ],
+        &[Got::Error(400)],
+    );
+    let get = |version| Got::Req {
+        method: Method::Get,
+        target: "/".into(),
+        version,
+        keep_alive: version == Version::Http11,
+        body: Vec::new(),
+    };
+    each_is(
+        &[
+            &b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nHOST:  127.0.0.1:8080 \r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: xn--bcher-kva.example\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost:\r\n\r\n",
+        ],
+        &[get(Version::Http11), Got::NeedMore],
+    );
+    // HTTP/1.0 predates Host: none is fine.
+    assert_eq!(
+        status(b"GET / HTTP/1.0\r\n\r\n"),
+        [get(Version::Http10), Got::Closed]
+    );
+}
+
+#[test]
 fn malformed_heads_are_400() {
-    for bad in [
-        &b"GET\r\n\r\n"[..],
-        b"GET / HTTP/1.1 extra\r\n\r\n",
-        b"GET / HTTP/2.0\r\n\r\n",
-        b"GET / FTP/1.1\r\n\r\n",
-        b"G\x01T / HTTP/1.1\r\n\r\n",
-        b"GET / HTTP/1.1\r\nNo colon\r\n\r\n",
-        b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n",
-        b"GET / HTTP/1.1\r\nX: a\x00b\r\n\r\n",
-        b"GET / HTTP/1.1\r\n : x\r\n\r\n",
-        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
-    ] {
-        assert_eq!(
-            status(bad),
-            [Got::Error(400)],
-            "{:?}",
-            String::from_utf8_lossy(bad)
-        );
-    }
+    each_is(
+        &[
+            &b"GET\r\n\r\n"[..],
+            b"GET / HTTP/1.1 extra\r\n\r\n",
+            b"GET / HTTP/2.0\r\n\r\n",
+            b"GET / FTP/1.1\r\n\r\n",
+            b"G\x01T / HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nNo colon\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nBad Name: x\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x00b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\n : x\r\n\r\n",
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+        ],
+        &[Got::Error(400)],
+    );
 }
 
 #[test]
 fn leading_blank_lines_are_skipped() {
     assert_eq!(
-        status(b"\r\nGET / HTTP/1.1\r\n\r\n"),
+        status(b"\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"),
         [req(Method::Get, "/", true, b""), Got::NeedMore]
     );
 }
@@ -209,7 +255,7 @@ fn leading_blank_lines_are_skipped() {
 #[test]
 fn error_closes() {
     let mut conn = Conn::new(small());
-    conn.push(b"BAD\r\n\r\nGET / HTTP/1.1\r\n\r\n");
+    conn.push(b"BAD\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(conn.poll(), Event::Error { status: 400 });
     assert_eq!(conn.phase(), Phase::Closed);
     assert_eq!(conn.poll(), Event::Closed);
@@ -220,61 +266,58 @@ fn error_closes() {
 fn content_length_rules() {
     // Agreeing duplicates are one length.
     assert_eq!(
-        status(b"POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nab"),
+        status(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nab"),
         [req(Method::Post, "/", true, b"ab"), Got::NeedMore]
     );
     assert_eq!(
-        status(b"POST / HTTP/1.1\r\nContent-Length: 2, 2\r\n\r\nab"),
+        status(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2, 2\r\n\r\nab"),
         [req(Method::Post, "/", true, b"ab"), Got::NeedMore]
     );
-    for bad in [
-        &b"POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc"[..],
-        b"POST / HTTP/1.1\r\nContent-Length: 2, 3\r\n\r\nabc",
-        b"POST / HTTP/1.1\r\nContent-Length: +2\r\n\r\nab",
-        b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
-        b"POST / HTTP/1.1\r\nContent-Length: 0x2\r\n\r\nab",
-        b"POST / HTTP/1.1\r\nContent-Length: \r\n\r\n",
-        b"POST / HTTP/1.1\r\nContent-Length: 2 2\r\n\r\nab",
-        b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
-    ] {
-        assert_eq!(
-            status(bad),
-            [Got::Error(400)],
-            "{:?}",
-            String::from_utf8_lossy(bad)
-        );
-    }
+    each_is(
+        &[
+            &b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc"[..],
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2, 3\r\n\r\nabc",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +2\r\n\r\nab",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0x2\r\n\r\nab",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: \r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2 2\r\n\r\nab",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+        ],
+        &[Got::Error(400)],
+    );
     assert_eq!(
-        status(b"POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n"),
+        status(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"),
         [req(Method::Post, "/", true, b""), Got::NeedMore]
     );
 }
 
 #[test]
 fn smuggling_is_400() {
-    for bad in [
-        &b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"[..],
-        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
-        b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
-        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
-        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-        b"POST / HTTP/1.1\r\nTransfer-Encoding: identity\r\n\r\n",
-        b"POST / HTTP/1.1\r\nTransfer-Encoding: xchunked\r\n\r\n",
+    each_is(
+        &[
+        &b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"[..],
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n",
         b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-    ] {
-        assert_eq!(status(bad), [Got::Error(400)], "{:?}", String::from_utf8_lossy(bad));
-    }
+        ],
+        &[Got::Error(400)],
+    );
 }
 
 #[test]
 fn content_length_over_limit_is_413_before_the_body() {
     let mut conn = Conn::new(small());
-    conn.push(b"POST /hash HTTP/1.1\r\nContent-Length: 65\r\n\r\n");
+    conn.push(b"POST /hash HTTP/1.1\r\nHost: x\r\nContent-Length: 65\r\n\r\n");
     assert_eq!(conn.poll(), Event::Error { status: 413 });
     assert_eq!(conn.poll(), Event::Closed);
     // At the limit it is read.
     let body = [b'x'; 64];
-    let mut input = b"POST /hash HTTP/1.1\r\nContent-Length: 64\r\n\r\n".to_vec();
+    let mut input = b"POST /hash HTTP/1.1\r\nHost: x\r\nContent-Length: 64\r\n\r\n".to_vec();
     input.extend_from_slice(&body);
     assert_eq!(
         status(&input),
@@ -285,15 +328,15 @@ fn content_length_over_limit_is_413_before_the_body() {
 #[test]
 fn chunked_bodies() {
     assert_eq!(
-        status(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+        status(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
         [req(Method::Post, "/", true, b""), Got::NeedMore]
     );
     // Extensions, upper-case hex, whitespace before ';', trailers.
     assert_eq!(
         status(
-            b"POST / HTTP/1.1\r\nTransfer-Encoding:  chunked \r\n\r\n\
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:  chunked \r\n\r\n\
               A;name=\"quoted;value\"\r\n0123456789\r\n1 ;x\r\n!\r\n0;last\r\n\
-              Trailer-One: 1\r\nTrailer-Two: 2\r\n\r\nGET / HTTP/1.1\r\n\r\n"
+              Trailer-One: 1\r\nTrailer-Two: 2\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"
         ),
         [
             req(Method::Post, "/", true, b"0123456789!"),
@@ -302,7 +345,7 @@ fn chunked_bodies() {
         ]
     );
     // Exactly max_body across chunks.
-    let mut input = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let mut input = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
     for _ in 0..4 {
         input.extend_from_slice(b"10\r\n0123456789abcdef\r\n");
     }
@@ -314,18 +357,20 @@ fn chunked_bodies() {
 fn chunked_over_limit_is_413() {
     // The declared size alone passes the limit: 413 before its data.
     assert_eq!(
-        status(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n41\r\n"),
+        status(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n41\r\n"),
         [Got::Error(413)]
     );
     // The running total passes it.
-    let mut input = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let mut input = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
     for _ in 0..4 {
         input.extend_from_slice(b"10\r\n0123456789abcdef\r\n");
     }
     input.extend_from_slice(b"1\r\n");
     assert_eq!(status(&input), [Got::Error(413)]);
     assert_eq!(
-        status(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffff\r\n"),
+        status(
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffff\r\n"
+        ),
         [Got::Error(413)]
     );
 }
@@ -348,7 +393,8 @@ fn bad_chunks_are_400() {
         b"0\r\nBad Trailer\r\n\r\n",
         b"0\r\n: x\r\n\r\n",
     ] {
-        let mut input = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        let mut input =
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
         input.extend_from_slice(bad);
         assert_eq!(
             status(&input),
@@ -358,34 +404,35 @@ fn bad_chunks_are_400() {
         );
     }
     // A chunk-size line over 1 KiB (long extensions).
-    let mut input = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1;".to_vec();
+    let mut input = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;".to_vec();
     input.resize(input.len() + 2000, b'e');
     assert_eq!(status(&input), [Got::Error(400)]);
 }
 
 #[test]
 fn head_over_limit_is_431() {
-    let mut input = b"GET / HTTP/1.1\r\nX: ".to_vec();
+    let mut input = b"GET / HTTP/1.1\r\nHost: x\r\nX: ".to_vec();
     input.resize(300, b'a');
     assert_eq!(status(&input), [Got::Error(431)]);
     // Incomplete and under the limit: wait.
     assert_eq!(status(&input[..200]), [Got::NeedMore]);
     // Exactly at the limit is fine.
-    let mut input = b"GET / HTTP/1.1\r\nX: ".to_vec();
+    let mut input = b"GET / HTTP/1.1\r\nHost: x\r\nX: ".to_vec();
     input.resize(256 - 4, b'a');
     input.extend_from_slice(b"\r\n\r\n");
     assert!(matches!(status(&input)[0], Got::Req { .. }));
     input.insert(20, b'a');
     assert_eq!(status(&input), [Got::Error(431)]);
     // Too many fields.
-    let mut input = b"GET / HTTP/1.1\r\n".to_vec();
+    let mut input = b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec();
     for _ in 0..=MAX_HEADERS {
         input.extend_from_slice(b"A: b\r\n");
     }
     input.extend_from_slice(b"\r\n");
     assert_eq!(status(&input), [Got::Error(431)]);
     // Trailers over the head limit.
-    let mut input = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: ".to_vec();
+    let mut input =
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: ".to_vec();
     input.resize(input.len() + 300, b't');
     assert_eq!(status(&input), [Got::Error(431)]);
 }
@@ -395,7 +442,7 @@ fn phases() {
     let mut conn = Conn::new(small());
     assert_eq!(conn.phase(), Phase::Idle);
     assert!(!conn.phase().in_request());
-    conn.push(b"POST / HTTP/1.1\r\nContent-");
+    conn.push(b"POST / HTTP/1.1\r\nHost: x\r\nContent-");
     assert_eq!(conn.poll(), Event::NeedMore);
     assert_eq!(conn.phase(), Phase::Head);
     assert!(conn.phase().in_request());
@@ -406,7 +453,7 @@ fn phases() {
     assert!(matches!(conn.poll(), Event::Request(r) if r.body == b"abcd"));
     assert_eq!(conn.phase(), Phase::Idle);
     assert_eq!(conn.buffered(), 0);
-    conn.push(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab");
+    conn.push(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab");
     assert_eq!(conn.poll(), Event::NeedMore);
     assert_eq!(conn.phase(), Phase::Body);
 }
@@ -414,29 +461,29 @@ fn phases() {
 #[test]
 fn expect_continue() {
     let mut conn = Conn::new(small());
-    conn.push(b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
+    conn.push(b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
     assert_eq!(conn.poll(), Event::Continue);
     assert_eq!(conn.poll(), Event::NeedMore);
     conn.push(b"ok");
     assert!(matches!(conn.poll(), Event::Request(r) if r.body == b"ok"));
     // Body already here: no Continue.
     let mut conn = Conn::new(small());
-    conn.push(b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok");
+    conn.push(b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok");
     assert!(matches!(conn.poll(), Event::Request(_)));
     // Refused: 413, no Continue.
     let mut conn = Conn::new(small());
-    conn.push(b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 99\r\n\r\n");
+    conn.push(b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 99\r\n\r\n");
     assert_eq!(conn.poll(), Event::Error { status: 413 });
     // No body: no Continue.
     let mut conn = Conn::new(small());
-    conn.push(b"GET / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n");
+    conn.push(b"GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n");
     assert!(matches!(conn.poll(), Event::Request(_)));
 }
 
 #[test]
 fn target_and_path() {
     let mut conn = Conn::new(small());
-    conn.push(b"GET /health?probe=1 HTTP/1.1\r\n\r\n");
+    conn.push(b"GET /health?probe=1 HTTP/1.1\r\nHost: x\r\n\r\n");
     let Event::Request(r) = conn.poll() else {
         panic!()
     };
@@ -452,9 +499,9 @@ fn read_buf_grows_for_big_bodies_and_compacts() {
     };
     let mut conn = Conn::new(limits);
     let body = vec![b'z'; 100_000];
-    let mut input = b"POST / HTTP/1.1\r\nContent-Length: 100000\r\n\r\n".to_vec();
+    let mut input = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n".to_vec();
     input.extend_from_slice(&body);
-    input.extend_from_slice(b"GET /next HTTP/1.1\r\n\r\n");
+    input.extend_from_slice(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n");
     // Read in uneven pieces through read_buf/filled.
     let mut rest = &input[..];
     let mut seen = Vec::new();
@@ -506,7 +553,7 @@ fn an_idle_connection_gives_back_a_grown_buffer() {
     let first = conn.buf.len();
     let body = vec![b'x'; 300 * 1024];
     let mut req = format!(
-        "POST /hash HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+        "POST /hash HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
         body.len()
     )
     .into_bytes();
@@ -519,7 +566,7 @@ fn an_idle_connection_gives_back_a_grown_buffer() {
     assert!(conn.buf.len() > KEEP_INPUT);
     let _ = conn.read_buf();
     assert_eq!(conn.buf.len(), first);
-    conn.push(b"GET /health HTTP/1.1\r\n\r\n");
+    conn.push(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(matches!(
         drain(&mut conn)[..],
         [Got::Req { .. }, Got::NeedMore]
@@ -533,7 +580,7 @@ fn an_idle_connection_gives_back_a_grown_buffer() {
 fn take_body_moves_a_length_body_and_keeps_what_follows() {
     let mut conn = Conn::new(Limits::default());
     // The second request arrives in part: its head, half its body.
-    conn.push(b"POST /hash HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloPOST /hash HTTP/1.1\r\nContent-Length: 6\r\n\r\nwor");
+    conn.push(b"POST /hash HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloPOST /hash HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nwor");
     let Event::Request(req) = conn.poll() else {
         panic!("the first request is complete")
     };
@@ -556,7 +603,7 @@ fn take_body_moves_a_length_body_and_keeps_what_follows() {
 #[test]
 fn take_body_moves_a_chunked_body() {
     let mut conn = Conn::new(Limits::default());
-    conn.push(b"POST /hash HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\nGET /health HTTP/1.1\r\n\r\n");
+    conn.push(b"POST /hash HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n");
     let Event::Request(req) = conn.poll() else {
         panic!("the chunked request is complete")
     };
@@ -574,7 +621,7 @@ fn take_body_without_a_body_gives_the_spare_back() {
     let mut conn = Conn::new(Limits::default());
     let (spare, range) = conn.take_body(vec![1, 2, 3]);
     assert_eq!((spare, range), (vec![1, 2, 3], 0..0));
-    conn.push(b"POST /hash HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi");
+    conn.push(b"POST /hash HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi");
     assert!(matches!(conn.poll(), Event::Request(_)));
     let (body, range) = conn.take_body(Vec::new());
     assert_eq!(&body[range], b"hi");
@@ -593,7 +640,7 @@ fn taken_bodies_reuse_their_buffers() {
     for i in 0..1000usize {
         let body = vec![(i % 251) as u8; 1 + i * 37 % 20_000];
         let mut msg = format!(
-            "POST /hash HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+            "POST /hash HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
             body.len()
         )
         .into_bytes();
