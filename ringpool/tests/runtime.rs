@@ -320,6 +320,61 @@ fn offload_beyond_max_in_flight_waits_for_room() {
     assert_eq!(n, (0..100).sum::<u32>());
 }
 
+/// Counts its wakes; its clones are counted by the `Arc`'s strong count.
+struct CountWakes(AtomicUsize);
+
+impl std::task::Wake for CountWakes {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// An offload waiting for room (every slot taken), polled again and again
+/// (a task in a select loop) or recreated again and again, keeps at most
+/// one waker: the waiting list does not grow with the polls. The one it
+/// keeps is woken when a slot frees, and the offload then completes.
+#[test]
+fn an_offload_waiting_for_room_keeps_one_waker_however_often_polled() {
+    let _w = watchdog("an_offload_waiting_for_room_keeps_one_waker");
+    let rt = Runtime::builder()
+        .pool_builder(Pool::builder().workers(1).max_in_flight(1))
+        .build()
+        .unwrap();
+    let (release, wait) = std::sync::mpsc::channel::<()>();
+    rt.block_on(async move {
+        // The one slot, taken until `release`.
+        let mut busy = Box::pin(offload(move || {
+            let _ = wait.recv_timeout(Duration::from_secs(30));
+        }));
+        assert!(!poll_once(&mut busy).await);
+        let count = Arc::new(CountWakes(AtomicUsize::new(0)));
+        let waker = std::task::Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut waiting = Box::pin(offload(|| 7u32));
+        for _ in 0..1000 {
+            assert!(waiting.as_mut().poll(&mut cx).is_pending());
+            yield_now().await;
+        }
+        // `count`, `waker`, and the one clone kept.
+        assert_eq!(Arc::strong_count(&count), 3, "one waker kept");
+        // Recreated and dropped while still waiting: nothing kept.
+        for _ in 0..1000 {
+            let mut again = Box::pin(offload(|| 8u32));
+            assert!(again.as_mut().poll(&mut cx).is_pending());
+        }
+        assert_eq!(Arc::strong_count(&count), 3, "dropped futures keep nothing");
+        release.send(()).unwrap();
+        busy.await.unwrap();
+        // The slot is free: the kept waker is woken (by the next turn).
+        let start = Instant::now();
+        while count.0.load(Ordering::SeqCst) == 0 {
+            assert!(start.elapsed() < Duration::from_secs(10), "never woken");
+            yield_now().await;
+        }
+        assert_eq!(waiting.await.unwrap(), 7);
+    });
+}
+
 #[test]
 fn a_panicking_offload_is_an_error_at_the_await() {
     let rt = rt();

@@ -6,6 +6,7 @@ use super::bufs::BufRing;
 use super::context;
 use super::op::{self, Action, Ops, CANCEL_USER_DATA};
 use super::remote::{Remote, Signal, WAKE_USER_DATA};
+use super::room::RoomWaiters;
 use super::task::{self, Header, JoinHandle, TaskKey, Tasks, MAIN};
 use super::time::Timers;
 use crate::loop_handle::{submit_until, LoopHandle, Waking};
@@ -99,7 +100,7 @@ pub(crate) struct Core {
     pub(crate) bufs: Option<Rc<BufRing>>,
     pub(crate) features: Features,
     /// `offload` futures waiting for a free slot.
-    pub(crate) room_waiters: RefCell<Vec<Waker>>,
+    pub(crate) room_waiters: RefCell<RoomWaiters>,
     /// The eventfd's multishot poll must be (re-)armed.
     rearm_eventfd: Cell<bool>,
     closed: Cell<bool>,
@@ -156,7 +157,7 @@ impl Core {
             remote,
             bufs,
             features,
-            room_waiters: RefCell::new(Vec::new()),
+            room_waiters: RefCell::new(RoomWaiters::default()),
             rearm_eventfd: Cell::new(rearm),
             closed: Cell::new(false),
             in_block_on: Cell::new(false),
@@ -562,8 +563,8 @@ impl Core {
         if !self.lp.borrow().as_ref().is_some_and(|lp| lp.has_room()) {
             return false;
         }
-        let waiters = std::mem::take(&mut *self.room_waiters.borrow_mut());
-        for w in waiters {
+        let waiters = self.room_waiters.borrow_mut().take_all();
+        for w in waiters.into_iter().flatten() {
             w.wake();
         }
         true

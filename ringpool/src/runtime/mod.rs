@@ -81,7 +81,10 @@ pub mod net;
 mod offload;
 mod op;
 mod remote;
+mod room;
 mod task;
+#[cfg(test)]
+mod test_wakers;
 mod threads;
 pub mod time;
 

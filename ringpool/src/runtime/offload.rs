@@ -4,6 +4,7 @@
 
 use super::context;
 use super::core::Core;
+use super::room::RoomKey;
 use crate::error::{JobError, Task, TrySubmitError};
 use crate::loop_handle::TaskJob;
 use std::fmt;
@@ -42,6 +43,7 @@ where
     Offload {
         state: State::Idle(job),
         core: None,
+        room: None,
         _result: PhantomData,
     }
 }
@@ -57,6 +59,8 @@ enum State<F> {
 pub struct Offload<F, T> {
     state: State<F>,
     core: Option<Rc<Core>>,
+    /// Its entry among the runtime's futures waiting for a free slot.
+    room: Option<RoomKey>,
     _result: PhantomData<fn() -> T>,
 }
 
@@ -81,6 +85,7 @@ where
         if matches!(this.state, State::Idle(_))
             && !this.core.as_deref().is_some_and(context::is_current)
         {
+            this.leave_room();
             this.core = context::current();
         }
         let Some(core) = &this.core else {
@@ -123,14 +128,23 @@ where
             State::Idle(f) => match lp.submit_task(f, core.waking(cx.waker())) {
                 Ok(job) => {
                     this.state = State::Queued(job);
+                    if let Some(key) = this.room.take() {
+                        core.room_waiters.borrow_mut().remove(key);
+                    }
                     Poll::Pending
                 }
                 Err(TrySubmitError::Full(f)) => {
                     this.state = State::Idle(f);
-                    core.room_waiters.borrow_mut().push(cx.waker().clone());
+                    // Once per future, however often it is polled.
+                    core.room_waiters
+                        .borrow_mut()
+                        .register(&mut this.room, cx.waker());
                     Poll::Pending
                 }
                 Err(TrySubmitError::Closed(f)) => {
+                    if let Some(key) = this.room.take() {
+                        core.room_waiters.borrow_mut().remove(key);
+                    }
                     Poll::Ready(Err(JobError::Cancelled(Task::new(f))))
                 }
             },
@@ -140,8 +154,22 @@ where
     }
 }
 
+impl<F, T> Offload<F, T> {
+    /// Takes this future's waker out of its runtime's room waiters, if it
+    /// is there. (Should the list be borrowed, by a drop inside a waker's
+    /// `clone` that `register` called, the entry stays: one spurious wake.)
+    fn leave_room(&mut self) {
+        if let (Some(key), Some(core)) = (self.room.take(), &self.core) {
+            if let Ok(mut room) = core.room_waiters.try_borrow_mut() {
+                room.remove(key);
+            }
+        }
+    }
+}
+
 impl<F, T> Drop for Offload<F, T> {
     fn drop(&mut self) {
+        self.leave_room();
         if let State::Queued(job) = &self.state {
             if let Some(core) = &self.core {
                 if let Some(lp) = core.lp.borrow_mut().as_mut() {

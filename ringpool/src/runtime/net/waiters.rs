@@ -41,40 +41,28 @@ impl Waiters {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-    use std::sync::Arc;
-    use std::task::Wake;
-
-    struct Count(AtomicUsize);
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, SeqCst);
-        }
-    }
+    use crate::runtime::test_wakers::Count;
 
     #[test]
     fn every_waiter_is_woken_once_and_the_list_stays_bounded() {
-        let a = Arc::new(Count(AtomicUsize::new(0)));
-        let b = Arc::new(Count(AtomicUsize::new(0)));
-        let (wa, wb) = (Waker::from(a.clone()), Waker::from(b.clone()));
+        let (a, wa) = Count::waker();
+        let (b, wb) = Count::waker();
         let mut w = Waiters::default();
         w.register(&wa);
         w.register(&wb);
         w.register(&wa); // the same task again: kept once
         w.wake_all();
-        assert_eq!((a.0.load(SeqCst), b.0.load(SeqCst)), (1, 1));
+        assert_eq!((a.get(), b.get()), (1, 1));
         w.wake_all(); // nobody registered since: nobody woken
-        assert_eq!((a.0.load(SeqCst), b.0.load(SeqCst)), (1, 1));
+        assert_eq!((a.get(), b.get()), (1, 1));
         // Many tasks that gave up: the list never holds more than MAX_KEPT;
         // the overflow wakes those kept so far (spurious, harmless).
-        let gone: Vec<_> = (0..3 * MAX_KEPT)
-            .map(|_| Arc::new(Count(AtomicUsize::new(0))))
-            .collect();
-        for g in &gone {
-            w.register(&Waker::from(g.clone()));
+        let gone: Vec<_> = (0..3 * MAX_KEPT).map(|_| Count::waker()).collect();
+        for (_, waker) in &gone {
+            w.register(waker);
             assert!(w.0.len() <= MAX_KEPT);
         }
         w.wake_all();
-        assert!(gone.iter().all(|g| g.0.load(SeqCst) == 1));
+        assert!(gone.iter().all(|(g, _)| g.get() == 1));
     }
 }
