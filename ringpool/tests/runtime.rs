@@ -375,6 +375,56 @@ fn an_offload_waiting_for_room_keeps_one_waker_however_often_polled() {
     });
 }
 
+/// The stack a job runs on: the thread's, as pthread reports it.
+fn current_stack_size() -> usize {
+    // SAFETY: `attr` is initialised by `pthread_getattr_np` (checked to
+    // return 0) before `pthread_attr_getstack` reads it, and destroyed once.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        assert_eq!(libc::pthread_getattr_np(libc::pthread_self(), &mut attr), 0);
+        let (mut addr, mut size) = (std::ptr::null_mut(), 0usize);
+        assert_eq!(libc::pthread_attr_getstack(&attr, &mut addr, &mut size), 0);
+        libc::pthread_attr_destroy(&mut attr);
+        size
+    }
+}
+
+/// Uses about `frames` x 64 KiB of stack.
+fn deep(frames: usize) -> u8 {
+    let mut page = [0u8; 64 << 10];
+    page[frames % page.len()] = frames as u8;
+    let page = std::hint::black_box(page);
+    if frames == 0 {
+        page[0]
+    } else {
+        deep(frames - 1).wrapping_add(page[frames % page.len()])
+    }
+}
+
+/// `stack_size` sizes the stacks jobs run on: a job that needs 8 MiB of
+/// stack (which would overflow `std::thread`'s 2 MiB) runs on a pool
+/// asked for 32 MiB.
+#[test]
+fn jobs_run_on_the_stack_size_asked_for() {
+    let rt = Runtime::builder()
+        .pool_builder(Pool::builder().workers(1).stack_size(32 << 20))
+        .build()
+        .unwrap();
+    let size = rt.block_on(async {
+        offload(|| {
+            let size = current_stack_size();
+            // Only on the stack asked for: on a smaller one this overflows.
+            if size >= 32 << 20 {
+                deep(128);
+            }
+            size
+        })
+        .await
+        .unwrap()
+    });
+    assert!(size >= 32 << 20, "worker stack {size} bytes");
+}
+
 #[test]
 fn a_panicking_offload_is_an_error_at_the_await() {
     let rt = rt();

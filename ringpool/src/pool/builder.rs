@@ -13,6 +13,10 @@ use crate::sync::{lock, Arc, AtomicBool, AtomicU64, Mutex};
 use crate::sys;
 use std::time::Duration;
 
+/// The smallest worker stack [`PoolBuilder::stack_size`] takes: less
+/// could overflow in the worker's own code, before any job runs.
+const MIN_STACK: usize = 64 << 10;
+
 /// Builds a [`Pool`].
 ///
 /// # Examples
@@ -43,6 +47,7 @@ pub struct PoolBuilder {
     max_in_flight: usize,
     shutdown: Shutdown,
     name: String,
+    stack_size: Option<usize>,
 }
 
 impl Default for PoolBuilder {
@@ -59,6 +64,7 @@ impl Default for PoolBuilder {
             max_in_flight: 1024,
             shutdown: Shutdown::Cancel,
             name: "ringpool-worker".into(),
+            stack_size: None,
         }
     }
 }
@@ -146,6 +152,15 @@ impl PoolBuilder {
         self
     }
 
+    /// Stack size of each worker thread, in bytes (at least 64 KiB). Jobs
+    /// run on these stacks: one that recurses deeply or keeps big arrays on
+    /// the stack needs more than the default, `std::thread`'s (2 MiB unless
+    /// `RUST_MIN_STACK` says otherwise).
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = Some(bytes);
+        self
+    }
+
     /// Worker thread name prefix (default `ringpool-worker`).
     pub fn thread_name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
@@ -158,8 +173,8 @@ impl PoolBuilder {
     ///
     /// * [`ErrorKind::InvalidConfig`]: zero workers or more than 4096, a zero
     ///   or huge in-flight limit, a `spin` or `loop_spin` over 1 s, an empty
-    ///   pin list, `Announce::PerJob` with a backend that cannot do it, or an
-    ///   unparsable `RINGPOOL_HANDOFF`.
+    ///   pin list, a stack under 64 KiB, `Announce::PerJob` with a backend
+    ///   that cannot do it, or an unparsable `RINGPOOL_HANDOFF`.
     /// * [`ErrorKind::Unsupported`]: the handoff asked for needs a kernel
     ///   feature this kernel lacks (with `Auto`, only if nothing at all works).
     /// * [`ErrorKind::Io`]: a ring, pipe or eventfd could not be created.
@@ -197,6 +212,12 @@ impl PoolBuilder {
             return Err(Error::new(
                 ErrorKind::InvalidConfig,
                 "pin_to needs at least one CPU",
+            ));
+        }
+        if let Some(bytes) = self.stack_size.filter(|&b| b < MIN_STACK) {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!("stack_size must be at least {MIN_STACK} bytes, got {bytes}"),
             ));
         }
         if self.nice.is_some_and(|n| !(-20..=19).contains(&n)) {
@@ -279,9 +300,11 @@ impl PoolBuilder {
             let cpu = shared.workers.slots[idx].cpu;
             let nice = self.nice;
             let spawned = sys::fault::check(sys::fault::Site::Spawn).and_then(|()| {
-                std::thread::Builder::new()
-                    .name(format!("{}-{idx}", self.name))
-                    .spawn(move || worker::main(shared, idx, cpu, nice, tx))
+                let mut thread = std::thread::Builder::new().name(format!("{}-{idx}", self.name));
+                if let Some(bytes) = self.stack_size {
+                    thread = thread.stack_size(bytes);
+                }
+                thread.spawn(move || worker::main(shared, idx, cpu, nice, tx))
             });
             match spawned {
                 Ok(t) => lock(&owner.threads).push(t),

@@ -163,6 +163,13 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::InvalidConfig);
         let e = Pool::builder().workers(1).pin_to(&[]).build().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidConfig);
+        let e = Pool::builder()
+            .workers(1)
+            .stack_size(4096)
+            .build()
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidConfig);
+        assert!(e.to_string().contains("stack_size"), "{e}");
         // Per-job announcements: only the MSG_RING mechanisms can do them.
         for h in Handoff::ALL {
             let expected = matches!(h, Handoff::MsgRing | Handoff::MsgRingSync);
