@@ -627,6 +627,19 @@ fn bad_thread_counts_and_a_taken_address_are_refused() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&addr) && err.contains("in use"), "{err}");
+    // A `RUST_LOG` that is not a filter is said, not ignored in silence
+    // (logging goes on at info: the address error is still logged).
+    let out = Command::new(env!("CARGO_BIN_EXE_ringpool"))
+        .args(["serve", "--addr", addr.as_str()])
+        .env("RUST_LOG", "=[}{")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("RUST_LOG") && err.contains("not a valid filter") && err.contains("in use"),
+        "{err}"
+    );
 }
 
 /// A connection's jobs reuse the buffers they carry to the pool: answers

@@ -149,14 +149,24 @@ extern "C" fn on_signal(_: libc::c_int) {
 
 /// Runs the server until SIGINT or SIGTERM, then drains and returns.
 pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // `RUST_LOG` if it is set and valid; `info` otherwise (said once the
+    // logger is up, if it was set but not valid).
+    let (filter, bad_filter) = match tracing_subscriber::EnvFilter::try_from_default_env() {
+        Ok(f) => (f, None),
+        Err(e) => (
+            tracing_subscriber::EnvFilter::new("info"),
+            std::env::var_os("RUST_LOG").map(|v| (v, e)),
+        ),
+    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         // Colours on a terminal only: logs in a file or a pipe stay plain.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+    if let Some((value, e)) = bad_filter {
+        tracing::warn!("RUST_LOG={value:?} is not a valid filter ({e}); logging at info");
+    }
     if !(1..=4096).contains(&args.rings) {
         // `per_core` checks it too, but only after the pool and the first
         // listener exist.
