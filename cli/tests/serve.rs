@@ -379,6 +379,35 @@ fn slow_loris_is_timed_out_while_others_are_served() {
     assert!(t0.elapsed() >= Duration::from_millis(500));
 }
 
+/// `--request-timeout` bounds the whole request, not each read: a client
+/// that trickles its head a byte every 100 ms (each read well within the
+/// timeout) is answered 408 once the request has taken the timeout.
+#[test]
+fn a_trickled_request_is_timed_out_as_a_whole() {
+    let srv = Server::start(&["--request-timeout", "1"]);
+    let slow = srv.raw();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut writer = slow.try_clone().unwrap();
+    let t0 = Instant::now();
+    let trickle = std::thread::spawn(move || {
+        let head = b"GET /health HTTP/1.1\r\nHost: x\r\n".iter();
+        let filler = std::iter::repeat(b"X-Pad: y\r\n".iter()).flatten();
+        for b in head.chain(filler).take(400) {
+            if writer.write_all(&[*b]).is_err() {
+                return; // the server closed the connection
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let mut out = String::new();
+    let _ = (&slow).read_to_string(&mut out);
+    let took = t0.elapsed();
+    assert_eq!(status_of(&out), 408, "{out}");
+    assert!(took < Duration::from_secs(5), "408 after {took:?}");
+    trickle.join().unwrap();
+}
+
 #[test]
 fn the_connection_limit_refuses_the_excess() {
     let srv = Server::start(&["--max-conns", "2"]);

@@ -11,6 +11,7 @@ use ringpool_server::routes::{respond_inline, route, Route};
 use ringpool_server::work::Output;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// The largest job buffer a connection keeps for its next job (a 16 KiB
 /// `/hash` body fits; a 1 MiB upload's copy is freed after its job).
@@ -47,11 +48,14 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
     // connection does not hold on to the room of one big request). The body
     // buffer becomes the connection's input buffer at the next job.
     let mut job_bufs = (Vec::new(), Vec::new());
+    // When the request being received must be in (head and body).
+    let mut arrives_by: Option<Instant> = None;
     loop {
         // Answer everything buffered (pipelining), then write once.
         let close = loop {
             match conn.poll() {
                 Event::Request(req) => {
+                    arrives_by = None;
                     let mode = req.mode();
                     if shared.panic_route && req.path() == "/__panic" {
                         let done = offload(|| -> u32 { panic!("a handler job panicked") }).await;
@@ -140,8 +144,13 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
         }
         let phase = conn.phase();
         let limit = if phase.in_request() {
-            shared.request
+            // One deadline for the whole request, not one per read: a
+            // client that trickles a byte now and then cannot hold its
+            // connection for ever.
+            let by = *arrives_by.get_or_insert_with(|| Instant::now() + shared.request);
+            by.saturating_duration_since(Instant::now())
         } else {
+            arrives_by = None;
             shared.idle
         };
         // Straight into the parser's buffer (from the runtime's provided
