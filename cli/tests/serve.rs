@@ -16,7 +16,12 @@ struct Server {
 
 impl Server {
     fn start(extra: &[&str]) -> Server {
-        Server::start_in(Command::new(env!("CARGO_BIN_EXE_ringpool")), extra)
+        Server::start_at("127.0.0.1:0", extra)
+    }
+
+    /// The server on `addr` (port 0, which it names in its start-up line).
+    fn start_at(addr: &str, extra: &[&str]) -> Server {
+        Server::start_in(Command::new(env!("CARGO_BIN_EXE_ringpool")), addr, extra)
     }
 
     /// The server with its open-file limit (soft and hard) at `n`.
@@ -27,22 +32,15 @@ impl Server {
             &format!("ulimit -n {n} && ulimit -Hn {n} && exec \"$0\" \"$@\""),
             env!("CARGO_BIN_EXE_ringpool"),
         ]);
-        Server::start_in(sh, extra)
+        Server::start_in(sh, "127.0.0.1:0", extra)
     }
 
-    fn start_in(mut cmd: Command, extra: &[&str]) -> Server {
+    fn start_in(mut cmd: Command, addr: &str, extra: &[&str]) -> Server {
         // Port 0: the server binds a free port itself and names it in its
         // start-up line, so parallel tests (and other processes) never race
         // for a port.
         let mut child = cmd
-            .args([
-                "serve",
-                "--addr",
-                "127.0.0.1:0",
-                "--workers",
-                "1",
-                "--panic-route",
-            ])
+            .args(["serve", "--addr", addr, "--workers", "1", "--panic-route"])
             .args(extra)
             .env("RUST_LOG", "warn,ringpool::serve=info")
             .stdout(Stdio::null())
@@ -669,6 +667,26 @@ fn bad_thread_counts_and_a_taken_address_are_refused() {
         err.contains("RUST_LOG") && err.contains("not a valid filter") && err.contains("in use"),
         "{err}"
     );
+}
+
+/// `--addr` takes a host name too (resolved, its first address).
+#[test]
+fn the_address_may_be_a_host_name() {
+    let srv = Server::start_at("localhost:0", &[]);
+    assert!(srv.addr.ip().is_loopback(), "{}", srv.addr);
+    assert_eq!(ureq::get(&srv.url("/health")).call().unwrap().status(), 200);
+    for (bad, says) in [
+        ("localhost", "not host:port"),
+        ("no-such-host.invalid:80", "cannot resolve"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ringpool"))
+            .args(["serve", "--addr", bad])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{bad} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{bad}: {err}");
+    }
 }
 
 /// A connection's jobs reuse the buffers they carry to the pool: answers

@@ -29,9 +29,10 @@ use std::time::{Duration, Instant};
 /// `ringpool serve` options.
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
-    /// Address to listen on (port 0: a free port, which every ring shares
-    /// and the start-up line names).
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    /// Address to listen on, `host:port` (a name such as `localhost` is
+    /// resolved; its first address is used; port 0: a free port, which
+    /// every ring shares and the start-up line names).
+    #[arg(long, default_value = "127.0.0.1:8080", value_parser = parse_addr)]
     pub addr: SocketAddr,
     /// Ring threads (one runtime each, SO_REUSEPORT listeners, one shared pool).
     #[arg(long, default_value_t = 1)]
@@ -230,6 +231,21 @@ fn parse_seconds(s: &str) -> Result<Duration, String> {
         ));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// `host:port` as a socket address: an IP address, or a name resolved
+/// (its first address).
+fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = s.parse() {
+        return Ok(addr);
+    }
+    match std::net::ToSocketAddrs::to_socket_addrs(s) {
+        Ok(mut addrs) => addrs
+            .next()
+            .ok_or_else(|| format!("{s:?} resolves to no address")),
+        Err(_) if !s.contains(':') => Err(format!("{s:?} is not host:port")),
+        Err(e) => Err(format!("cannot resolve {s:?}: {e}")),
+    }
 }
 
 /// The pool `args` ask for (handoff, announce, workers, their nice value).
