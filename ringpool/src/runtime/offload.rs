@@ -41,15 +41,18 @@ where
     T: Send + 'static,
 {
     Offload {
-        state: State::Idle(job),
+        state: State::Idle(job, None),
         core: None,
-        room: None,
         _result: PhantomData,
     }
 }
 
 enum State<F> {
-    Idle(F),
+    /// Not queued yet; with its entry among the runtime's futures waiting
+    /// for a free slot if it found none. (The key lives here, not beside
+    /// the state: `Idle` is then no bigger than `Queued`, and the hot path
+    /// pays nothing for it.)
+    Idle(F, Option<RoomKey>),
     Queued(TaskJob),
     Done,
 }
@@ -59,8 +62,6 @@ enum State<F> {
 pub struct Offload<F, T> {
     state: State<F>,
     core: Option<Rc<Core>>,
-    /// Its entry among the runtime's futures waiting for a free slot.
-    room: Option<RoomKey>,
     _result: PhantomData<fn() -> T>,
 }
 
@@ -82,15 +83,17 @@ where
         // Bound to the runtime that polls it while the job is not queued
         // yet: first poll, or waiting for room (then moved to another
         // runtime, it queues there instead of on a ring nobody turns).
-        if matches!(this.state, State::Idle(_))
-            && !this.core.as_deref().is_some_and(context::is_current)
-        {
-            this.leave_room();
-            this.core = context::current();
+        if let State::Idle(_, room) = &mut this.state {
+            if !this.core.as_deref().is_some_and(context::is_current) {
+                if let (Some(_), Some(core)) = (*room, &this.core) {
+                    leave_room(room, core);
+                }
+                this.core = context::current();
+            }
         }
         let Some(core) = &this.core else {
             return match std::mem::replace(&mut this.state, State::Done) {
-                State::Idle(f) => Poll::Ready(Err(JobError::Cancelled(Task::new(f)))),
+                State::Idle(f, _) => Poll::Ready(Err(JobError::Cancelled(Task::new(f)))),
                 _ => panic!("ringpool: Offload polled after it resolved"),
             };
         };
@@ -98,7 +101,7 @@ where
         let Some(lp) = lp.as_mut() else {
             // The runtime shut down.
             return match std::mem::replace(&mut this.state, State::Done) {
-                State::Idle(f) => Poll::Ready(Err(JobError::Cancelled(Task::new(f)))),
+                State::Idle(f, _) => Poll::Ready(Err(JobError::Cancelled(Task::new(f)))),
                 _ => panic!("ringpool: Offload polled after its runtime shut down"),
             };
         };
@@ -125,25 +128,25 @@ where
             };
         }
         match std::mem::replace(&mut this.state, State::Done) {
-            State::Idle(f) => match lp.submit_task(f, core.waking(cx.waker())) {
+            State::Idle(f, mut room) => match lp.submit_task(f, core.waking(cx.waker())) {
                 Ok(job) => {
                     this.state = State::Queued(job);
-                    if let Some(key) = this.room.take() {
-                        core.room_waiters.borrow_mut().remove(key);
+                    if room.is_some() {
+                        leave_room(&mut room, core);
                     }
                     Poll::Pending
                 }
                 Err(TrySubmitError::Full(f)) => {
-                    this.state = State::Idle(f);
-                    // Once per future, however often it is polled.
-                    core.room_waiters
-                        .borrow_mut()
-                        .register(&mut this.room, cx.waker());
+                    this.state = State::Idle(f, room);
+                    if let State::Idle(_, room) = &mut this.state {
+                        // Once per future, however often it is polled.
+                        core.room_waiters.borrow_mut().register(room, cx.waker());
+                    }
                     Poll::Pending
                 }
                 Err(TrySubmitError::Closed(f)) => {
-                    if let Some(key) = this.room.take() {
-                        core.room_waiters.borrow_mut().remove(key);
+                    if room.is_some() {
+                        leave_room(&mut room, core);
                     }
                     Poll::Ready(Err(JobError::Cancelled(Task::new(f))))
                 }
@@ -154,28 +157,36 @@ where
     }
 }
 
-impl<F, T> Offload<F, T> {
-    /// Takes this future's waker out of its runtime's room waiters, if it
-    /// is there. (Should the list be borrowed, by a drop inside a waker's
-    /// `clone` that `register` called, the entry stays: one spurious wake.)
-    fn leave_room(&mut self) {
-        if let (Some(key), Some(core)) = (self.room.take(), &self.core) {
-            if let Ok(mut room) = core.room_waiters.try_borrow_mut() {
-                room.remove(key);
-            }
+/// Takes an offload's waker (`room`) out of `core`'s room waiters, if it is
+/// there. (Should the list be borrowed, by a drop inside a waker's `clone`
+/// that `register` called, the entry stays: one spurious wake.) Out of
+/// line: only a future that once found no room has an entry.
+#[cold]
+#[inline(never)]
+fn leave_room(room: &mut Option<RoomKey>, core: &Core) {
+    if let Some(key) = room.take() {
+        if let Ok(mut waiters) = core.room_waiters.try_borrow_mut() {
+            waiters.remove(key);
         }
     }
 }
 
 impl<F, T> Drop for Offload<F, T> {
     fn drop(&mut self) {
-        self.leave_room();
-        if let State::Queued(job) = &self.state {
-            if let Some(core) = &self.core {
-                if let Some(lp) = core.lp.borrow_mut().as_mut() {
-                    lp.abandon_task(job);
+        match &mut self.state {
+            State::Queued(job) => {
+                if let Some(core) = &self.core {
+                    if let Some(lp) = core.lp.borrow_mut().as_mut() {
+                        lp.abandon_task(job);
+                    }
                 }
             }
+            State::Idle(_, room @ Some(_)) => {
+                if let Some(core) = &self.core {
+                    leave_room(room, core);
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -183,7 +194,7 @@ impl<F, T> Drop for Offload<F, T> {
 impl<F, T> fmt::Debug for Offload<F, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.state {
-            State::Idle(_) => "idle",
+            State::Idle(..) => "idle",
             State::Queued(_) => "queued",
             State::Done => "done",
         };

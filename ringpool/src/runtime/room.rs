@@ -7,25 +7,39 @@
 //! it takes its entry out. So the list holds at most one waker per live
 //! waiting future, however often they are polled or recreated.
 
+use std::num::NonZeroU64;
 use std::task::Waker;
 
 /// A future's entry in [`RoomWaiters`], valid until the next
 /// [`take_all`](RoomWaiters::take_all) (its `round`).
+/// (`round` is never zero, so an `Option<RoomKey>` takes 16 bytes, not 24:
+/// every `Offload` future carries one.)
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RoomKey {
-    round: u64,
+    round: NonZeroU64,
     index: usize,
 }
 
-#[derive(Default)]
 pub(crate) struct RoomWaiters {
     wakers: Vec<Option<Waker>>,
     /// Entries of `wakers` taken out since the last `take_all`.
     free: Vec<usize>,
-    /// How many `take_all`s there were: a key of an earlier round is stale.
-    round: u64,
+    /// One more than the `take_all`s so far: a key of an earlier round is
+    /// stale.
+    round: NonZeroU64,
     /// Entries holding a waker.
     live: usize,
+}
+
+impl Default for RoomWaiters {
+    fn default() -> RoomWaiters {
+        RoomWaiters {
+            wakers: Vec::new(),
+            free: Vec::new(),
+            round: NonZeroU64::MIN,
+            live: 0,
+        }
+    }
 }
 
 impl RoomWaiters {
@@ -81,7 +95,7 @@ impl RoomWaiters {
     /// this list: a waker may run code that registers again). Every key
     /// handed out so far is stale from now on.
     pub(crate) fn take_all(&mut self) -> Vec<Option<Waker>> {
-        self.round += 1;
+        self.round = self.round.checked_add(1).expect("2^64 rounds");
         self.free.clear();
         self.live = 0;
         std::mem::take(&mut self.wakers)
