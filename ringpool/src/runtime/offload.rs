@@ -50,8 +50,9 @@ where
 enum State<F> {
     /// Not queued yet; with its entry among the runtime's futures waiting
     /// for a free slot if it found none. (The key lives here, not beside
-    /// the state: `Idle` is then no bigger than `Queued`, and the hot path
-    /// pays nothing for it.)
+    /// the state: `Idle` is then no bigger than `Queued`. Callgrind: 7 more
+    /// loop-thread instructions per offload than with no key, 28 with it
+    /// beside the state.)
     Idle(F, Option<RoomKey>),
     Queued(TaskJob),
     Done,
