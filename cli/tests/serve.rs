@@ -602,14 +602,22 @@ fn the_password_hash_is_configurable_and_checked() {
         "hunter2",
         "$pbkdf2-sha256$i=1000$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_ringpool"))
-            .args(["serve", "--addr", "127.0.0.1:0", "--password-hash", bad])
-            .output()
-            .unwrap();
-        assert!(!out.status.success(), "{bad} was accepted");
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = refused(&["--addr", "127.0.0.1:0", "--password-hash", bad], &[]);
         assert!(err.contains("--password-hash"), "{bad}: {err}");
     }
+}
+
+/// Runs `ringpool serve <args>` with `env` set, asserts that it fails, and
+/// returns what it wrote to stderr.
+fn refused(args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_ringpool"))
+        .arg("serve")
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{args:?} was accepted");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Bad thread counts are refused before anything starts, with the flag's
@@ -632,13 +640,7 @@ fn bad_thread_counts_and_a_taken_address_are_refused() {
         ["--max-conns", "0"],
         ["--max-head", "10"],
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_ringpool"))
-            .args(["serve", "--addr", "127.0.0.1:0"])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(!out.status.success(), "{args:?} was accepted");
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = refused(&[&["--addr", "127.0.0.1:0"][..], &args].concat(), &[]);
         assert!(
             err.contains(args[0].trim_start_matches('-')),
             "{args:?}: {err}"
@@ -647,22 +649,11 @@ fn bad_thread_counts_and_a_taken_address_are_refused() {
     // An address in use: the error says which.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let out = Command::new(env!("CARGO_BIN_EXE_ringpool"))
-        .args(["serve", "--addr", addr.as_str()])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(&["--addr", &addr], &[]);
     assert!(err.contains(&addr) && err.contains("in use"), "{err}");
     // A `RUST_LOG` that is not a filter is said, not ignored in silence
     // (logging goes on at info: the address error is still logged).
-    let out = Command::new(env!("CARGO_BIN_EXE_ringpool"))
-        .args(["serve", "--addr", addr.as_str()])
-        .env("RUST_LOG", "=[}{")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(&["--addr", &addr], &[("RUST_LOG", "=[}{")]);
     assert!(
         err.contains("RUST_LOG") && err.contains("not a valid filter") && err.contains("in use"),
         "{err}"
@@ -679,12 +670,7 @@ fn the_address_may_be_a_host_name() {
         ("localhost", "not host:port"),
         ("no-such-host.invalid:80", "cannot resolve"),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_ringpool"))
-            .args(["serve", "--addr", bad])
-            .output()
-            .unwrap();
-        assert!(!out.status.success(), "{bad} was accepted");
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = refused(&["--addr", bad], &[]);
         assert!(err.contains(says), "{bad}: {err}");
     }
 }

@@ -320,15 +320,6 @@ fn offload_beyond_max_in_flight_waits_for_room() {
     assert_eq!(n, (0..100).sum::<u32>());
 }
 
-/// Counts its wakes; its clones are counted by the `Arc`'s strong count.
-struct CountWakes(AtomicUsize);
-
-impl std::task::Wake for CountWakes {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
 /// An offload waiting for room (every slot taken), polled again and again
 /// (a task in a select loop) or recreated again and again, keeps at most
 /// one waker: the waiting list does not grow with the polls. The one it
@@ -347,7 +338,11 @@ fn an_offload_waiting_for_room_keeps_one_waker_however_often_polled() {
             let _ = wait.recv_timeout(Duration::from_secs(30));
         }));
         assert!(!poll_once(&mut busy).await);
-        let count = Arc::new(CountWakes(AtomicUsize::new(0)));
+        // Counts its wakes; its clones, by the `Arc`'s strong count.
+        let count = Arc::new(Forward {
+            inner: std::task::Waker::noop().clone(),
+            wakes: AtomicUsize::new(0),
+        });
         let waker = std::task::Waker::from(count.clone());
         let mut cx = Context::from_waker(&waker);
         let mut waiting = Box::pin(offload(|| 7u32));
@@ -367,7 +362,7 @@ fn an_offload_waiting_for_room_keeps_one_waker_however_often_polled() {
         busy.await.unwrap();
         // The slot is free: the kept waker is woken (by the next turn).
         let start = Instant::now();
-        while count.0.load(Ordering::SeqCst) == 0 {
+        while count.wakes.load(Ordering::SeqCst) == 0 {
             assert!(start.elapsed() < Duration::from_secs(10), "never woken");
             yield_now().await;
         }

@@ -147,8 +147,9 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
             // One deadline for the whole request, not one per read: a
             // client that trickles a byte now and then cannot hold its
             // connection for ever.
-            let by = *arrives_by.get_or_insert_with(|| Instant::now() + shared.request);
-            by.saturating_duration_since(Instant::now())
+            let now = Instant::now();
+            let by = *arrives_by.get_or_insert(now + shared.request);
+            by.saturating_duration_since(now)
         } else {
             arrives_by = None;
             shared.idle

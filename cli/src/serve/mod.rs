@@ -236,9 +236,7 @@ fn parse_seconds(s: &str) -> Result<Duration, String> {
 /// `host:port` as a socket address: an IP address, or a name resolved
 /// (its first address).
 fn parse_addr(s: &str) -> Result<SocketAddr, String> {
-    if let Ok(addr) = s.parse() {
-        return Ok(addr);
-    }
+    // A literal address is parsed, not looked up.
     match std::net::ToSocketAddrs::to_socket_addrs(s) {
         Ok(mut addrs) => addrs
             .next()
