@@ -26,7 +26,8 @@ pub enum ErrorKind {
     InvalidConfig,
     /// A system call failed while setting up (the errno is the source).
     Io,
-    /// A worker thread could not be spawned.
+    /// A thread could not be spawned: a pool's worker, or a runtime thread
+    /// of [`per_core`](crate::runtime::per_core).
     Spawn,
     /// A loop was registered on one of its own pool's worker threads: its
     /// waits for its jobs would wait for the worker it runs on (with one
@@ -52,9 +53,14 @@ impl Error {
     }
 
     pub(crate) fn spawn(e: io::Error) -> Error {
+        Error::spawn_of("a worker thread", e)
+    }
+
+    /// `what` (a thread) could not be spawned.
+    pub(crate) fn spawn_of(what: &str, e: io::Error) -> Error {
         Error {
             kind: ErrorKind::Spawn,
-            msg: "cannot spawn a worker thread".into(),
+            msg: format!("cannot spawn {what}"),
             source: Some(e),
         }
     }

@@ -1,7 +1,7 @@
 //! Fault injection (feature `fault-injection`): a loop CQ of the minimum
 //! size under a flood, system calls failing at every [`Site`] with EAGAIN,
-//! ENOMEM, EBADF and EINTR, and worker spawns that fail. (Forced `auto`
-//! fallbacks through `RINGPOOL_UNSUPPORTED` are tested once, in
+//! ENOMEM, EBADF and EINTR, and worker and `per_core` thread spawns that
+//! fail. (Forced `auto` fallbacks through `RINGPOOL_UNSUPPORTED` are tested once, in
 //! `tests/conformance.rs`, which needs no feature.)
 //!
 //! ```text
@@ -290,15 +290,15 @@ fn build_within(b: PoolBuilder, limit: Duration, what: &str) -> Result<Pool, rin
         .unwrap_or_else(|_| panic!("{what}: build did not return within {limit:?}"))
 }
 
-/// `e` is the failure of an injected EAGAIN at `Site::Spawn`.
-fn assert_spawn_error(e: &ringpool::Error, what: &str) {
+/// `e` is the failure of the EAGAIN injected at `site` (a spawn).
+fn assert_spawn_error(e: &ringpool::Error, site: Site, what: &str) {
     assert_eq!(e.kind(), ErrorKind::Spawn, "{what}: {e}");
     let errno = std::error::Error::source(e)
         .and_then(|s| s.downcast_ref::<std::io::Error>())
         .and_then(|s| s.raw_os_error());
     assert_eq!(errno, Some(libc::EAGAIN), "{what}: {e}");
     assert_eq!(
-        fault::remaining(Site::Spawn),
+        fault::remaining(site),
         0,
         "{what}: the injected failure was not the one that failed the build"
     );
@@ -341,7 +341,7 @@ fn spawn_failure_leaks_no_thread() {
         fault::inject(Site::Spawn, libc::EAGAIN, 1);
         let what = format!("{h}, first spawn fails");
         let e = build_within(builder(4), limit, &what).expect_err("spawn was made to fail");
-        assert_spawn_error(&e, &what);
+        assert_spawn_error(&e, Site::Spawn, &what);
         assert_no_worker_left(prefix, &what);
         fault::clear();
 
@@ -378,7 +378,7 @@ fn spawn_failure_leaks_no_thread() {
                         seen > 0,
                         "{what}: the build failed before the fault was armed"
                     );
-                    assert_spawn_error(&e, &what);
+                    assert_spawn_error(&e, Site::Spawn, &what);
                     assert_no_worker_left(prefix, &what);
                     fault::clear();
                     break seen;
@@ -401,6 +401,39 @@ fn spawn_failure_leaks_no_thread() {
     let p = build_within(Pool::builder().workers(2), limit, "after the faults").expect("build");
     assert_eq!(p.workers(), 2);
     drop(p);
+}
+
+/// `runtime::per_core` whose third thread cannot be spawned: it fails with
+/// `ErrorKind::Spawn` (the errno as its source), and the two threads
+/// already spawned never run `main` and are joined: no runtime thread is
+/// left serving behind the error.
+#[test]
+fn per_core_spawn_failure_leaves_no_thread_running() {
+    let _g = serial();
+    let limit = stall_limit();
+    let pool = Pool::builder().workers(1).build().expect("pool");
+    assert_no_worker_left("ringpool-rt-", "before the test");
+    let ran = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    fault::inject_after(Site::RuntimeSpawn, libc::EAGAIN, 2, 1);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let builder = ringpool::runtime::Runtime::builder().pool(pool);
+    let counted = ran.clone();
+    std::thread::spawn(move || {
+        let r = ringpool::runtime::per_core(3, false, builder, move |_| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            // A server: it would run for ever.
+            std::future::pending::<()>()
+        });
+        let _ = tx.send(r.map(|_| ()));
+    });
+    let r = rx
+        .recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("per_core did not return within {limit:?}"));
+    let e = r.expect_err("the third spawn was made to fail");
+    assert_spawn_error(&e, Site::RuntimeSpawn, "per_core");
+    assert!(e.to_string().contains("runtime thread"), "{e}");
+    assert_no_worker_left("ringpool-rt-", "after the failed per_core");
+    assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 0, "main ran");
 }
 
 /// A loop ring with the smallest CQ the kernel allows, flooded with jobs and

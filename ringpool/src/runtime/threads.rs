@@ -6,7 +6,9 @@ use super::{Builder, Runtime};
 use crate::affinity;
 use crate::config::MAX_THREADS;
 use crate::error::{Error, ErrorKind};
+use crate::sys::{self, fault::Site};
 use std::future::Future;
+use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 /// A set of runtime threads; see [`per_core`].
@@ -42,8 +44,10 @@ impl<T> PerCore<T> {
 /// # Errors
 ///
 /// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) unless
-/// `threads` is 1 to 4096 (as a pool's workers); building the shared pool,
-/// or spawning a thread.
+/// `threads` is 1 to 4096 (as a pool's workers); building the shared pool;
+/// [`ErrorKind::Spawn`](crate::ErrorKind::Spawn) if a thread cannot be
+/// spawned, after the threads already spawned were stopped (before they
+/// ran `main`) and joined.
 pub fn per_core<F, Fut>(
     threads: usize,
     pin: bool,
@@ -64,21 +68,50 @@ where
     let builder = builder.with_shared_pool()?;
     let cpus = affinity::current_thread_cpus().unwrap_or_default();
     let mut out = Vec::with_capacity(threads);
+    // Each thread waits for `true` before it builds its runtime and runs
+    // `main`: should a later spawn fail, the started ones are told to stop
+    // (their sender dropped) and joined, so no `main` is left running
+    // behind the error.
+    let mut gates = Vec::with_capacity(threads);
     for i in 0..threads {
         let builder = builder.clone();
         let main = main.clone();
         let cpu = (!cpus.is_empty()).then(|| cpus[i % cpus.len()]);
-        let t = std::thread::Builder::new()
-            .name(format!("ringpool-rt-{i}"))
-            .spawn(move || {
-                if let (true, Some(cpu)) = (pin, cpu) {
-                    let _ = affinity::pin_current_thread(cpu);
+        let (gate, opened) = mpsc::channel::<bool>();
+        let spawned = sys::fault::check(Site::RuntimeSpawn).and_then(|()| {
+            std::thread::Builder::new()
+                .name(format!("ringpool-rt-{i}"))
+                .spawn(move || {
+                    if opened.recv() != Ok(true) {
+                        return Err(Error::new(
+                            ErrorKind::Spawn,
+                            "per_core: not started (another runtime thread could not be spawned)",
+                        ));
+                    }
+                    if let (true, Some(cpu)) = (pin, cpu) {
+                        let _ = affinity::pin_current_thread(cpu);
+                    }
+                    let rt: Runtime = builder.build()?;
+                    Ok(rt.block_on(main(i)))
+                })
+        });
+        match spawned {
+            Ok(t) => {
+                out.push(t);
+                gates.push(gate);
+            }
+            Err(e) => {
+                drop(gates);
+                for t in out {
+                    let _ = t.join();
                 }
-                let rt: Runtime = builder.build()?;
-                Ok(rt.block_on(main(i)))
-            })
-            .map_err(Error::spawn)?;
-        out.push(t);
+                return Err(Error::spawn_of("a runtime thread", e));
+            }
+        }
+    }
+    for gate in gates {
+        // A thread that is gone already has nothing to start.
+        let _ = gate.send(true);
     }
     Ok(PerCore { threads: out })
 }

@@ -28,6 +28,8 @@ pub enum Site {
     PipeRead,
     /// Spawning a worker thread.
     Spawn,
+    /// Spawning a runtime thread of `runtime::per_core`.
+    RuntimeSpawn,
 }
 
 #[cfg(feature = "fault-injection")]
@@ -37,14 +39,27 @@ mod imp {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Mutex;
 
+    /// A site's fault: `skip` calls pass, then `count` fail with `errno`.
+    struct Armed {
+        errno: i32,
+        skip: u64,
+        count: u64,
+    }
+
     static ARMED: AtomicBool = AtomicBool::new(false);
-    static TABLE: Mutex<Option<HashMap<Site, (i32, u64)>>> = Mutex::new(None);
+    static TABLE: Mutex<Option<HashMap<Site, Armed>>> = Mutex::new(None);
 
     /// Makes the next `count` calls at `site` fail with `errno`.
     pub fn inject(site: Site, errno: i32, count: u64) {
+        inject_after(site, errno, 0, count);
+    }
+
+    /// Lets the next `skip` calls at `site` through, then makes the `count`
+    /// after them fail with `errno`.
+    pub fn inject_after(site: Site, errno: i32, skip: u64, count: u64) {
         let mut t = TABLE.lock().unwrap_or_else(|e| e.into_inner());
         t.get_or_insert_with(HashMap::new)
-            .insert(site, (errno, count));
+            .insert(site, Armed { errno, skip, count });
         ARMED.store(true, Ordering::SeqCst);
     }
 
@@ -58,7 +73,7 @@ mod imp {
     /// How many injections at `site` are still armed.
     pub fn remaining(site: Site) -> u64 {
         let t = TABLE.lock().unwrap_or_else(|e| e.into_inner());
-        t.as_ref().and_then(|m| m.get(&site)).map_or(0, |&(_, n)| n)
+        t.as_ref().and_then(|m| m.get(&site)).map_or(0, |a| a.count)
     }
 
     pub(crate) fn take(site: Site) -> Option<i32> {
@@ -66,17 +81,21 @@ mod imp {
             return None;
         }
         let mut t = TABLE.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = t.as_mut()?.get_mut(&site)?;
-        if entry.1 == 0 {
+        let armed = t.as_mut()?.get_mut(&site)?;
+        if armed.skip > 0 {
+            armed.skip -= 1;
             return None;
         }
-        entry.1 -= 1;
-        Some(entry.0)
+        if armed.count == 0 {
+            return None;
+        }
+        armed.count -= 1;
+        Some(armed.errno)
     }
 }
 
 #[cfg(feature = "fault-injection")]
-pub use imp::{clear, inject, remaining};
+pub use imp::{clear, inject, inject_after, remaining};
 
 /// Returns the injected error for `site`, if one is armed.
 #[inline(always)]
