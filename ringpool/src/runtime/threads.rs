@@ -36,7 +36,8 @@ impl<T> PerCore<T> {
 /// it a [`Pool`](crate::Pool) with [`Builder::pool`] to share one; without
 /// one, a pool is built here and shared) and running `main(i)` on it. With
 /// `pin`, thread `i` is pinned to the `i`-th CPU this process may use
-/// (wrapping around).
+/// (wrapping around), as best it can: should that CPU have been taken from
+/// the process's affinity mask meanwhile, the thread runs unpinned.
 ///
 /// Each thread typically binds its own listener with
 /// [`TcpListener::bind_reuseport`](super::net::TcpListener::bind_reuseport).
@@ -89,6 +90,8 @@ where
                         ));
                     }
                     if let (true, Some(cpu)) = (pin, cpu) {
+                        // Best effort (documented): the CPU came from this
+                        // process's mask a moment ago.
                         let _ = affinity::pin_current_thread(cpu);
                     }
                     let rt: Runtime = builder.build()?;
