@@ -69,21 +69,21 @@ where
     let builder = builder.with_shared_pool()?;
     let cpus = affinity::current_thread_cpus().unwrap_or_default();
     let mut out = Vec::with_capacity(threads);
-    // Each thread waits for `true` before it builds its runtime and runs
-    // `main`: should a later spawn fail, the started ones are told to stop
-    // (their sender dropped) and joined, so no `main` is left running
-    // behind the error.
+    // Each thread waits for a go-ahead on its gate before it builds its
+    // runtime and runs `main`: should a later spawn fail, the started ones
+    // are told to stop (their gate dropped unsent) and joined, so no `main`
+    // is left running behind the error.
     let mut gates = Vec::with_capacity(threads);
     for i in 0..threads {
         let builder = builder.clone();
         let main = main.clone();
         let cpu = (!cpus.is_empty()).then(|| cpus[i % cpus.len()]);
-        let (gate, opened) = mpsc::channel::<bool>();
+        let (gate, opened) = mpsc::channel::<()>();
         let spawned = sys::fault::check(Site::RuntimeSpawn).and_then(|()| {
             std::thread::Builder::new()
                 .name(format!("ringpool-rt-{i}"))
                 .spawn(move || {
-                    if opened.recv() != Ok(true) {
+                    if opened.recv().is_err() {
                         return Err(Error::new(
                             ErrorKind::Spawn,
                             "per_core: not started (another runtime thread could not be spawned)",
@@ -114,7 +114,7 @@ where
     }
     for gate in gates {
         // A thread that is gone already has nothing to start.
-        let _ = gate.send(true);
+        let _ = gate.send(());
     }
     Ok(PerCore { threads: out })
 }
