@@ -154,9 +154,19 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
             arrives_by = None;
             shared.idle
         };
-        // Straight into the parser's buffer (from the runtime's provided
-        // buffers: one copy, no read buffer of the connection's own).
-        match timeout(limit, stream.read_into(conn.read_buf())).await {
+        // Straight into the parser's buffer, which the receive owns while
+        // it is in flight (the runtime has no provided buffers: see `run`).
+        // A read that times out keeps the buffer until the kernel lets it
+        // go; the connection is done then.
+        let (buf, room) = conn.take_input();
+        let read = match timeout(limit, stream.read(buf.slice(room))).await {
+            Err(elapsed) => Err(elapsed),
+            Ok((r, slice)) => {
+                conn.put_input(slice.into_inner());
+                Ok(r)
+            }
+        };
+        match read {
             Err(_elapsed) => {
                 if phase.in_request() {
                     response::write_error(&mut out, 408, ResponseMode::CLOSE, None);

@@ -282,8 +282,9 @@ impl Conn {
         self.end - self.start
     }
 
-    /// Spare room at the end of the input buffer (at least 4 KiB) to read into; report
-    /// how much was read with [`filled`](Conn::filled).
+    /// Spare room at the end of the input buffer to read into (at least 4 KiB, and room
+    /// for the rest of a body of known length, up to 64 KiB); report how much was read
+    /// with [`filled`](Conn::filled).
     ///
     /// Moves unconsumed bytes to the front of the buffer, or grows it, when the spare room
     /// is short. It stays bounded because [`poll`](Conn::poll) refuses a head or body over
@@ -297,18 +298,52 @@ impl Conn {
                 self.buf = vec![0; 2 * MIN_READ];
             }
         }
-        if self.buf.len() - self.end < MIN_READ {
+        // Room for the rest of a body of known length (it is buffered whole
+        // anyway, so one read can take it all), up to `KEEP_INPUT`: a client
+        // that declares a big body and sends nothing does not get the
+        // server to allocate it. At least `MIN_READ`.
+        let want = match self.state {
+            State::Body { len } => (self.start + len)
+                .saturating_sub(self.end)
+                .clamp(MIN_READ, KEEP_INPUT),
+            _ => MIN_READ,
+        };
+        if self.buf.len() - self.end < want {
             if self.start > 0 {
                 self.buf.copy_within(self.start..self.end, 0);
                 self.end -= self.start;
                 self.start = 0;
             }
-            if self.buf.len() - self.end < MIN_READ {
-                let len = (self.buf.len() * 2).max(self.end + MIN_READ);
+            if self.buf.len() - self.end < want {
+                let len = (self.buf.len() * 2).max(self.end + want);
                 self.buf.resize(len, 0);
             }
         }
         &mut self.buf[self.end..]
+    }
+
+    /// The input buffer itself, for a read that owns its buffer while the
+    /// kernel writes into it (an io_uring receive straight into the
+    /// connection's buffer, no copy): read into `buf[room]`, give the buffer
+    /// back with [`put_input`](Conn::put_input), then report the bytes with
+    /// [`filled`](Conn::filled). Prepares the room as
+    /// [`read_buf`](Conn::read_buf) does. Until the buffer is back the
+    /// connection has no input buffer: do not poll it (drop it instead, if
+    /// the read never returns the buffer).
+    pub fn take_input(&mut self) -> (Vec<u8>, std::ops::Range<usize>) {
+        let room = self.read_buf().len();
+        let end = self.end;
+        (std::mem::take(&mut self.buf), end..end + room)
+    }
+
+    /// Gives back the buffer [`take_input`](Conn::take_input) took.
+    ///
+    /// # Panics
+    ///
+    /// If `buf` is shorter than the buffer taken (it is not that buffer).
+    pub fn put_input(&mut self, buf: Vec<u8>) {
+        assert!(buf.len() >= self.end, "put_input: not the input buffer");
+        self.buf = buf;
     }
 
     /// Records that `n` bytes were read into the front of the last

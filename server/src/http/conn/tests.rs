@@ -659,3 +659,62 @@ fn taken_bodies_reuse_their_buffers() {
         assert_eq!(conn.poll(), Event::NeedMore);
     }
 }
+
+#[test]
+fn read_buf_has_room_for_the_rest_of_a_known_body() {
+    let mut conn = Conn::new(Limits::default());
+    conn.push(b"POST /hash HTTP/1.1\r\nHost: x\r\nContent-Length: 50000\r\n\r\nabc");
+    assert_eq!(conn.poll(), Event::NeedMore);
+    let rest = vec![b'z'; 50_000 - 3];
+    let room = conn.read_buf();
+    assert!(room.len() >= rest.len(), "room for {} bytes", room.len());
+    // One read of the whole rest completes the request.
+    room[..rest.len()].copy_from_slice(&rest);
+    conn.filled(rest.len());
+    let Event::Request(req) = conn.poll() else {
+        panic!("the request is complete")
+    };
+    assert_eq!(req.body.len(), 50_000);
+    assert_eq!(&req.body[..4], b"abcz");
+}
+
+#[test]
+fn a_declared_body_is_not_allocated_before_it_arrives() {
+    let mut conn = Conn::new(Limits::default());
+    conn.push(b"POST /hash HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n");
+    assert_eq!(conn.poll(), Event::NeedMore);
+    let room = conn.read_buf().len();
+    assert!(
+        (64 * 1024..128 * 1024).contains(&room),
+        "room for {room} bytes of a 1 MB body that has not come"
+    );
+}
+
+#[test]
+fn a_read_into_the_taken_input_buffer_is_parsed() {
+    let mut conn = Conn::new(Limits::default());
+    // A partial head stays buffered while the buffer is out.
+    conn.push(b"GET /hea");
+    assert_eq!(conn.poll(), Event::NeedMore);
+    let (mut buf, room) = conn.take_input();
+    assert!(room.len() >= 4096);
+    assert_eq!(&buf[..room.start], b"GET /hea");
+    let rest = b"lth HTTP/1.1\r\nHost: x\r\n\r\n";
+    buf[room.start..room.start + rest.len()].copy_from_slice(rest);
+    conn.put_input(buf);
+    conn.filled(rest.len());
+    let Event::Request(req) = conn.poll() else {
+        panic!("the request is complete")
+    };
+    assert_eq!(req.target, "/health");
+    assert_eq!(conn.poll(), Event::NeedMore);
+}
+
+#[test]
+#[should_panic(expected = "not the input buffer")]
+fn put_input_refuses_another_buffer() {
+    let mut conn = Conn::new(Limits::default());
+    conn.push(b"GET /hea");
+    let _taken = conn.take_input();
+    conn.put_input(Vec::new());
+}
