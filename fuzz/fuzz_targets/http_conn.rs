@@ -8,7 +8,8 @@
 //! * fed whole or in pieces, the same requests come out, and the same final event
 //!   (`Continue` aside, which depends on what is buffered);
 //! * fed in pieces, each body is also taken out with `take_body` (the taken buffer
-//!   becoming the next spare): it holds the body, and what follows parses the same.
+//!   becoming the next spare): it holds the body, and what follows parses the same;
+//! * the pieces go in through `read_buf`, `take_input`/`put_input` or `push` alike.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -102,13 +103,22 @@ fuzz_target!(|data: &[u8]| {
     while !rest.is_empty() {
         seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
         let n = (1 + (seed >> 16) as usize % 97).min(rest.len());
-        // Half the time through read_buf/filled, half through push.
-        if seed & 0x100 == 0 {
-            let spare = pieces.read_buf();
-            spare[..n].copy_from_slice(&rest[..n]);
-            pieces.filled(n);
-        } else {
-            pieces.push(&rest[..n]);
+        // Through read_buf/filled, through take_input/put_input/filled (as
+        // `ringpool serve` reads), or through push.
+        match (seed >> 8) % 3 {
+            0 => {
+                let spare = pieces.read_buf();
+                spare[..n].copy_from_slice(&rest[..n]);
+                pieces.filled(n);
+            }
+            1 => {
+                let (mut buf, room) = pieces.take_input();
+                assert!(room.len() >= 4096 && room.end <= buf.len());
+                buf[room.start..room.start + n].copy_from_slice(&rest[..n]);
+                pieces.put_input(buf);
+                pieces.filled(n);
+            }
+            _ => pieces.push(&rest[..n]),
         }
         rest = &rest[n..];
         drain(&mut pieces, limits, &mut b, Some(&mut spare));

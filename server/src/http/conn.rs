@@ -290,7 +290,12 @@ impl Conn {
     /// is short. It stays bounded because [`poll`](Conn::poll) refuses a head or body over
     /// the limits before asking for more, and once nothing is buffered a buffer grown past
     /// 64 KiB goes back to its first size.
+    ///
+    /// # Panics
+    ///
+    /// While the input buffer is out ([`take_input`](Conn::take_input)) with bytes in it.
     pub fn read_buf(&mut self) -> &mut [u8] {
+        self.check_input();
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
@@ -328,12 +333,24 @@ impl Conn {
     /// back with [`put_input`](Conn::put_input), then report the bytes with
     /// [`filled`](Conn::filled). Prepares the room as
     /// [`read_buf`](Conn::read_buf) does. Until the buffer is back the
-    /// connection has no input buffer: do not poll it (drop it instead, if
-    /// the read never returns the buffer).
+    /// connection has no input buffer: [`poll`](Conn::poll),
+    /// [`read_buf`](Conn::read_buf) and [`filled`](Conn::filled) panic if
+    /// bytes were buffered in it (drop the connection instead, if the read
+    /// never returns the buffer).
     pub fn take_input(&mut self) -> (Vec<u8>, std::ops::Range<usize>) {
         let room = self.read_buf().len();
         let end = self.end;
         (std::mem::take(&mut self.buf), end..end + room)
+    }
+
+    /// Panics, saying why, if the input buffer is out ([`take_input`](Conn::take_input)
+    /// without [`put_input`](Conn::put_input)) while bytes are buffered in it.
+    #[inline]
+    fn check_input(&self) {
+        assert!(
+            self.buf.len() >= self.end,
+            "Conn used while its input buffer is taken (take_input without put_input)"
+        );
     }
 
     /// Gives back the buffer [`take_input`](Conn::take_input) took.
@@ -351,8 +368,10 @@ impl Conn {
     ///
     /// # Panics
     ///
-    /// If `n` is larger than that region.
+    /// If `n` is larger than that region, or while the input buffer is out
+    /// ([`take_input`](Conn::take_input)) with bytes in it.
     pub fn filled(&mut self, n: usize) {
+        self.check_input();
         assert!(n <= self.buf.len() - self.end, "filled past read_buf");
         self.end += n;
     }
@@ -370,7 +389,12 @@ impl Conn {
     }
 
     /// Parses what is buffered: the next request, or what the driver must do first.
+    ///
+    /// # Panics
+    ///
+    /// While the input buffer is out ([`take_input`](Conn::take_input)) with bytes in it.
     pub fn poll(&mut self) -> Event<'_> {
+        self.check_input();
         self.last_body = LastBody::None;
         let step = loop {
             match self.step() {

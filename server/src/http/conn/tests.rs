@@ -718,3 +718,12 @@ fn put_input_refuses_another_buffer() {
     let _taken = conn.take_input();
     conn.put_input(Vec::new());
 }
+
+#[test]
+#[should_panic(expected = "while its input buffer is taken")]
+fn polling_with_the_input_buffer_out_says_why() {
+    let mut conn = Conn::new(Limits::default());
+    conn.push(b"GET /hea");
+    let _taken = conn.take_input();
+    let _ = conn.poll();
+}
