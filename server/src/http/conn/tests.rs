@@ -710,20 +710,24 @@ fn a_read_into_the_taken_input_buffer_is_parsed() {
     assert_eq!(conn.poll(), Event::NeedMore);
 }
 
+/// A connection with a partial head buffered, its input buffer taken out.
+fn with_input_out() -> (Conn, Vec<u8>) {
+    let mut conn = Conn::new(Limits::default());
+    conn.push(b"GET /hea");
+    let (buf, _room) = conn.take_input();
+    (conn, buf)
+}
+
 #[test]
 #[should_panic(expected = "not the input buffer")]
 fn put_input_refuses_another_buffer() {
-    let mut conn = Conn::new(Limits::default());
-    conn.push(b"GET /hea");
-    let _taken = conn.take_input();
+    let (mut conn, _buf) = with_input_out();
     conn.put_input(Vec::new());
 }
 
 #[test]
 #[should_panic(expected = "while its input buffer is taken")]
 fn polling_with_the_input_buffer_out_says_why() {
-    let mut conn = Conn::new(Limits::default());
-    conn.push(b"GET /hea");
-    let _taken = conn.take_input();
+    let (mut conn, _buf) = with_input_out();
     let _ = conn.poll();
 }
