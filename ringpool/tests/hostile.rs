@@ -4,6 +4,10 @@
 //! may cause a use-after-free (the AddressSanitizer stage runs this file),
 //! a hang (each scenario runs under a watchdog) or a lost job.
 
+// The public API is compiled out under `--cfg loom` (only the models' shim is
+// there): this suite runs without it (`tests/loom.rs` is the one that runs with it).
+#![cfg(not(loom))]
+
 mod util;
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};

@@ -3,6 +3,10 @@
 //! panics, cross-thread wakes, shutdown with everything in flight, several
 //! runtimes on one pool, and every handoff mechanism under the runtime.
 
+// The public API is compiled out under `--cfg loom` (only the models' shim is
+// there): this suite runs without it (`tests/loom.rs` is the one that runs with it).
+#![cfg(not(loom))]
+
 mod util;
 
 use ringpool::runtime::net::{TcpListener, TcpStream, UdpSocket};

@@ -20,6 +20,10 @@
 //! tested here is skipped through [`util::skip`] (counted; a supported one
 //! fails).
 
+// The public API is compiled out under `--cfg loom` (only the models' shim is
+// there): this suite runs without it (`tests/loom.rs` is the one that runs with it).
+#![cfg(not(loom))]
+
 mod util;
 
 use io_uring::IoUring;

@@ -229,6 +229,8 @@ impl ResultRing {
     /// Consumer side: [`pop`](Self::pop), and with the entry taken, the
     /// entry `ahead` places after it if it is ready ([`peek`](Self::peek)
     /// once the entry is taken), with one read of the head.
+    // Unused by the loom models (the loop's prefetching is compiled out).
+    #[cfg_attr(loom, allow(dead_code))]
     #[inline]
     pub(crate) fn pop_peeking(&self, ahead: usize) -> Option<(usize, Option<usize>)> {
         let (v, next) = self.take()?;
@@ -238,6 +240,8 @@ impl ResultRing {
     /// Consumer side: the entry `ahead` places after the next one, if it is
     /// ready, without taking it (to prefetch what it points to). Only the
     /// consumer may peek; `None` if `ahead` is not below the capacity.
+    // Unused by the loom models (the loop's prefetching is compiled out).
+    #[cfg_attr(loom, allow(dead_code))]
     #[inline]
     pub(crate) fn peek(&self, ahead: usize) -> Option<usize> {
         self.peek_at(self.head.load(Relaxed), ahead)
@@ -259,6 +263,8 @@ impl ResultRing {
 
     /// The entry `ahead` places after position `head` if it is ready
     /// (`Relaxed`: a hint's read, never dereferenced by the caller).
+    // Unused by the loom models (the loop's prefetching is compiled out).
+    #[cfg_attr(loom, allow(dead_code))]
     #[inline]
     fn peek_at(&self, head: usize, ahead: usize) -> Option<usize> {
         if ahead > self.mask {
