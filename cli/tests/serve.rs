@@ -218,6 +218,15 @@ fn every_endpoint_with_a_real_client() {
         Err(ureq::Error::Status(405, r)) => assert_eq!(r.header("allow"), Some("POST")),
         other => panic!("expected 405, got {other:?}"),
     }
+    // An absolute-form target (RFC 9112, 3.2.2) routes on its path.
+    let s = srv.raw();
+    let mut w = &s;
+    w.write_all(b"POST http://x/hash HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+        .unwrap();
+    assert_eq!(
+        read_response(&mut BufReader::new(&s)),
+        (200, ringpool_server::work::hash(b"hi").into_bytes())
+    );
     assert!(srv.stop().success());
 }
 

@@ -36,8 +36,11 @@ impl Route {
     }
 }
 
-/// The route for `method` on `target` (the query, if any, is ignored).
+/// The route for `method` on `target` (the query, if any, is ignored). An
+/// absolute-form target (`http://host/health`), which RFC 9112 (3.2.2) says a
+/// server must accept, routes on its path.
 pub fn route(method: Method, target: &str) -> Route {
+    let target = origin_form(target);
     let path = target.split_once('?').map_or(target, |(path, _)| path);
     let (allowed, route) = match path {
         "/health" => (Method::Get, Route::Health),
@@ -55,6 +58,25 @@ pub fn route(method: Method, target: &str) -> Route {
         } else {
             "POST"
         })
+    }
+}
+
+/// The path and query of an absolute-form target (`/` if it has no path);
+/// any other target as it is.
+fn origin_form(target: &str) -> &str {
+    if target.starts_with('/') {
+        return target; // origin form, the usual case
+    }
+    let Some((scheme, rest)) = target.split_once("://") else {
+        return target;
+    };
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return target;
+    }
+    match rest.find(['/', '?']) {
+        Some(i) if rest.as_bytes()[i] == b'/' => &rest[i..],
+        // `http://host?q`: the path is empty, which means `/`.
+        _ => "/",
     }
 }
 
@@ -124,6 +146,17 @@ mod tests {
         assert_eq!(route(Method::Get, "/"), Route::NotFound);
         assert_eq!(route(Method::Get, "/health/"), Route::NotFound);
         assert_eq!(route(Method::Get, "*"), Route::NotFound);
+        // Absolute form routes on its path.
+        assert_eq!(route(Method::Get, "http://x/health"), Route::Health);
+        assert_eq!(
+            route(Method::Get, "HTTP://x:8080/health?a=b"),
+            Route::Health
+        );
+        assert_eq!(route(Method::Post, "https://x/hash"), Route::Hash);
+        assert_eq!(route(Method::Get, "http://x"), Route::NotFound);
+        assert_eq!(route(Method::Get, "http://x?/health"), Route::NotFound);
+        assert_eq!(route(Method::Get, "ftp://x/health"), Route::NotFound);
+        assert_eq!(route(Method::Get, "/a://b/health"), Route::NotFound);
         assert_eq!(route(Method::Post, "/hash").job(), Some(Job::Hash));
         assert_eq!(route(Method::Get, "/health").job(), None);
     }
