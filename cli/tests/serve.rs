@@ -299,6 +299,31 @@ fn bad_input_is_answered_and_closed() {
 }
 
 #[test]
+fn head_gets_a_get_routes_head_and_no_body() {
+    let srv = Server::start(&[]);
+    let mut s = srv.raw();
+    // Pipelined: were a body sent for the HEAD, it would be read as the
+    // start of the next response.
+    s.write_all(
+        b"HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n\
+          HEAD /hash HTTP/1.1\r\nHost: x\r\n\r\n\
+          GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut all = String::new();
+    s.read_to_string(&mut all).unwrap();
+    let parts: Vec<&str> = all.split("HTTP/1.1 ").skip(1).collect();
+    assert_eq!(parts.len(), 3, "{all:?}");
+    assert!(parts[0].starts_with("200 OK\r\n"), "{all:?}");
+    assert!(parts[0].contains("Content-Length: 3\r\n"), "{all:?}");
+    assert!(parts[0].ends_with("\r\n\r\n"), "no body: {all:?}");
+    assert!(parts[1].starts_with("405 "), "{all:?}");
+    assert!(parts[1].contains("Allow: POST\r\n") && parts[1].ends_with("\r\n\r\n"));
+    assert!(parts[2].starts_with("200 OK\r\n") && parts[2].ends_with("\r\n\r\nok\n"));
+    assert!(srv.stop().success());
+}
+
+#[test]
 fn thousands_of_keep_alive_requests_on_one_connection() {
     let srv = Server::start(&[]);
     let s = srv.raw();

@@ -8,7 +8,7 @@ use crate::work::Job;
 /// What a request asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Route {
-    /// `GET /health`: `200 ok`, answered on the connection's thread.
+    /// `GET /health` (or `HEAD`): `200 ok`, answered on the connection's thread.
     Health,
     /// `POST /hash`: the BLAKE3 hash of the body, in hex (CPU work).
     Hash,
@@ -16,7 +16,7 @@ pub enum Route {
     Compress,
     /// `POST /password/verify`: whether the body is the password (Argon2id, CPU work).
     PasswordVerify,
-    /// `GET /stats`: the server's counters as JSON.
+    /// `GET /stats` (or `HEAD`): the server's counters as JSON.
     Stats,
     /// No such path: 404.
     NotFound,
@@ -50,11 +50,13 @@ pub fn route(method: Method, target: &str) -> Route {
         "/password/verify" => (Method::Post, Route::PasswordVerify),
         _ => return Route::NotFound,
     };
-    if method == allowed {
+    // A GET route answers HEAD too (RFC 9110, 9.1: a general-purpose server
+    // supports both), with the same head and no body (`ResponseMode::head`).
+    if method == allowed || (allowed == Method::Get && method == Method::Head) {
         route
     } else {
         Route::MethodNotAllowed(if allowed == Method::Get {
-            "GET"
+            "GET, HEAD"
         } else {
             "POST"
         })
@@ -132,11 +134,13 @@ mod tests {
         );
         assert_eq!(
             route(Method::Post, "/health"),
-            Route::MethodNotAllowed("GET")
+            Route::MethodNotAllowed("GET, HEAD")
         );
+        assert_eq!(route(Method::Head, "/stats"), Route::Stats);
+        assert_eq!(route(Method::Head, "/health"), Route::Health);
         assert_eq!(
-            route(Method::Head, "/stats"),
-            Route::MethodNotAllowed("GET")
+            route(Method::Head, "/hash"),
+            Route::MethodNotAllowed("POST")
         );
         assert_eq!(route(Method::Get, "/hash"), Route::MethodNotAllowed("POST"));
         assert_eq!(
@@ -177,14 +181,14 @@ mod tests {
         assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n") && out.ends_with(b"\r\n\r\nok\n"));
         out.clear();
         respond_inline(
-            Route::MethodNotAllowed("GET"),
+            Route::MethodNotAllowed("GET, HEAD"),
             ResponseMode::KEEP,
             &stats,
             &mut out,
         );
         assert!(std::str::from_utf8(&out)
             .unwrap()
-            .contains("\r\nAllow: GET\r\n"));
+            .contains("\r\nAllow: GET, HEAD\r\n"));
         assert_eq!(stats.status_count(200), 1);
         assert_eq!(stats.status_count(405), 1);
     }

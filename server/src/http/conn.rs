@@ -138,6 +138,7 @@ impl<'a> Request<'a> {
         ResponseMode {
             close: !self.keep_alive,
             http10: self.version == Version::Http10,
+            head: self.method == Method::Head,
         }
     }
 }

@@ -18,6 +18,9 @@ pub struct ResponseMode {
     pub close: bool,
     /// The request was HTTP/1.0, so a kept connection says `Connection: keep-alive`.
     pub http10: bool,
+    /// The request was `HEAD`: the response has the head a `GET` would get
+    /// (its `Content-Length` too) and no body.
+    pub head: bool,
 }
 
 impl ResponseMode {
@@ -25,11 +28,13 @@ impl ResponseMode {
     pub const KEEP: ResponseMode = ResponseMode {
         close: false,
         http10: false,
+        head: false,
     };
     /// The connection closes after the response (errors, timeouts).
     pub const CLOSE: ResponseMode = ResponseMode {
         close: true,
         http10: false,
+        head: false,
     };
 }
 
@@ -90,7 +95,9 @@ pub fn write_head(
 /// Appends a whole response: head and `body`.
 pub fn write(out: &mut Vec<u8>, status: u16, mode: ResponseMode, content_type: &str, body: &[u8]) {
     write_head(out, status, mode, Some(content_type), body.len(), None);
-    out.extend_from_slice(body);
+    if !mode.head {
+        out.extend_from_slice(body);
+    }
 }
 
 /// Appends an error response: `status`, a one-line `text/plain` body (the reason
@@ -98,8 +105,10 @@ pub fn write(out: &mut Vec<u8>, status: u16, mode: ResponseMode, content_type: &
 pub fn write_error(out: &mut Vec<u8>, status: u16, mode: ResponseMode, allow: Option<&str>) {
     let text = reason(status);
     write_head(out, status, mode, Some("text/plain"), text.len() + 1, allow);
-    out.extend_from_slice(text.as_bytes());
-    out.push(b'\n');
+    if !mode.head {
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'\n');
+    }
 }
 
 #[cfg(test)]
@@ -122,9 +131,23 @@ mod tests {
              Allow: GET\r\nConnection: close\r\n\r\nMethod Not Allowed\n"
         );
         out.clear();
+        // HEAD: the same head, no body.
+        let head = ResponseMode {
+            head: true,
+            ..ResponseMode::KEEP
+        };
+        write(&mut out, 200, head, "text/plain", b"ok");
+        write_error(&mut out, 404, head, None);
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\n\
+             HTTP/1.1 404 Not Found\r\nContent-Length: 10\r\nContent-Type: text/plain\r\n\r\n"
+        );
+        out.clear();
         let http10 = ResponseMode {
             close: false,
             http10: true,
+            head: false,
         };
         write_head(&mut out, 200, http10, None, 0, None);
         assert_eq!(
