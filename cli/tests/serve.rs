@@ -231,6 +231,32 @@ fn every_endpoint_with_a_real_client() {
 }
 
 #[test]
+fn an_error_answer_survives_the_input_it_left_unread() {
+    // The server answers these before it has read all the client sent,
+    // then closes, which resets the connection (unread input). The answer
+    // must still reach a client that reads only after it has sent it all
+    // (Linux keeps what arrived before the reset readable).
+    let srv = Server::start(&["--max-body", "1000"]);
+    let mut big_body = b"POST /hash HTTP/1.1\r\nHost: x\r\nContent-Length: 50000\r\n\r\n".to_vec();
+    big_body.resize(big_body.len() + 50_000, b'a');
+    let mut big_head = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+    big_head.extend(std::iter::repeat_n(b'x', 20_000));
+    big_head.extend_from_slice(b"\r\n\r\n");
+    for (req, want) in [(big_body, 413), (big_head, 431)] {
+        let mut s = srv.raw();
+        s.write_all(&req).unwrap(); // fits in the socket buffers
+                                    // Time for the answer and the close to arrive before the read.
+        std::thread::sleep(Duration::from_millis(200));
+        let mut line = String::new();
+        BufReader::new(&s)
+            .read_line(&mut line)
+            .unwrap_or_else(|e| panic!("{want}: no answer but {e}"));
+        assert!(line.starts_with(&format!("HTTP/1.1 {want} ")), "{line:?}");
+    }
+    assert!(srv.stop().success());
+}
+
+#[test]
 fn bad_input_is_answered_and_closed() {
     let srv = Server::start(&["--max-body", "1000", "--max-head", "2048"]);
     let cases: &[(&[u8], u16)] = &[
