@@ -159,13 +159,12 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
         // A read that times out keeps the buffer until the kernel lets it
         // go; the connection is done then.
         let (buf, room) = conn.take_input();
-        let read = match timeout(limit, stream.read(buf.slice(room))).await {
-            Err(elapsed) => Err(elapsed),
-            Ok((r, slice)) => {
+        let read = timeout(limit, stream.read(buf.slice(room)))
+            .await
+            .map(|(r, slice)| {
                 conn.put_input(slice.into_inner());
-                Ok(r)
-            }
-        };
+                r
+            });
         match read {
             Err(_elapsed) => {
                 if phase.in_request() {
